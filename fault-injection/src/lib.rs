@@ -1,0 +1,1 @@
+//! Injection points, faults as data, nemesis, swarm generator, shrinker.

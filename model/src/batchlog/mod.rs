@@ -1,0 +1,1 @@
+//! batchlog (placeholder until its work lands).

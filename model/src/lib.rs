@@ -1,0 +1,7 @@
+//! The system under test: group0 Raft, the topology coordinator, tablets, sessions and the
+//! topology guard, barriers, streaming, the data plane and the batchlog.
+#![warn(missing_docs)]
+
+pub mod batchlog;
+pub mod raft;
+pub mod topology;

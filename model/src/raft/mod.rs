@@ -1,0 +1,1 @@
+//! raft (placeholder until its work lands).

@@ -1,0 +1,1 @@
+//! topology (placeholder until its work lands).

@@ -1,0 +1,1 @@
+//! The clustersim scenario catalog, checkers and runner.
