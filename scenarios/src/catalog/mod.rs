@@ -1,0 +1,18 @@
+//! The scenario catalog: one file per area, one registry line per area here.
+
+pub mod batchlog;
+pub mod batchlog_compare;
+pub mod harness;
+pub mod raft;
+pub mod topology;
+
+use crate::scenario::ScenarioDef;
+
+/// Every scenario, in catalog order.
+pub fn all() -> Vec<ScenarioDef> {
+    let mut v = harness::scenarios();
+    v.extend(raft::scenarios());
+    v.extend(topology::scenarios());
+    v.extend(batchlog::scenarios());
+    v
+}

@@ -1,0 +1,1 @@
+//! Checkers of the batchlog area (placeholder until this area lands).

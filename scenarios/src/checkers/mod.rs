@@ -1,0 +1,6 @@
+//! Checkers over the recorded history: one directory per area.
+
+pub mod batchlog;
+pub mod harness;
+pub mod raft;
+pub mod topology;

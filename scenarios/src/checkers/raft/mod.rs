@@ -1,0 +1,1 @@
+//! Checkers of the raft area (placeholder until this area lands).

@@ -1,0 +1,1 @@
+//! Checkers of the topology area (placeholder until this area lands).
