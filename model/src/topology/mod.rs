@@ -1,1 +1,10 @@
-//! topology (placeholder until its work lands).
+//! The topology area: tablets with (node, shard) replicas, tablet migration driven by the
+//! topology coordinator on the group0 leader, topology sessions and the topology guard,
+//! barriers, fenced streaming, cleanup and a stage-routed data plane (SPEC §0–§3).
+
+pub mod ids;
+pub mod notify;
+pub mod session;
+pub mod stage;
+
+pub use ids::*;
