@@ -5,16 +5,7 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-// TEMP until `sim` lands on main: the same shape as `sim::NodeId`.
-/// A simulated host (temporary stand-in for `sim::NodeId`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct NodeId(pub u32);
-impl fmt::Display for NodeId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "n{}", self.0)
-    }
-}
+pub use sim::NodeId;
 
 /// A shard of a node (a CPU shard in the real system).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

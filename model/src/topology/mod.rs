@@ -3,7 +3,7 @@
 //! barriers, fenced streaming, cleanup and a stage-routed data plane (SPEC §0–§3).
 
 pub mod ids;
-pub mod notify;
+pub mod state;
 pub mod session;
 pub mod stage;
 

@@ -18,7 +18,7 @@
 //! RAII [`TopologyGuard`]s.
 
 use super::ids::SessionId;
-use super::notify::{Notified, Notify};
+use sim::sync::{Notified, Notify};
 use serde::Serialize;
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet};

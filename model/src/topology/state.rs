@@ -1,0 +1,588 @@
+//! The group0 topology state: `system.tablets` (one row per tablet of the test table) and
+//! `system.topology` (version, fence_version, balancing, ignored nodes), plus the commands that
+//! change it and their deterministic apply.
+//!
+//! Promise kept here: the *group0 guard* (SPEC §0). Every change carries the state id it was
+//! built on and, for coordinator changes, the coordinator's term; apply rejects it (a value, not
+//! a panic) when the state moved on or when a newer coordinator has fenced the term
+//! (`fence_previous_coordinator`). Hence work of an old coordinator never takes effect after a
+//! newer coordinator has started. The `coordinator-ignores-term` mutant switches the check off.
+
+use super::ids::{NodeId, Replica, SessionId, TabletId};
+use super::stage::{is_legal_successor, ReadSelector, Stage, WriteSelector};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Transition kind (`system.tablets.transition`); only `migration` is modelled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransitionKind {
+    /// Move one replica to another node (or shard).
+    Migration,
+}
+
+/// The transition columns of a `system.tablets` row.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transition {
+    /// `transition`.
+    pub kind: TransitionKind,
+    /// `stage`.
+    pub stage: Stage,
+    /// `new_replicas` ("next").
+    pub new_replicas: Vec<Replica>,
+    /// `session`: set from `write_both_read_old` through `streaming`.
+    pub session: Option<SessionId>,
+}
+
+/// One `system.tablets` row.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TabletInfo {
+    /// `replicas`: the current replica set.
+    pub replicas: Vec<Replica>,
+    /// The transition, if any.
+    pub transition: Option<Transition>,
+}
+
+impl TabletInfo {
+    /// The stage, if in transition.
+    pub fn stage(&self) -> Option<Stage> {
+        self.transition.as_ref().map(|t| t.stage)
+    }
+
+    /// The session of the transition, if any.
+    pub fn session(&self) -> Option<SessionId> {
+        self.transition.as_ref().and_then(|t| t.session)
+    }
+
+    /// The pending replica: next minus replicas.
+    pub fn pending_replica(&self) -> Option<Replica> {
+        let t = self.transition.as_ref()?;
+        t.new_replicas
+            .iter()
+            .find(|r| !self.replicas.contains(r))
+            .copied()
+    }
+
+    /// The leaving replica: replicas minus next.
+    pub fn leaving_replica(&self) -> Option<Replica> {
+        let t = self.transition.as_ref()?;
+        self.replicas
+            .iter()
+            .find(|r| !t.new_replicas.contains(r))
+            .copied()
+    }
+
+    /// Replicas that writes go to, by the stage's write selector (SPEC §1.3).
+    pub fn write_replicas(&self) -> Vec<Replica> {
+        let Some(t) = &self.transition else {
+            return self.replicas.clone();
+        };
+        match t.stage.write_selector() {
+            WriteSelector::Previous => self.replicas.clone(),
+            WriteSelector::Next => t.new_replicas.clone(),
+            WriteSelector::Both => {
+                let mut v = self.replicas.clone();
+                for r in &t.new_replicas {
+                    if !v.contains(r) {
+                        v.push(*r);
+                    }
+                }
+                v
+            }
+        }
+    }
+
+    /// Replicas that reads go to, by the stage's read selector (SPEC §1.3).
+    pub fn read_replicas(&self) -> Vec<Replica> {
+        match &self.transition {
+            Some(t) if t.stage.read_selector() == ReadSelector::Next => t.new_replicas.clone(),
+            _ => self.replicas.clone(),
+        }
+    }
+}
+
+/// The group0 topology state machine's data.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TopologyState {
+    /// The group0 state id: bumped by every applied (not rejected) command.
+    pub state_id: u64,
+    /// `system.topology.version`: bumped by every tablet or topology transition commit.
+    pub version: u64,
+    /// `system.topology.fence_version`.
+    pub fence_version: u64,
+    /// The term of the newest coordinator that committed `fence_previous_coordinator`.
+    pub coordinator_term: u64,
+    /// `system.topology.tablet_balancing_enabled`.
+    pub tablet_balancing_enabled: bool,
+    /// `topology.ignored_nodes`: excluded (dead) nodes; barriers skip them.
+    pub excluded: BTreeSet<NodeId>,
+    /// `system.tablets` of the test table.
+    pub tablets: BTreeMap<TabletId, TabletInfo>,
+    /// The next fresh session id (session ids are never reused).
+    pub next_session: u64,
+    /// Outcome of recently applied commands, by group0 index (bounded).
+    pub outcomes: BTreeMap<u64, ApplyOutcome>,
+}
+
+/// Keep this many recent outcomes for proposers to look up.
+const OUTCOMES_KEPT: usize = 512;
+
+/// A group0 command of the topology area.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Group0Command {
+    /// The empty topology change a new coordinator commits first, fencing older terms.
+    FencePreviousCoordinator {
+        /// The new coordinator's term.
+        term: u64,
+    },
+    /// A guarded change to `system.tablets` / `system.topology`.
+    Change(TopologyChange),
+}
+
+/// A guarded change (one group0 command; a coordinator pass batches all its mutations here).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopologyChange {
+    /// The state id the writer's group0 guard was taken on.
+    pub base_state_id: u64,
+    /// The coordinator's term, for coordinator changes (`None` for API writes).
+    pub term: Option<u64>,
+    /// Tablet mutations.
+    pub updates: Vec<TabletUpdate>,
+    /// `fence_version :=` (the version a completed global barrier was run on).
+    pub fence_version: Option<u64>,
+    /// `tablet_balancing_enabled :=`.
+    pub set_balancing: Option<bool>,
+    /// Nodes to add to `ignored_nodes`.
+    pub exclude: Vec<NodeId>,
+    /// Short description of the writer, for the history ("coordinator", "move_tablet", …).
+    pub origin: String,
+}
+
+/// One tablet mutation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TabletUpdate {
+    /// Create a `migration` transition at `allow_write_both_read_old`.
+    Start {
+        /// The tablet.
+        tablet: TabletId,
+        /// `new_replicas`.
+        new_replicas: Vec<Replica>,
+    },
+    /// Move from stage `from` to stage `to`, setting or deleting the session.
+    Stage {
+        /// The tablet.
+        tablet: TabletId,
+        /// The stage the writer saw.
+        from: Stage,
+        /// The new stage.
+        to: Stage,
+        /// The session after the change (`None` deletes it).
+        session: Option<SessionId>,
+    },
+    /// Delete the transition: at `end_migration` replicas := next; at `revert_migration`
+    /// replicas unchanged.
+    Finish {
+        /// The tablet.
+        tablet: TabletId,
+        /// The stage the writer saw (`end_migration` or `revert_migration`).
+        from: Stage,
+    },
+}
+
+impl TabletUpdate {
+    /// The tablet this update touches.
+    pub fn tablet(&self) -> TabletId {
+        match self {
+            TabletUpdate::Start { tablet, .. }
+            | TabletUpdate::Stage { tablet, .. }
+            | TabletUpdate::Finish { tablet, .. } => *tablet,
+        }
+    }
+}
+
+/// The result of applying one command.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ApplyOutcome {
+    /// Applied; state id and possibly version moved.
+    Applied,
+    /// Rejected by the group0 guard or by validation; nothing changed.
+    Rejected(RejectReason),
+}
+
+/// Why a command was rejected.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RejectReason {
+    /// The state moved on since the guard was taken (concurrent modification).
+    StateChanged {
+        /// The guard's state id.
+        base: u64,
+        /// The current state id.
+        current: u64,
+    },
+    /// The coordinator's term was fenced by a newer coordinator (`term_changed_error`).
+    TermFenced {
+        /// The command's term.
+        term: u64,
+        /// The fenced term.
+        fenced: u64,
+    },
+    /// A stale fence (term not newer than the current coordinator's).
+    StaleFence,
+    /// The change is not valid for the current state (e.g. tablet already in transition).
+    Invalid(String),
+}
+
+/// One tablet row change made by an applied command (what the history records).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TabletCommit {
+    /// The tablet.
+    pub tablet: TabletId,
+    /// Stage before the command.
+    pub from: Option<Stage>,
+    /// Stage after the command.
+    pub stage: Option<Stage>,
+    /// Session after the command.
+    pub session: Option<SessionId>,
+    /// Replicas after the command.
+    pub replicas: Vec<Replica>,
+    /// New replicas after the command (empty when no transition).
+    pub new_replicas: Vec<Replica>,
+}
+
+impl TopologyState {
+    /// The initial state: every tablet on the given replicas, no transition, balancing on.
+    pub fn initial(placement: Vec<Vec<Replica>>) -> Self {
+        let tablets = placement
+            .into_iter()
+            .enumerate()
+            .map(|(i, replicas)| {
+                assert!(!replicas.is_empty(), "a tablet has at least one replica");
+                (
+                    TabletId(i as u32),
+                    TabletInfo {
+                        replicas,
+                        transition: None,
+                    },
+                )
+            })
+            .collect();
+        Self {
+            state_id: 0,
+            version: 1,
+            fence_version: 0,
+            coordinator_term: 0,
+            tablet_balancing_enabled: true,
+            excluded: BTreeSet::new(),
+            tablets,
+            next_session: 1,
+            outcomes: BTreeMap::new(),
+        }
+    }
+
+    /// `transition_state`: `tablet_migration` while any tablet is in transition.
+    pub fn transition_state(&self) -> Option<&'static str> {
+        self.tablets
+            .values()
+            .any(|t| t.transition.is_some())
+            .then_some("tablet_migration")
+    }
+
+    /// The sessions group0 lists as open: the session of every tablet transition that has one
+    /// (`topology.session` is unused by tablet migration and omitted).
+    pub fn open_sessions(&self) -> BTreeSet<SessionId> {
+        self.tablets.values().filter_map(|t| t.session()).collect()
+    }
+
+    /// Outcome of the command applied at `index`, if still remembered.
+    pub fn outcome(&self, index: u64) -> Option<&ApplyOutcome> {
+        self.outcomes.get(&index)
+    }
+
+    /// Apply a command at group0 `index`. `check_guard=false` is the `coordinator-ignores-term`
+    /// mutant: the state-id and term checks are skipped. Returns the outcome and the tablet
+    /// rows it changed.
+    pub fn apply(
+        &mut self,
+        index: u64,
+        cmd: &Group0Command,
+        check_guard: bool,
+    ) -> (ApplyOutcome, Vec<TabletCommit>) {
+        let (outcome, commits) = match cmd {
+            Group0Command::FencePreviousCoordinator { term } => {
+                if *term <= self.coordinator_term {
+                    (ApplyOutcome::Rejected(RejectReason::StaleFence), vec![])
+                } else {
+                    self.coordinator_term = *term;
+                    self.state_id += 1;
+                    (ApplyOutcome::Applied, vec![])
+                }
+            }
+            Group0Command::Change(ch) => match self.check(ch, check_guard) {
+                Err(r) => (ApplyOutcome::Rejected(r), vec![]),
+                Ok(()) => {
+                    let commits = self.apply_change(ch, check_guard);
+                    (ApplyOutcome::Applied, commits)
+                }
+            },
+        };
+        self.outcomes.insert(index, outcome.clone());
+        while self.outcomes.len() > OUTCOMES_KEPT {
+            self.outcomes.pop_first();
+        }
+        (outcome, commits)
+    }
+
+    fn check(&self, ch: &TopologyChange, check_guard: bool) -> Result<(), RejectReason> {
+        if check_guard {
+            if let Some(term) = ch.term {
+                if term < self.coordinator_term {
+                    return Err(RejectReason::TermFenced {
+                        term,
+                        fenced: self.coordinator_term,
+                    });
+                }
+            }
+            if ch.base_state_id != self.state_id {
+                return Err(RejectReason::StateChanged {
+                    base: ch.base_state_id,
+                    current: self.state_id,
+                });
+            }
+        }
+        // Validation that holds whatever the guard: it protects the model's own consistency
+        // (a stale command under the mutant may still pass it, as the stage checker will see).
+        let mut touched = BTreeSet::new();
+        for u in &ch.updates {
+            let t = u.tablet();
+            if !touched.insert(t) {
+                return Err(RejectReason::Invalid(format!("{t} updated twice")));
+            }
+            let Some(info) = self.tablets.get(&t) else {
+                return Err(RejectReason::Invalid(format!("no tablet {t}")));
+            };
+            match u {
+                TabletUpdate::Start { new_replicas, .. } => {
+                    if info.transition.is_some() {
+                        return Err(RejectReason::Invalid(format!("{t} already in transition")));
+                    }
+                    if new_replicas.len() != info.replicas.len() {
+                        return Err(RejectReason::Invalid("replica count changes".into()));
+                    }
+                }
+                TabletUpdate::Stage { .. } | TabletUpdate::Finish { .. } => {
+                    if info.transition.is_none() {
+                        return Err(RejectReason::Invalid(format!("{t} not in transition")));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn apply_change(&mut self, ch: &TopologyChange, check_guard: bool) -> Vec<TabletCommit> {
+        let mut commits = Vec::new();
+        for u in &ch.updates {
+            let t = u.tablet();
+            let info = self.tablets.get_mut(&t).expect("checked");
+            let from = info.stage();
+            match u {
+                TabletUpdate::Start { new_replicas, .. } => {
+                    info.transition = Some(Transition {
+                        kind: TransitionKind::Migration,
+                        stage: Stage::AllowWriteBothReadOld,
+                        new_replicas: new_replicas.clone(),
+                        session: None,
+                    });
+                }
+                TabletUpdate::Stage {
+                    from: seen,
+                    to,
+                    session,
+                    ..
+                } => {
+                    if check_guard {
+                        assert_eq!(Some(*seen), from, "guarded command built on this state");
+                        assert!(is_legal_successor(from, Some(*to)), "{from:?} -> {to}");
+                    }
+                    let tr = info.transition.as_mut().expect("checked");
+                    tr.stage = *to;
+                    tr.session = *session;
+                    if let Some(s) = session {
+                        self.next_session = self.next_session.max(s.0 + 1);
+                    }
+                }
+                TabletUpdate::Finish { from: seen, .. } => {
+                    if check_guard {
+                        assert_eq!(Some(*seen), from, "guarded command built on this state");
+                    }
+                    let tr = info.transition.take().expect("checked");
+                    if *seen == Stage::EndMigration {
+                        info.replicas = tr.new_replicas;
+                    }
+                }
+            }
+            commits.push(TabletCommit {
+                tablet: t,
+                from,
+                stage: info.stage(),
+                session: info.session(),
+                replicas: info.replicas.clone(),
+                new_replicas: info
+                    .transition
+                    .as_ref()
+                    .map(|t| t.new_replicas.clone())
+                    .unwrap_or_default(),
+            });
+        }
+        if let Some(v) = ch.fence_version {
+            self.fence_version = self.fence_version.max(v);
+        }
+        if let Some(b) = ch.set_balancing {
+            self.tablet_balancing_enabled = b;
+        }
+        self.excluded.extend(ch.exclude.iter().copied());
+        if !ch.updates.is_empty() || ch.set_balancing.is_some() || !ch.exclude.is_empty() {
+            self.version += 1;
+        }
+        self.state_id += 1;
+        commits
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::topology::ids::ShardId;
+
+    fn r(n: u32, s: u32) -> Replica {
+        Replica {
+            node: NodeId(n),
+            shard: ShardId(s),
+        }
+    }
+
+    fn change(st: &TopologyState, term: Option<u64>, updates: Vec<TabletUpdate>) -> Group0Command {
+        Group0Command::Change(TopologyChange {
+            base_state_id: st.state_id,
+            term,
+            updates,
+            fence_version: None,
+            set_balancing: None,
+            exclude: vec![],
+            origin: "test".into(),
+        })
+    }
+
+    #[test]
+    fn migration_commits_and_routing() {
+        let mut st = TopologyState::initial(vec![vec![r(1, 0)]]);
+        let t = TabletId(0);
+        let c = change(
+            &st,
+            None,
+            vec![TabletUpdate::Start {
+                tablet: t,
+                new_replicas: vec![r(2, 0)],
+            }],
+        );
+        let (o, commits) = st.apply(1, &c, true);
+        assert_eq!(o, ApplyOutcome::Applied);
+        assert_eq!(commits[0].stage, Some(Stage::AllowWriteBothReadOld));
+        assert_eq!(st.version, 2);
+        assert_eq!(st.transition_state(), Some("tablet_migration"));
+        let info = &st.tablets[&t];
+        assert_eq!(info.pending_replica(), Some(r(2, 0)));
+        assert_eq!(info.leaving_replica(), Some(r(1, 0)));
+        assert_eq!(info.write_replicas(), vec![r(1, 0)]);
+
+        let c = change(
+            &st,
+            Some(1),
+            vec![TabletUpdate::Stage {
+                tablet: t,
+                from: Stage::AllowWriteBothReadOld,
+                to: Stage::WriteBothReadOld,
+                session: Some(SessionId(st.next_session)),
+            }],
+        );
+        st.apply(2, &c, true);
+        assert_eq!(st.open_sessions().len(), 1);
+        assert_eq!(st.tablets[&t].write_replicas(), vec![r(1, 0), r(2, 0)]);
+        assert_eq!(st.tablets[&t].read_replicas(), vec![r(1, 0)]);
+        assert_eq!(st.next_session, 2);
+    }
+
+    #[test]
+    fn guard_rejects_moved_state_and_fenced_term() {
+        let mut st = TopologyState::initial(vec![vec![r(1, 0)]]);
+        let stale = change(
+            &st,
+            Some(1),
+            vec![TabletUpdate::Start {
+                tablet: TabletId(0),
+                new_replicas: vec![r(2, 0)],
+            }],
+        );
+        // A new coordinator fences term 1.
+        let (o, _) = st.apply(1, &Group0Command::FencePreviousCoordinator { term: 2 }, true);
+        assert_eq!(o, ApplyOutcome::Applied);
+        let (o, _) = st.apply(2, &stale, true);
+        assert!(matches!(
+            o,
+            ApplyOutcome::Rejected(RejectReason::TermFenced { term: 1, fenced: 2 })
+        ));
+        assert_eq!(st.outcome(2), Some(&o));
+        // Same term, but built on an older state id.
+        let mut stale2 = stale.clone();
+        if let Group0Command::Change(ch) = &mut stale2 {
+            ch.term = Some(2);
+        }
+        let (o, _) = st.apply(3, &stale2, true);
+        assert!(matches!(
+            o,
+            ApplyOutcome::Rejected(RejectReason::StateChanged { .. })
+        ));
+        assert!(st.tablets[&TabletId(0)].transition.is_none());
+        // The mutant lets it through.
+        let (o, _) = st.apply(4, &stale, false);
+        assert_eq!(o, ApplyOutcome::Applied);
+        // A stale fence is rejected.
+        let (o, _) = st.apply(5, &Group0Command::FencePreviousCoordinator { term: 2 }, true);
+        assert_eq!(o, ApplyOutcome::Rejected(RejectReason::StaleFence));
+    }
+
+    #[test]
+    fn finish_end_migration_moves_replicas_revert_keeps_them() {
+        for (end, expect) in [
+            (Stage::EndMigration, r(2, 0)),
+            (Stage::RevertMigration, r(1, 0)),
+        ] {
+            let mut st = TopologyState::initial(vec![vec![r(1, 0)]]);
+            let t = TabletId(0);
+            st.tablets.get_mut(&t).unwrap().transition = Some(Transition {
+                kind: TransitionKind::Migration,
+                stage: end,
+                new_replicas: vec![r(2, 0)],
+                session: None,
+            });
+            let c = change(&st, None, vec![TabletUpdate::Finish { tablet: t, from: end }]);
+            let (o, commits) = st.apply(1, &c, true);
+            assert_eq!(o, ApplyOutcome::Applied);
+            assert_eq!(commits[0].stage, None);
+            assert_eq!(st.tablets[&t].replicas, vec![expect]);
+            assert_eq!(st.transition_state(), None);
+        }
+    }
+
+    #[test]
+    fn invalid_start_rejected() {
+        let mut st = TopologyState::initial(vec![vec![r(1, 0)]]);
+        let up = || TabletUpdate::Start {
+            tablet: TabletId(0),
+            new_replicas: vec![r(2, 0)],
+        };
+        st.apply(1, &change(&st, None, vec![up()]), true);
+        let (o, _) = st.apply(2, &change(&st, None, vec![up()]), true);
+        assert!(matches!(o, ApplyOutcome::Rejected(RejectReason::Invalid(_))));
+    }
+}
