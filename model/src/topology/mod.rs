@@ -5,6 +5,7 @@
 pub mod ids;
 pub mod state;
 pub mod session;
+pub mod pump;
 pub mod stage;
 
 pub use ids::*;
