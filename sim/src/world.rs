@@ -10,6 +10,7 @@ use crate::ids::{NodeId, SimInstant};
 use crate::net::{Net, NetConfig, NetState};
 use crate::rng::Rng;
 use futures::future::LocalBoxFuture;
+use std::any::{Any, TypeId};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -64,6 +65,7 @@ pub(crate) struct World {
     nodes: RefCell<BTreeMap<NodeId, NodeSlot>>,
     pub(crate) disks: RefCell<BTreeMap<NodeId, Rc<RefCell<DiskState>>>>,
     pub(crate) net: RefCell<NetState>,
+    ext: RefCell<BTreeMap<TypeId, Rc<dyn Any>>>,
 }
 
 /// Handle to the world of one run. Cheap to clone.
@@ -81,12 +83,35 @@ impl Sim {
             nodes: RefCell::new(BTreeMap::new()),
             disks: RefCell::new(BTreeMap::new()),
             net: RefCell::new(NetState::new(net)),
+            ext: RefCell::new(BTreeMap::new()),
         }))
+    }
+
+    /// The run's single instance of `T` (created on first use): per-run registries of other
+    /// crates (e.g. injection points) live here, never in statics.
+    pub fn ext<T: Default + 'static>(&self) -> Rc<T> {
+        let v = self
+            .0
+            .ext
+            .borrow_mut()
+            .entry(TypeId::of::<T>())
+            .or_insert_with(|| Rc::new(T::default()) as Rc<dyn Any>)
+            .clone();
+        v.downcast::<T>().expect("ext type")
     }
 
     /// Virtual time since the run started.
     pub fn now(&self) -> SimInstant {
-        SimInstant(madsim::time::TimeHandle::current().elapsed().as_nanos() as u64)
+        match madsim::time::TimeHandle::try_current() {
+            Some(t) => SimInstant(t.elapsed().as_nanos() as u64),
+            // Outside the runtime (tasks dropped while it shuts down): the last recorded time.
+            None => self
+                .0
+                .history
+                .entries()
+                .last()
+                .map_or(SimInstant(0), |e| e.at),
+        }
     }
 
     /// The run seed.
