@@ -332,12 +332,13 @@ mod tests {
     }
 
     fn state_at(stage: Stage, session: Option<u64>) -> TopologyState {
-        let mut st = TopologyState::initial(vec![vec![r(1)]]);
+        let mut st = TopologyState::initial(BTreeMap::new(), vec![vec![r(1)]]);
         st.tablets.get_mut(&TabletId(0)).unwrap().transition = Some(Transition {
             kind: TransitionKind::Migration,
             stage,
             new_replicas: vec![r(2)],
             session: session.map(SessionId),
+            migration: 1,
         });
         st.next_session = 7;
         st

@@ -32,6 +32,8 @@ pub struct Transition {
     pub new_replicas: Vec<Replica>,
     /// `session`: set from `write_both_read_old` through `streaming`.
     pub session: Option<SessionId>,
+    /// Migration id: the topology version at which the transition was created (unique).
+    pub migration: u64,
 }
 
 /// One `system.tablets` row.
@@ -114,6 +116,8 @@ pub struct TopologyState {
     pub coordinator_term: u64,
     /// `system.topology.tablet_balancing_enabled`.
     pub tablet_balancing_enabled: bool,
+    /// Normal nodes and their shard counts.
+    pub nodes: BTreeMap<NodeId, u32>,
     /// `topology.ignored_nodes`: excluded (dead) nodes; barriers skip them.
     pub excluded: BTreeSet<NodeId>,
     /// `system.tablets` of the test table.
@@ -247,11 +251,13 @@ pub struct TabletCommit {
     pub replicas: Vec<Replica>,
     /// New replicas after the command (empty when no transition).
     pub new_replicas: Vec<Replica>,
+    /// Migration id of the transition this commit belongs to.
+    pub migration: u64,
 }
 
 impl TopologyState {
     /// The initial state: every tablet on the given replicas, no transition, balancing on.
-    pub fn initial(placement: Vec<Vec<Replica>>) -> Self {
+    pub fn initial(nodes: BTreeMap<NodeId, u32>, placement: Vec<Vec<Replica>>) -> Self {
         let tablets = placement
             .into_iter()
             .enumerate()
@@ -272,6 +278,7 @@ impl TopologyState {
             fence_version: 0,
             coordinator_term: 0,
             tablet_balancing_enabled: true,
+            nodes,
             excluded: BTreeSet::new(),
             tablets,
             next_session: 1,
@@ -385,6 +392,7 @@ impl TopologyState {
             let t = u.tablet();
             let info = self.tablets.get_mut(&t).expect("checked");
             let from = info.stage();
+            let mut migration = info.transition.as_ref().map_or(0, |t| t.migration);
             match u {
                 TabletUpdate::Start { new_replicas, .. } => {
                     info.transition = Some(Transition {
@@ -392,6 +400,7 @@ impl TopologyState {
                         stage: Stage::AllowWriteBothReadOld,
                         new_replicas: new_replicas.clone(),
                         session: None,
+                        migration: self.version + 1,
                     });
                 }
                 TabletUpdate::Stage {
@@ -416,6 +425,7 @@ impl TopologyState {
                         assert_eq!(Some(*seen), from, "guarded command built on this state");
                     }
                     let tr = info.transition.take().expect("checked");
+                    migration = tr.migration;
                     if *seen == Stage::EndMigration {
                         info.replicas = tr.new_replicas;
                     }
@@ -432,6 +442,7 @@ impl TopologyState {
                     .as_ref()
                     .map(|t| t.new_replicas.clone())
                     .unwrap_or_default(),
+                migration: info.transition.as_ref().map_or(migration, |t| t.migration),
             });
         }
         if let Some(v) = ch.fence_version {
@@ -475,7 +486,7 @@ mod tests {
 
     #[test]
     fn migration_commits_and_routing() {
-        let mut st = TopologyState::initial(vec![vec![r(1, 0)]]);
+        let mut st = TopologyState::initial(BTreeMap::new(), vec![vec![r(1, 0)]]);
         let t = TabletId(0);
         let c = change(
             &st,
@@ -514,7 +525,7 @@ mod tests {
 
     #[test]
     fn guard_rejects_moved_state_and_fenced_term() {
-        let mut st = TopologyState::initial(vec![vec![r(1, 0)]]);
+        let mut st = TopologyState::initial(BTreeMap::new(), vec![vec![r(1, 0)]]);
         let stale = change(
             &st,
             Some(1),
@@ -557,13 +568,14 @@ mod tests {
             (Stage::EndMigration, r(2, 0)),
             (Stage::RevertMigration, r(1, 0)),
         ] {
-            let mut st = TopologyState::initial(vec![vec![r(1, 0)]]);
+            let mut st = TopologyState::initial(BTreeMap::new(), vec![vec![r(1, 0)]]);
             let t = TabletId(0);
             st.tablets.get_mut(&t).unwrap().transition = Some(Transition {
                 kind: TransitionKind::Migration,
                 stage: end,
                 new_replicas: vec![r(2, 0)],
                 session: None,
+                migration: 1,
             });
             let c = change(&st, None, vec![TabletUpdate::Finish { tablet: t, from: end }]);
             let (o, commits) = st.apply(1, &c, true);
@@ -576,7 +588,7 @@ mod tests {
 
     #[test]
     fn invalid_start_rejected() {
-        let mut st = TopologyState::initial(vec![vec![r(1, 0)]]);
+        let mut st = TopologyState::initial(BTreeMap::new(), vec![vec![r(1, 0)]]);
         let up = || TabletUpdate::Start {
             tablet: TabletId(0),
             new_replicas: vec![r(2, 0)],

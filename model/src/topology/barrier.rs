@@ -1,0 +1,163 @@
+//! The barrier (SPEC §2.4): the node-side `barrier_and_drain` handler and the coordinator-side
+//! `global_tablet_token_metadata_barrier`.
+//!
+//! Promise kept here: when a node answers `barrier_and_drain` for version v, (1) it has applied
+//! group0 at least up to the coordinator's state, so every session removed by then is closing
+//! on it, (2) no in-flight operation holds a token-metadata version older than its current one,
+//! and (3) every closing session has been drained (no live guard). Hence after a successful
+//! global barrier only operations under still-open sessions can run. The `barrier-skips-drain`
+//! mutant skips (3).
+
+use super::events::TopologyEvent;
+use super::ids::{NodeId, TabletId};
+use super::node::NodeServices;
+use sim::time::Duration;
+use sim::{RpcError, Verb};
+use std::rc::Rc;
+
+/// `raft_topology_cmd(barrier_and_drain)`.
+pub struct BarrierAndDrain;
+/// Request of [`BarrierAndDrain`].
+#[derive(Clone, Debug)]
+pub struct BarrierReq {
+    /// Barrier id (increasing within a term).
+    pub barrier: u64,
+    /// The coordinator's term.
+    pub term: u64,
+    /// The topology version the coordinator based the barrier on.
+    pub version: u64,
+}
+impl Verb for BarrierAndDrain {
+    const NAME: &'static str = "raft_topology_cmd";
+    type Req = BarrierReq;
+    type Resp = ();
+}
+
+/// Register the `barrier_and_drain` handler.
+pub fn serve(svc: &Rc<NodeServices>) {
+    let s = svc.clone();
+    svc.sim
+        .net()
+        .serve::<BarrierAndDrain>(svc.node, move |_from, req| {
+            let s = s.clone();
+            Box::pin(async move { barrier_and_drain(&s, req).await })
+        });
+}
+
+fn refuse(svc: &NodeServices, req: &BarrierReq, reason: String) -> Result<(), RpcError> {
+    svc.sim.record(
+        Some(svc.node),
+        TopologyEvent::BarrierRefused {
+            barrier: req.barrier,
+            reason: reason.clone(),
+        },
+    );
+    Err(RpcError::Remote(reason))
+}
+
+async fn barrier_and_drain(svc: &NodeServices, req: BarrierReq) -> Result<(), RpcError> {
+    if svc.g0.read_barrier().await.is_err() {
+        return refuse(svc, &req, "read barrier failed".into());
+    }
+    // Term and command-index checks (SPEC §1.9).
+    let term = svc.g0.term();
+    if req.term != term {
+        return refuse(svc, &req, format!("term {} != current {term}", req.term));
+    }
+    let (last_term, last_id) = svc.last_barrier.get();
+    if last_term == req.term && req.barrier <= last_id {
+        return refuse(svc, &req, format!("stale command {}", req.barrier));
+    }
+    svc.last_barrier.set((req.term, req.barrier));
+    let local = svc.g0.with_state(|s| s.version);
+    if local != req.version {
+        return refuse(svc, &req, format!("version {local} != {}", req.version));
+    }
+    // (a) wait for in-flight operations holding an older erm.
+    if svc.erm.wait_for_stale_versions().await {
+        svc.sim.mark("barrier waited for stale erm");
+    }
+    // (b) drain closing sessions.
+    let mut waited = false;
+    if !svc.sim.mutant("barrier-skips-drain") {
+        let before = svc.sessions.with(|r| r.registered());
+        waited = svc.sessions.drain_closing_sessions().await;
+        let after = svc.sessions.with(|r| r.registered());
+        for s in before.into_iter().filter(|s| !after.contains(s)) {
+            svc.sim
+                .record(Some(svc.node), TopologyEvent::SessionDrained { session: s });
+        }
+        if waited {
+            svc.sim.mark("barrier waited for drain");
+        }
+    }
+    svc.barrier_fence
+        .set(svc.barrier_fence.get().max(req.version));
+    let (open, closing) = svc
+        .sessions
+        .with(|r| (r.open_sessions(), r.closing_with_guards()));
+    svc.sim.record(
+        Some(svc.node),
+        TopologyEvent::BarrierAnswered {
+            barrier: req.barrier,
+            version: req.version,
+            local_version: svc.g0.with_state(|s| s.version),
+            open,
+            closing,
+            waited_for_drain: waited,
+        },
+    );
+    Ok(())
+}
+
+/// `global_tablet_token_metadata_barrier`: every non-excluded node must answer. Returns whether
+/// all did.
+pub async fn global_tablet_barrier(
+    svc: &NodeServices,
+    term: u64,
+    barrier: u64,
+    tablets: Vec<TabletId>,
+) -> bool {
+    let (version, nodes): (u64, Vec<NodeId>) = svc.g0.with_state(|s| {
+        (
+            s.version,
+            s.nodes
+                .keys()
+                .copied()
+                .filter(|n| !s.excluded.contains(n))
+                .collect(),
+        )
+    });
+    svc.sim.record(
+        Some(svc.node),
+        TopologyEvent::BarrierStarted {
+            barrier,
+            version,
+            nodes: nodes.clone(),
+            tablets,
+        },
+    );
+    let net = svc.sim.net();
+    let timeout = Duration::from_millis(svc.cfg.barrier_timeout_ms);
+    let calls = nodes.iter().map(|n| {
+        net.call::<BarrierAndDrain>(
+            svc.node,
+            *n,
+            BarrierReq {
+                barrier,
+                term,
+                version,
+            },
+            timeout,
+        )
+    });
+    let ok = futures::future::join_all(calls)
+        .await
+        .iter()
+        .all(|r| r.is_ok());
+    svc.sim.record(
+        Some(svc.node),
+        TopologyEvent::BarrierCompleted { barrier, ok },
+    );
+    ok
+}

@@ -1,0 +1,273 @@
+//! The topology coordinator (SPEC §1.7, §1.9): a fiber on the group0 leader, bound to the term
+//! in which it started, driving every tablet transition from group0 state only.
+//!
+//! On start it commits `fence_previous_coordinator`, then loops over passes: read the state,
+//! let the pure [`Pump`] decide, commit all mutations of the pass (plus the balancer's new
+//! migrations) as one guarded group0 command in its term, start background streaming and
+//! cleanup actions, and run one global tablet barrier for every tablet that needs one. A failed
+//! action is reported after the back-off. Promise kept here: work of an old term never takes
+//! effect — the loop stops when the term changes, every commit is `propose_in_term`, and the
+//! guard on apply rejects commands of fenced terms. The `coordinator-ignores-term` mutant drops
+//! all three.
+
+use super::balancer;
+use super::barrier::global_tablet_barrier;
+use super::events::TopologyEvent;
+use super::group0::Group0Error;
+use super::ids::{Replica, SessionId, TabletId};
+use super::node::NodeServices;
+use super::pump::{ActionKind, DecideCtx, Pump};
+use super::stage::Stage;
+use super::state::{ApplyOutcome, Group0Command, TopologyChange};
+use super::{cleanup::TabletCleanup, stream::TabletStreamData};
+use futures::future::select;
+use sim::sync::Notify;
+use sim::time::{sleep, Duration};
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+/// The coordinator loop of a node: whenever this node leads group0, run a coordinator bound to
+/// that term.
+pub async fn run(svc: Rc<NodeServices>) {
+    loop {
+        if svc.g0.is_leader() {
+            let term = svc.g0.term();
+            run_term(&svc, term).await;
+        }
+        let changed = svc.g0.changed();
+        let _ = select(Box::pin(changed), Box::pin(sleep(Duration::from_millis(50)))).await;
+    }
+}
+
+/// Transient state of one coordinator incarnation (one term).
+struct Instance {
+    term: u64,
+    alive: Cell<bool>,
+    pump: RefCell<Pump>,
+    wake: Notify,
+    barrier_seq: Cell<u64>,
+    last_barrier_version: Cell<Option<u64>>,
+}
+
+fn leads(svc: &NodeServices, term: u64) -> bool {
+    svc.g0.is_leader() && svc.g0.term() == term
+}
+
+async fn run_term(svc: &Rc<NodeServices>, term: u64) {
+    let ignores_term = svc.sim.mutant("coordinator-ignores-term");
+    svc.sim
+        .record(Some(svc.node), TopologyEvent::CoordinatorStarted { term });
+    let fenced = svc
+        .g0
+        .propose_in_term(term, Group0Command::FencePreviousCoordinator { term })
+        .await;
+    if fenced.is_err() {
+        svc.sim
+            .record(Some(svc.node), TopologyEvent::CoordinatorStopped { term });
+        return;
+    }
+    let inst = Rc::new(Instance {
+        term,
+        alive: Cell::new(true),
+        pump: RefCell::new(Pump::new()),
+        wake: Notify::new(),
+        barrier_seq: Cell::new(0),
+        last_barrier_version: Cell::new(None),
+    });
+    loop {
+        if !ignores_term && !leads(svc, term) {
+            break;
+        }
+        if !svc.sim.is_up(svc.node) {
+            break;
+        }
+        let busy = pass(svc, &inst, ignores_term).await;
+        if busy == PassResult::Stop {
+            break;
+        }
+        if busy == PassResult::Idle {
+            let changed = svc.g0.changed();
+            let woken = inst.wake.notified();
+            let _ = select(
+                Box::pin(select(Box::pin(changed), Box::pin(woken))),
+                Box::pin(sleep(Duration::from_millis(500))),
+            )
+            .await;
+        }
+    }
+    inst.alive.set(false);
+    svc.sim
+        .record(Some(svc.node), TopologyEvent::CoordinatorStopped { term });
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PassResult {
+    Busy,
+    Idle,
+    Stop,
+}
+
+/// One pass of `handle_tablet_migration`.
+async fn pass(svc: &Rc<NodeServices>, inst: &Rc<Instance>, ignores_term: bool) -> PassResult {
+    let term = inst.term;
+    let (base, st) = svc.g0.with_state(|s| (s.state_id, s.clone()));
+    let ctx = DecideCtx {
+        excluded: st.excluded.clone(),
+        move_to_cleanup: svc
+            .inj
+            .is_enabled(svc.node, "stream_tablet_move_to_cleanup"),
+    };
+    let mut plan = inst.pump.borrow_mut().plan(&st, &ctx);
+    let mut updates = std::mem::take(&mut plan.updates);
+    if updates.is_empty() && plan.barrier.is_empty() {
+        updates.extend(balancer::plan(&st, svc.cfg.balancer_max_concurrent));
+    }
+    for u in &updates {
+        if let super::state::TabletUpdate::Stage {
+            from: Stage::Streaming,
+            to: Stage::CleanupTarget,
+            ..
+        } = u
+        {
+            svc.sim.mark("streaming rolled back to cleanup_target");
+        }
+    }
+    let mut committed = false;
+    if !updates.is_empty() {
+        let cmd = Group0Command::Change(TopologyChange {
+            base_state_id: base,
+            term: Some(term),
+            updates,
+            fence_version: inst.last_barrier_version.get(),
+            set_balancing: None,
+            exclude: vec![],
+            origin: "coordinator".into(),
+        });
+        let res = if ignores_term {
+            svc.g0.propose(cmd).await
+        } else {
+            svc.g0.propose_in_term(term, cmd).await
+        };
+        match res {
+            Err(Group0Error::TermChanged) => return PassResult::Stop,
+            Err(Group0Error::Unavailable) => {
+                sleep(Duration::from_millis(100)).await;
+                return PassResult::Busy;
+            }
+            Ok(index) => {
+                committed = svc.g0.with_state(|s| s.outcome(index) == Some(&ApplyOutcome::Applied));
+            }
+        }
+    }
+    for (t, session) in plan.stream.clone() {
+        start_streaming(svc, inst, &st, t, session);
+    }
+    for (t, stage, r) in plan.cleanup.clone() {
+        start_cleanup(svc, inst, t, stage, r);
+    }
+    if !plan.barrier.is_empty() {
+        let seq = inst.barrier_seq.get() + 1;
+        inst.barrier_seq.set(seq);
+        let id = term * 1_000_000 + seq;
+        let version = svc.g0.with_state(|s| s.version);
+        let stages: Vec<(TabletId, Stage)> = plan
+            .barrier
+            .iter()
+            .filter_map(|t| st.tablets[t].stage().map(|s| (*t, s)))
+            .collect();
+        let ok = global_tablet_barrier(svc, term, id, plan.barrier.clone()).await;
+        if ok {
+            inst.last_barrier_version.set(Some(version));
+        } else {
+            sleep(Duration::from_millis(svc.cfg.action_failure_backoff_ms)).await;
+        }
+        if inst.alive.get() {
+            let mut pump = inst.pump.borrow_mut();
+            for (t, s) in stages {
+                pump.report(t, s, ActionKind::Barrier, ok);
+            }
+        }
+        return PassResult::Busy;
+    }
+    if committed || !plan.stream.is_empty() || !plan.cleanup.is_empty() {
+        PassResult::Busy
+    } else {
+        PassResult::Idle
+    }
+}
+
+fn start_streaming(
+    svc: &Rc<NodeServices>,
+    inst: &Rc<Instance>,
+    st: &super::state::TopologyState,
+    tablet: TabletId,
+    session: SessionId,
+) {
+    let Some(dst) = st.tablets[&tablet].pending_replica() else {
+        inst.pump
+            .borrow_mut()
+            .report(tablet, Stage::Streaming, ActionKind::Streaming, false);
+        return;
+    };
+    let (svc, inst) = (svc.clone(), inst.clone());
+    let _ = session;
+    sim::spawn(async move {
+        let res = svc
+            .sim
+            .net()
+            .call::<TabletStreamData>(
+                svc.node,
+                dst.node,
+                tablet,
+                Duration::from_millis(svc.cfg.stream_timeout_ms),
+            )
+            .await;
+        if res.is_err() {
+            svc.sim.mark("streaming failed, will retry or roll back");
+            sleep(Duration::from_millis(svc.cfg.action_failure_backoff_ms)).await;
+        }
+        if inst.alive.get() {
+            inst.pump
+                .borrow_mut()
+                .report(tablet, Stage::Streaming, ActionKind::Streaming, res.is_ok());
+            inst.wake.notify();
+        }
+    });
+}
+
+fn start_cleanup(
+    svc: &Rc<NodeServices>,
+    inst: &Rc<Instance>,
+    tablet: TabletId,
+    stage: Stage,
+    target: Option<Replica>,
+) {
+    let (svc, inst) = (svc.clone(), inst.clone());
+    sim::spawn(async move {
+        let ok = match target {
+            None => true, // excluded host: skipped
+            Some(r) => {
+                let res = svc
+                    .sim
+                    .net()
+                    .call::<TabletCleanup>(
+                        svc.node,
+                        r.node,
+                        tablet,
+                        Duration::from_millis(svc.cfg.stream_timeout_ms),
+                    )
+                    .await;
+                if res.is_err() {
+                    sleep(Duration::from_millis(svc.cfg.action_failure_backoff_ms)).await;
+                }
+                res.is_ok()
+            }
+        };
+        if inst.alive.get() {
+            inst.pump
+                .borrow_mut()
+                .report(tablet, stage, ActionKind::Cleanup, ok);
+            inst.wake.notify();
+        }
+    });
+}

@@ -1,0 +1,468 @@
+//! The data plane: per (node, shard) tablet storage on the simulated disk, the erm (token
+//! metadata version) tracker, the replica write/read/truncate handlers, and the client that
+//! routes each operation by its tablet's stage (SPEC §1.3).
+//!
+//! Promises kept here:
+//! - a client operation holds the erm version it routed with until it completes, so a barrier
+//!   waits for it (SPEC §2.4 step (a));
+//! - a replica rejects writes routed with a version below its fence (group0 `fence_version`, or
+//!   the version of the last barrier it answered), so a stale coordinator's late write cannot
+//!   land after the barrier that cut it off;
+//! - client outcomes are three-valued: ok, failed (rejected before any replica applied it),
+//!   unknown (timeouts, killed connections, crashes).
+
+use super::events::{OpKind, OpOutcome, TopologyEvent};
+use super::ids::{tablet_of, Key, NodeId, Replica, ShardId, TabletId, Value};
+use super::node::{services, NodeServices};
+use sim::sync::Notify;
+use sim::time::Duration;
+use sim::{RpcError, Sim, Verb};
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+// ---------------------------------------------------------------------------------------------
+// erm tracker
+
+struct ErmInner {
+    current: Cell<u64>,
+    held: RefCell<BTreeMap<u64, u32>>,
+    changed: Notify,
+}
+
+/// Tracks which token-metadata versions in-flight operations still hold on one node.
+#[derive(Clone)]
+pub struct ErmTracker(Rc<ErmInner>);
+
+impl Default for ErmTracker {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ErmTracker {
+    /// A tracker at version 0.
+    pub fn new() -> Self {
+        ErmTracker(Rc::new(ErmInner {
+            current: Cell::new(0),
+            held: RefCell::new(BTreeMap::new()),
+            changed: Notify::new(),
+        }))
+    }
+
+    /// Publish a new local version (from the group0 apply).
+    pub fn set_current(&self, v: u64) {
+        assert!(v >= self.0.current.get(), "token metadata versions only grow");
+        self.0.current.set(v);
+        self.0.changed.notify();
+    }
+
+    /// The current local version.
+    pub fn current(&self) -> u64 {
+        self.0.current.get()
+    }
+
+    /// Pin the current version until the returned guard is dropped.
+    pub fn acquire(&self) -> ErmGuard {
+        let v = self.current();
+        *self.0.held.borrow_mut().entry(v).or_default() += 1;
+        ErmGuard {
+            tracker: self.clone(),
+            version: v,
+        }
+    }
+
+    /// Wait until no operation holds a version older than the current one (as of the call).
+    /// Returns whether it had to wait.
+    pub async fn wait_for_stale_versions(&self) -> bool {
+        let v = self.current();
+        let mut waited = false;
+        loop {
+            let n = self.0.changed.notified();
+            let oldest = self.0.held.borrow().keys().next().copied();
+            match oldest {
+                Some(o) if o < v => {
+                    waited = true;
+                    n.await;
+                }
+                _ => return waited,
+            }
+        }
+    }
+}
+
+/// A pinned erm version.
+pub struct ErmGuard {
+    tracker: ErmTracker,
+    version: u64,
+}
+
+impl ErmGuard {
+    /// The pinned version.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+}
+
+impl Drop for ErmGuard {
+    fn drop(&mut self) {
+        let mut held = self.tracker.0.held.borrow_mut();
+        let c = held.get_mut(&self.version).expect("held version");
+        *c -= 1;
+        if *c == 0 {
+            held.remove(&self.version);
+        }
+        drop(held);
+        self.tracker.0.changed.notify();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// storage
+
+fn row_prefix(shard: ShardId, tablet: TabletId) -> String {
+    format!("tbl/{:03}/{:05}/", shard.0, tablet.0)
+}
+
+fn row_key(shard: ShardId, tablet: TabletId, key: Key) -> String {
+    format!("{}{:020}", row_prefix(shard, tablet), key)
+}
+
+/// A node's tablet storage (on its simulated disk: durable once synced).
+#[derive(Clone)]
+pub struct Storage {
+    sim: Sim,
+    node: NodeId,
+}
+
+impl Storage {
+    /// The storage of `node`.
+    pub fn of(sim: &Sim, node: NodeId) -> Self {
+        Self {
+            sim: sim.clone(),
+            node,
+        }
+    }
+
+    /// Write (buffered) a row.
+    pub fn put(&self, shard: ShardId, tablet: TabletId, key: Key, value: Value) {
+        self.sim
+            .disk(self.node)
+            .put(&row_key(shard, tablet, key), value);
+    }
+
+    /// Delete (buffered) a row.
+    pub fn delete(&self, shard: ShardId, tablet: TabletId, key: Key) {
+        self.sim.disk(self.node).delete(&row_key(shard, tablet, key));
+    }
+
+    /// Read a row.
+    pub fn get(&self, shard: ShardId, tablet: TabletId, key: Key) -> Option<Value> {
+        self.sim.disk(self.node).get(&row_key(shard, tablet, key))
+    }
+
+    /// Every row of a tablet on a shard, in key order.
+    pub fn scan(&self, shard: ShardId, tablet: TabletId) -> Vec<(Key, Value)> {
+        self.sim
+            .disk(self.node)
+            .scan::<Value>(&row_prefix(shard, tablet))
+            .into_iter()
+            .map(|(k, v)| {
+                let key = k.rsplit('/').next().expect("key").parse().expect("u64 key");
+                (key, v)
+            })
+            .collect()
+    }
+
+    /// Delete every row of a tablet on a shard; returns how many.
+    pub fn delete_tablet(&self, shard: ShardId, tablet: TabletId) -> u64 {
+        let rows = self.scan(shard, tablet);
+        for (k, _) in &rows {
+            self.delete(shard, tablet, *k);
+        }
+        rows.len() as u64
+    }
+
+    /// Every (shard, tablet, key, value) on this node.
+    pub fn all_rows(&self) -> Vec<(ShardId, TabletId, Key, Value)> {
+        self.sim
+            .disk(self.node)
+            .scan::<Value>("tbl/")
+            .into_iter()
+            .map(|(k, v)| {
+                let parts: Vec<&str> = k.split('/').collect();
+                (
+                    ShardId(parts[1].parse().expect("shard")),
+                    TabletId(parts[2].parse().expect("tablet")),
+                    parts[3].parse().expect("key"),
+                    v,
+                )
+            })
+            .collect()
+    }
+
+    /// Make buffered writes durable.
+    pub async fn sync(&self) -> Result<(), RpcError> {
+        self.sim
+            .disk(self.node)
+            .sync()
+            .await
+            .map_err(|e| RpcError::Remote(format!("disk: {e:?}")))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// replica verbs
+
+/// Replica write (or delete, `value: None`) of one row.
+pub struct ReplicaWrite;
+/// Request of [`ReplicaWrite`].
+#[derive(Clone, Debug)]
+pub struct ReplicaWriteReq {
+    /// Target replica shard.
+    pub shard: ShardId,
+    /// Tablet.
+    pub tablet: TabletId,
+    /// Key.
+    pub key: Key,
+    /// Value, or `None` to delete.
+    pub value: Option<Value>,
+    /// The erm version the coordinator routed with.
+    pub version: u64,
+}
+impl Verb for ReplicaWrite {
+    const NAME: &'static str = "mutation";
+    type Req = ReplicaWriteReq;
+    type Resp = ();
+}
+
+/// Replica read of one row.
+pub struct ReplicaRead;
+impl Verb for ReplicaRead {
+    const NAME: &'static str = "read_data";
+    type Req = (ShardId, TabletId, Key);
+    type Resp = Option<Value>;
+}
+
+/// TRUNCATE on one node (all shards).
+pub struct ReplicaTruncate;
+impl Verb for ReplicaTruncate {
+    const NAME: &'static str = "truncate";
+    type Req = ();
+    type Resp = u64;
+}
+
+/// Text of the fence rejection (a client turns "all replicas fenced" into `failed`).
+pub const STALE_VERSION: &str = "stale topology version";
+
+/// Register the replica handlers on a node.
+pub fn serve(svc: &Rc<NodeServices>) {
+    let net = svc.sim.net();
+    let s = svc.clone();
+    net.serve::<ReplicaWrite>(svc.node, move |_from, req| {
+        let s = s.clone();
+        Box::pin(async move {
+            if req.version < s.fence() {
+                return Err(RpcError::Remote(STALE_VERSION.into()));
+            }
+            let st = Storage::of(&s.sim, s.node);
+            match req.value {
+                Some(v) => st.put(req.shard, req.tablet, req.key, v),
+                None => st.delete(req.shard, req.tablet, req.key),
+            }
+            st.sync().await
+        })
+    });
+    let s = svc.clone();
+    net.serve::<ReplicaRead>(svc.node, move |_from, (shard, tablet, key)| {
+        let s = s.clone();
+        Box::pin(async move { Ok(Storage::of(&s.sim, s.node).get(shard, tablet, key)) })
+    });
+    let s = svc.clone();
+    net.serve::<ReplicaTruncate>(svc.node, move |_from, ()| {
+        let s = s.clone();
+        Box::pin(async move {
+            let st = Storage::of(&s.sim, s.node);
+            let rows = st.all_rows();
+            for (shard, tablet, key, _) in &rows {
+                st.delete(*shard, *tablet, *key);
+            }
+            st.sync().await?;
+            Ok(rows.len() as u64)
+        })
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// client
+
+#[derive(Default)]
+struct OpIds(Cell<u64>);
+
+/// Per-replica timeout of client operations.
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A client that coordinates operations from one node (the node's storage proxy).
+#[derive(Clone)]
+pub struct Client {
+    sim: Sim,
+    /// The coordinating node.
+    pub node: NodeId,
+}
+
+impl Client {
+    /// A client coordinating from `node`.
+    pub fn new(sim: &Sim, node: NodeId) -> Self {
+        Self {
+            sim: sim.clone(),
+            node,
+        }
+    }
+
+    fn invoke(&self, kind: OpKind, key: Key, value: Option<Value>) -> u64 {
+        let ids = self.sim.ext::<OpIds>();
+        let op = ids.0.get() + 1;
+        ids.0.set(op);
+        self.sim.record(
+            Some(self.node),
+            TopologyEvent::OpInvoke {
+                op,
+                kind,
+                key,
+                value,
+            },
+        );
+        op
+    }
+
+    fn complete(&self, op: u64, kind: OpKind, outcome: OpOutcome, value: Option<Value>) {
+        self.sim.record(
+            Some(self.node),
+            TopologyEvent::OpComplete {
+                op,
+                kind,
+                outcome,
+                value,
+            },
+        );
+    }
+
+    /// The coordinating node's services, if it is up.
+    fn svc(&self) -> Option<Rc<NodeServices>> {
+        services(&self.sim, self.node)
+    }
+
+    fn route(&self, svc: &NodeServices, key: Key, write: bool) -> (TabletId, Vec<Replica>) {
+        svc.g0.with_state(|s| {
+            let t = tablet_of(key, s.tablets.len() as u32);
+            let info = &s.tablets[&t];
+            let set = if write {
+                info.write_replicas()
+            } else {
+                info.read_replicas()
+            };
+            (t, set)
+        })
+    }
+
+    async fn mutate(&self, kind: OpKind, key: Key, value: Option<Value>) -> OpOutcome {
+        let op = self.invoke(kind, key, value);
+        let Some(svc) = self.svc() else {
+            self.complete(op, kind, OpOutcome::Failed, None);
+            return OpOutcome::Failed;
+        };
+        let erm = svc.erm.acquire();
+        let (tablet, targets) = self.route(&svc, key, true);
+        let net = self.sim.net();
+        let calls = targets.iter().map(|r| {
+            net.call::<ReplicaWrite>(
+                self.node,
+                r.node,
+                ReplicaWriteReq {
+                    shard: r.shard,
+                    tablet,
+                    key,
+                    value,
+                    version: erm.version(),
+                },
+                CLIENT_TIMEOUT,
+            )
+        });
+        let results = futures::future::join_all(calls).await;
+        drop(erm);
+        let outcome = if results.iter().all(|r| r.is_ok()) {
+            OpOutcome::Ok
+        } else if results
+            .iter()
+            .all(|r| matches!(r, Err(RpcError::Remote(m)) if m == STALE_VERSION))
+        {
+            OpOutcome::Failed
+        } else {
+            OpOutcome::Unknown
+        };
+        self.complete(op, kind, outcome, None);
+        outcome
+    }
+
+    /// Write `value` to `key` (to every replica the stage's write selector names).
+    pub async fn write(&self, key: Key, value: Value) -> OpOutcome {
+        self.mutate(OpKind::Write, key, Some(value)).await
+    }
+
+    /// Delete `key`.
+    pub async fn delete(&self, key: Key) -> OpOutcome {
+        self.mutate(OpKind::Delete, key, None).await
+    }
+
+    /// Read `key` from the replica the stage's read selector names.
+    pub async fn read(&self, key: Key) -> (OpOutcome, Option<Value>) {
+        let op = self.invoke(OpKind::Read, key, None);
+        let Some(svc) = self.svc() else {
+            self.complete(op, OpKind::Read, OpOutcome::Failed, None);
+            return (OpOutcome::Failed, None);
+        };
+        let erm = svc.erm.acquire();
+        let (tablet, targets) = self.route(&svc, key, false);
+        let r = targets[0];
+        let res = self
+            .sim
+            .net()
+            .call::<ReplicaRead>(self.node, r.node, (r.shard, tablet, key), CLIENT_TIMEOUT)
+            .await;
+        drop(erm);
+        let (outcome, value) = match res {
+            Ok(v) => (OpOutcome::Ok, v),
+            Err(_) => (OpOutcome::Failed, None),
+        };
+        self.complete(op, OpKind::Read, outcome, value);
+        (outcome, value)
+    }
+
+    /// TRUNCATE the table on every node.
+    pub async fn truncate(&self) -> OpOutcome {
+        let op = self.invoke(OpKind::Truncate, 0, None);
+        let Some(svc) = self.svc() else {
+            self.complete(op, OpKind::Truncate, OpOutcome::Failed, None);
+            return OpOutcome::Failed;
+        };
+        let nodes: Vec<NodeId> = svc.g0.with_state(|s| {
+            s.nodes
+                .keys()
+                .copied()
+                .filter(|n| !s.excluded.contains(n))
+                .collect()
+        });
+        let net = self.sim.net();
+        let calls = nodes.iter().map(|n| {
+            net.call::<ReplicaTruncate>(self.node, *n, (), Duration::from_secs(5))
+        });
+        let results = futures::future::join_all(calls).await;
+        let outcome = if results.iter().all(|r| r.is_ok()) {
+            OpOutcome::Ok
+        } else {
+            OpOutcome::Unknown
+        };
+        self.complete(op, OpKind::Truncate, outcome, None);
+        outcome
+    }
+}
