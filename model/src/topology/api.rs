@@ -47,7 +47,10 @@ async fn guarded_write(
         change.origin = origin.to_string();
         match svc.g0.propose(Group0Command::Change(change)).await {
             Ok(index) => {
-                if svc.g0.with_state(|s| s.outcome(index) == Some(&ApplyOutcome::Applied)) {
+                if svc
+                    .g0
+                    .with_state(|s| s.outcome(index) == Some(&ApplyOutcome::Applied))
+                {
                     return Ok(());
                 }
                 sim.mark("api write retried after concurrent modification");
@@ -78,15 +81,14 @@ pub async fn move_tablet(
     dst: Replica,
 ) -> Result<(), ApiError> {
     let sim = cluster.sim.clone();
-    sim.record(
-        None,
-        TopologyEvent::MigrationRequested { tablet, src, dst },
-    );
+    sim.record(None, TopologyEvent::MigrationRequested { tablet, src, dst });
     // Wait until the tablet is idle, then commit the transition.
     loop {
-        let idle = cluster
-            .state()
-            .is_some_and(|s| s.tablets.get(&tablet).is_some_and(|t| t.transition.is_none()));
+        let idle = cluster.state().is_some_and(|s| {
+            s.tablets
+                .get(&tablet)
+                .is_some_and(|t| t.transition.is_none())
+        });
         if idle {
             break;
         }
@@ -101,7 +103,9 @@ pub async fn move_tablet(
             return Err(ApiError::Invalid(format!("{tablet} in transition")));
         }
         if !info.replicas.contains(&src) {
-            return Err(ApiError::Invalid(format!("{src} is not a replica of {tablet}")));
+            return Err(ApiError::Invalid(format!(
+                "{src} is not a replica of {tablet}"
+            )));
         }
         if info.replicas.contains(&dst) {
             return Err(ApiError::Invalid(format!("{dst} is already a replica")));
@@ -126,9 +130,11 @@ pub async fn move_tablet(
 /// Wait until `tablet` has no transition (as seen by a live node).
 pub async fn wait_tablet_idle(cluster: &Cluster, tablet: TabletId) {
     loop {
-        let idle = cluster
-            .state()
-            .is_some_and(|s| s.tablets.get(&tablet).is_some_and(|t| t.transition.is_none()));
+        let idle = cluster.state().is_some_and(|s| {
+            s.tablets
+                .get(&tablet)
+                .is_some_and(|t| t.transition.is_none())
+        });
         if idle {
             return;
         }

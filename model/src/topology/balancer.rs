@@ -11,7 +11,11 @@ pub fn plan(st: &TopologyState, max_concurrent: usize) -> Vec<TabletUpdate> {
     if !st.tablet_balancing_enabled {
         return vec![];
     }
-    let in_transition = st.tablets.values().filter(|t| t.transition.is_some()).count();
+    let in_transition = st
+        .tablets
+        .values()
+        .filter(|t| t.transition.is_some())
+        .count();
     if in_transition >= max_concurrent {
         return vec![];
     }
@@ -33,7 +37,9 @@ pub fn plan(st: &TopologyState, max_concurrent: usize) -> Vec<TabletUpdate> {
             }
         }
     }
-    let Some((&max_node, &max)) = load.iter().max_by_key(|(n, l)| (**l, std::cmp::Reverse(**n)))
+    let Some((&max_node, &max)) = load
+        .iter()
+        .max_by_key(|(n, l)| (**l, std::cmp::Reverse(**n)))
     else {
         return vec![];
     };

@@ -25,16 +25,18 @@ impl Verb for TabletCleanup {
 /// Register the cleanup verb on a node.
 pub fn serve(svc: &Rc<NodeServices>) {
     let s = svc.clone();
-    svc.sim.net().serve::<TabletCleanup>(svc.node, move |_from, tablet| {
-        let s = s.clone();
-        Box::pin(async move {
-            let s2 = s.clone();
-            s.join_or_run(tablet, "cleanup", move || async move {
-                cleanup_tablet(&s2, tablet).await
+    svc.sim
+        .net()
+        .serve::<TabletCleanup>(svc.node, move |_from, tablet| {
+            let s = s.clone();
+            Box::pin(async move {
+                let s2 = s.clone();
+                s.join_or_run(tablet, "cleanup", move || async move {
+                    cleanup_tablet(&s2, tablet).await
+                })
+                .await
             })
-            .await
-        })
-    });
+        });
 }
 
 async fn cleanup_tablet(svc: &NodeServices, tablet: TabletId) -> Result<u64, RpcError> {

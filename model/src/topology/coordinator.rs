@@ -35,7 +35,11 @@ pub async fn run(svc: Rc<NodeServices>) {
             run_term(&svc, term).await;
         }
         let changed = svc.g0.changed();
-        let _ = select(Box::pin(changed), Box::pin(sleep(Duration::from_millis(50)))).await;
+        let _ = select(
+            Box::pin(changed),
+            Box::pin(sleep(Duration::from_millis(50))),
+        )
+        .await;
     }
 }
 
@@ -155,7 +159,9 @@ async fn pass(svc: &Rc<NodeServices>, inst: &Rc<Instance>, ignores_term: bool) -
                 return PassResult::Busy;
             }
             Ok(index) => {
-                committed = svc.g0.with_state(|s| s.outcome(index) == Some(&ApplyOutcome::Applied));
+                committed = svc
+                    .g0
+                    .with_state(|s| s.outcome(index) == Some(&ApplyOutcome::Applied));
             }
         }
     }
@@ -227,9 +233,12 @@ fn start_streaming(
             sleep(Duration::from_millis(svc.cfg.action_failure_backoff_ms)).await;
         }
         if inst.alive.get() {
-            inst.pump
-                .borrow_mut()
-                .report(tablet, Stage::Streaming, ActionKind::Streaming, res.is_ok());
+            inst.pump.borrow_mut().report(
+                tablet,
+                Stage::Streaming,
+                ActionKind::Streaming,
+                res.is_ok(),
+            );
             inst.wake.notify();
         }
     });

@@ -52,7 +52,10 @@ impl ErmTracker {
 
     /// Publish a new local version (from the group0 apply).
     pub fn set_current(&self, v: u64) {
-        assert!(v >= self.0.current.get(), "token metadata versions only grow");
+        assert!(
+            v >= self.0.current.get(),
+            "token metadata versions only grow"
+        );
         self.0.current.set(v);
         self.0.changed.notify();
     }
@@ -153,7 +156,9 @@ impl Storage {
 
     /// Delete (buffered) a row.
     pub fn delete(&self, shard: ShardId, tablet: TabletId, key: Key) {
-        self.sim.disk(self.node).delete(&row_key(shard, tablet, key));
+        self.sim
+            .disk(self.node)
+            .delete(&row_key(shard, tablet, key));
     }
 
     /// Read a row.
@@ -453,9 +458,9 @@ impl Client {
                 .collect()
         });
         let net = self.sim.net();
-        let calls = nodes.iter().map(|n| {
-            net.call::<ReplicaTruncate>(self.node, *n, (), Duration::from_secs(5))
-        });
+        let calls = nodes
+            .iter()
+            .map(|n| net.call::<ReplicaTruncate>(self.node, *n, (), Duration::from_secs(5)));
         let results = futures::future::join_all(calls).await;
         let outcome = if results.iter().all(|r| r.is_ok()) {
             OpOutcome::Ok

@@ -110,8 +110,10 @@ impl TopologySm {
                     );
                 }
                 (ApplyOutcome::Applied, Group0Command::FencePreviousCoordinator { term }) => {
-                    self.sim
-                        .record(node, TopologyEvent::CoordinatorFenced { index, term: *term });
+                    self.sim.record(
+                        node,
+                        TopologyEvent::CoordinatorFenced { index, term: *term },
+                    );
                 }
                 (ApplyOutcome::Applied, Group0Command::Change(ch)) => {
                     for c in &commits {

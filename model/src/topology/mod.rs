@@ -24,3 +24,6 @@ pub mod state;
 pub mod stream;
 
 pub use ids::*;
+
+#[cfg(test)]
+mod smoke_tests;

@@ -128,8 +128,14 @@ pub fn decide(
 ) -> Step {
     use ActionStatus::*;
     use Stage::*;
-    let tr = info.transition.as_ref().expect("decide() needs a transition");
-    assert_eq!(acts.stage, tr.stage, "action holders belong to the current stage");
+    let tr = info
+        .transition
+        .as_ref()
+        .expect("decide() needs a transition");
+    assert_eq!(
+        acts.stage, tr.stage,
+        "action holders belong to the current stage"
+    );
     let stage = tr.stage;
     let excluded = has_excluded_replica(info, &ctx.excluded);
     // Barrier-gated stages: wait for the barrier, retry it or roll back on failure.
@@ -171,8 +177,7 @@ pub fn decide(
                 .count();
             barrier_then(
                 stage_to(tablet, stage, UseNew, None),
-                (new_excluded > old_excluded)
-                    .then(|| stage_to(tablet, stage, CleanupTarget, None)),
+                (new_excluded > old_excluded).then(|| stage_to(tablet, stage, CleanupTarget, None)),
             )
         }
         UseNew => barrier_then(stage_to(tablet, stage, Cleanup, None), None),
@@ -259,7 +264,9 @@ impl Pump {
         });
         for (t, info) in &st.tablets {
             if let Some(s) = info.stage() {
-                self.actions.entry(*t).or_insert_with(|| TabletActions::new(s));
+                self.actions
+                    .entry(*t)
+                    .or_insert_with(|| TabletActions::new(s));
             }
         }
     }

@@ -18,8 +18,8 @@
 //! RAII [`TopologyGuard`]s.
 
 use super::ids::SessionId;
-use sim::sync::{Notified, Notify};
 use serde::Serialize;
+use sim::sync::{Notified, Notify};
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -397,19 +397,34 @@ mod tests {
         r.enter(SessionId(1)).unwrap();
         assert_eq!(r.initiate_close_except(&set(&[])), vec![SessionId(1)]);
         assert_eq!(r.state(SessionId(1)), Some(SessionState::Closing));
-        assert_eq!(r.check(SessionId(1)), Err(SessionError::Closing(SessionId(1))));
-        assert_eq!(r.enter(SessionId(1)), Err(SessionError::Closing(SessionId(1))));
-        assert!(!r.create_session(SessionId(1)), "never reopens a closing session");
+        assert_eq!(
+            r.check(SessionId(1)),
+            Err(SessionError::Closing(SessionId(1)))
+        );
+        assert_eq!(
+            r.enter(SessionId(1)),
+            Err(SessionError::Closing(SessionId(1)))
+        );
+        assert!(
+            !r.create_session(SessionId(1)),
+            "never reopens a closing session"
+        );
         r.leave(SessionId(1));
         assert_eq!(r.state(SessionId(1)), Some(SessionState::Closed));
         r.erase(SessionId(1));
-        assert_eq!(r.enter(SessionId(1)), Err(SessionError::NotFound(SessionId(1))));
+        assert_eq!(
+            r.enter(SessionId(1)),
+            Err(SessionError::NotFound(SessionId(1)))
+        );
     }
 
     #[test]
     fn enter_unknown_fails() {
         let mut r = SessionRegistry::new();
-        assert_eq!(r.enter(SessionId(9)), Err(SessionError::NotFound(SessionId(9))));
+        assert_eq!(
+            r.enter(SessionId(9)),
+            Err(SessionError::NotFound(SessionId(9)))
+        );
     }
 
     #[test]

@@ -222,10 +222,18 @@ mod tests {
     #[test]
     fn revert_path_is_legal() {
         use Stage::*;
-        for from in [AllowWriteBothReadOld, WriteBothReadOld, Streaming, WriteBothReadNew] {
+        for from in [
+            AllowWriteBothReadOld,
+            WriteBothReadOld,
+            Streaming,
+            WriteBothReadNew,
+        ] {
             assert!(is_legal_successor(Some(from), Some(CleanupTarget)));
         }
-        assert!(is_legal_successor(Some(CleanupTarget), Some(RevertMigration)));
+        assert!(is_legal_successor(
+            Some(CleanupTarget),
+            Some(RevertMigration)
+        ));
         assert!(is_legal_successor(Some(RevertMigration), None));
     }
 
@@ -235,7 +243,10 @@ mod tests {
         for from in [UseNew, Cleanup, EndMigration] {
             assert!(!is_legal_successor(Some(from), Some(CleanupTarget)));
         }
-        assert!(!is_legal_successor(Some(WriteBothReadOld), Some(WriteBothReadNew)));
+        assert!(!is_legal_successor(
+            Some(WriteBothReadOld),
+            Some(WriteBothReadNew)
+        ));
         assert!(!is_legal_successor(Some(UseNew), Some(WriteBothReadNew)));
         assert!(!is_legal_successor(None, Some(Streaming)));
         assert!(!is_legal_successor(None, None));

@@ -535,7 +535,11 @@ mod tests {
             }],
         );
         // A new coordinator fences term 1.
-        let (o, _) = st.apply(1, &Group0Command::FencePreviousCoordinator { term: 2 }, true);
+        let (o, _) = st.apply(
+            1,
+            &Group0Command::FencePreviousCoordinator { term: 2 },
+            true,
+        );
         assert_eq!(o, ApplyOutcome::Applied);
         let (o, _) = st.apply(2, &stale, true);
         assert!(matches!(
@@ -558,7 +562,11 @@ mod tests {
         let (o, _) = st.apply(4, &stale, false);
         assert_eq!(o, ApplyOutcome::Applied);
         // A stale fence is rejected.
-        let (o, _) = st.apply(5, &Group0Command::FencePreviousCoordinator { term: 2 }, true);
+        let (o, _) = st.apply(
+            5,
+            &Group0Command::FencePreviousCoordinator { term: 2 },
+            true,
+        );
         assert_eq!(o, ApplyOutcome::Rejected(RejectReason::StaleFence));
     }
 
@@ -577,7 +585,14 @@ mod tests {
                 session: None,
                 migration: 1,
             });
-            let c = change(&st, None, vec![TabletUpdate::Finish { tablet: t, from: end }]);
+            let c = change(
+                &st,
+                None,
+                vec![TabletUpdate::Finish {
+                    tablet: t,
+                    from: end,
+                }],
+            );
             let (o, commits) = st.apply(1, &c, true);
             assert_eq!(o, ApplyOutcome::Applied);
             assert_eq!(commits[0].stage, None);
@@ -595,6 +610,9 @@ mod tests {
         };
         st.apply(1, &change(&st, None, vec![up()]), true);
         let (o, _) = st.apply(2, &change(&st, None, vec![up()]), true);
-        assert!(matches!(o, ApplyOutcome::Rejected(RejectReason::Invalid(_))));
+        assert!(matches!(
+            o,
+            ApplyOutcome::Rejected(RejectReason::Invalid(_))
+        ));
     }
 }

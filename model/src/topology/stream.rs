@@ -98,7 +98,10 @@ pub fn serve(svc: &Rc<NodeServices>) {
 
 /// `stream_tablet` on the pending replica's host (`do_tablet_operation`, SPEC §1.6).
 async fn stream_tablet(svc: &NodeServices, tablet: TabletId) -> Result<u64, RpcError> {
-    svc.g0.read_barrier().await.map_err(|e| remote(format!("{e:?}")))?;
+    svc.g0
+        .read_barrier()
+        .await
+        .map_err(|e| remote(format!("{e:?}")))?;
     let (info, session) = svc.g0.with_state(|s| {
         let info = s.tablets.get(&tablet).cloned();
         let session = info.as_ref().and_then(|i| i.session());
@@ -106,14 +109,19 @@ async fn stream_tablet(svc: &NodeServices, tablet: TabletId) -> Result<u64, RpcE
     });
     let info = info.ok_or_else(|| remote("Tablet map not found"))?;
     if info.stage() != Some(Stage::Streaming) {
-        return Err(remote(format!("stage is {:?}, not streaming", info.stage())));
+        return Err(remote(format!(
+            "stage is {:?}, not streaming",
+            info.stage()
+        )));
     }
     let session = session.ok_or_else(|| remote("no session"))?;
     let dst = info
         .pending_replica()
         .filter(|r| r.node == svc.node)
         .ok_or_else(|| remote("not the pending replica's host"))?;
-    let src = info.leaving_replica().ok_or_else(|| remote("no leaving replica"))?;
+    let src = info
+        .leaving_replica()
+        .ok_or_else(|| remote("no leaving replica"))?;
     let ignores = svc.sim.mutant("stream-ignores-closed-session");
     let guard = if ignores {
         None
@@ -132,11 +140,7 @@ async fn stream_tablet(svc: &NodeServices, tablet: TabletId) -> Result<u64, RpcE
         tablet,
         src,
         dst,
-        guard: FrozenTopologyGuard(if ignores {
-            SessionId::DEFAULT
-        } else {
-            session
-        }),
+        guard: FrozenTopologyGuard(if ignores { SessionId::DEFAULT } else { session }),
         origin: session,
     };
     let net = svc.sim.net();
