@@ -70,6 +70,9 @@ async fn run_term(svc: &Rc<NodeServices>, term: u64) {
             .record(Some(svc.node), TopologyEvent::CoordinatorStopped { term });
         return;
     }
+    if svc.g0.with_state(|s| s.transition_state().is_some()) {
+        svc.sim.mark("coordinator resumed a migration");
+    }
     let inst = Rc::new(Instance {
         term,
         alive: Cell::new(true),
@@ -136,6 +139,13 @@ async fn pass(svc: &Rc<NodeServices>, inst: &Rc<Instance>, ignores_term: bool) -
             svc.sim.mark("streaming rolled back to cleanup_target");
         }
     }
+    let finished: Vec<Stage> = updates
+        .iter()
+        .filter_map(|u| match u {
+            super::state::TabletUpdate::Finish { from, .. } => Some(*from),
+            _ => None,
+        })
+        .collect();
     let mut committed = false;
     if !updates.is_empty() {
         let cmd = Group0Command::Change(TopologyChange {
@@ -162,6 +172,14 @@ async fn pass(svc: &Rc<NodeServices>, inst: &Rc<Instance>, ignores_term: bool) -
                 committed = svc
                     .g0
                     .with_state(|s| s.outcome(index) == Some(&ApplyOutcome::Applied));
+                if committed {
+                    for st in &finished {
+                        svc.sim.mark(match st {
+                            Stage::EndMigration => "migration completed",
+                            _ => "migration reverted",
+                        });
+                    }
+                }
             }
         }
     }

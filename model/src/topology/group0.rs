@@ -173,6 +173,7 @@ impl Hub {
         let cur = self.leader.get();
         let alive = |n: NodeId| {
             sim.is_up(n)
+                && !sim.is_paused(n)
                 && self
                     .members
                     .borrow()

@@ -1,8 +1,736 @@
-//! The `topology.*` scenarios (placeholder until this area lands).
+//! The topology scenarios: tablet migration with fenced streaming sessions and barriers
+//! (SPEC §1–§3). Scripted stories re-create the known-hard cases (the §3 fenced-streaming test
+//! and its revert variant, stalled streams, coordinator failover, crashes of the pending node,
+//! a barrier blocked by a guard); `topology.swarm` runs the balancer, a client workload and
+//! swarm faults.
 
-use crate::scenario::ScenarioDef;
+use crate::checkers::topology::{
+    barrier::BarrierHoldsGroup0Sessions, data::Data, expectations::Expectations, fencing::Fencing,
+    liveness::Liveness, stage::StageMonotonicity,
+};
+use crate::config::RunConfig;
+use crate::phases;
+use crate::scenario::{Checker, RunEnd, ScenarioDef, Tier};
+use fault_injection::{EventTrigger, Fault, FaultKind, FaultModel, FaultSchedule, ScheduledFault};
+use futures::FutureExt;
+use model::topology::api;
+use model::topology::data::{Client, Storage};
+use model::topology::events::OpOutcome;
+use model::topology::group0::current_leader;
+use model::topology::node::{Cluster, TopologyConfig};
+use model::topology::stage::Stage;
+use model::topology::{Key, NodeId, Replica, ShardId, TabletId, Value};
+use rand::Rng;
+use sim::time::{sleep, Duration};
+use sim::Sim;
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::rc::Rc;
 
-/// Every `topology.*` scenario, in catalog order.
+const CHECKERS: &[&dyn Checker] = &[
+    &Fencing,
+    &BarrierHoldsGroup0Sessions,
+    &Data,
+    &StageMonotonicity,
+    &Liveness,
+    &Expectations,
+];
+
+/// Every `topology.*`, `streaming.*`, `barrier.*`, `migration.*` scenario, in catalog order.
 pub fn scenarios() -> Vec<ScenarioDef> {
-    vec![]
+    vec![
+        ScenarioDef {
+            id: "migration.happy_path",
+            tier: Tier::Scripted,
+            description: "the balancer moves tablets through every stage under client load; every acknowledged write stays readable",
+            mutants: &[],
+            marks: &["migration completed"],
+            config: config_load,
+            run: |sim, cfg| run_happy(sim, cfg).boxed_local(),
+            checkers: CHECKERS,
+        },
+        ScenarioDef {
+            id: "streaming.fenced_after_kill_connection",
+            tier: Tier::Scripted,
+            description: "SPEC §3: a receiver blocked before applying outlives its killed stream; streaming is retried under the same session and completes; after TRUNCATE the released receiver is refused and nothing is resurrected",
+            mutants: &["no-fencing", "stream-ignores-closed-session"],
+            marks: &["stale stream refused", "streaming failed, will retry or roll back", "migration completed"],
+            config: config_two_nodes,
+            run: |sim, cfg| run_fenced_after_kill(sim, cfg).boxed_local(),
+            checkers: CHECKERS,
+        },
+        ScenarioDef {
+            id: "streaming.fenced_after_revert",
+            tier: Tier::Scripted,
+            description: "revert variant: a rollback reason sends the tablet to cleanup_target/revert_migration; the abandoned receiver must not land data on the cleaned pending replica",
+            mutants: &["no-fencing", "stream-ignores-closed-session"],
+            marks: &["stale stream refused", "streaming rolled back to cleanup_target", "pending replica cleaned", "migration reverted"],
+            config: config_two_nodes,
+            run: |sim, cfg| run_fenced_after_revert(sim, cfg).boxed_local(),
+            checkers: CHECKERS,
+        },
+        ScenarioDef {
+            id: "streaming.stalled_rpc_then_revert",
+            tier: Tier::Scripted,
+            description: "the fragment stream is stalled on its link until streaming times out and the migration reverts; the stream admitted after the release is refused",
+            mutants: &["no-fencing"],
+            marks: &["stale stream refused", "streaming rolled back to cleanup_target", "migration reverted"],
+            config: config_stalled,
+            run: |sim, cfg| run_stalled_then_revert(sim, cfg).boxed_local(),
+            checkers: CHECKERS,
+        },
+        ScenarioDef {
+            id: "streaming.coordinator_failover_during_streaming",
+            tier: Tier::Scripted,
+            description: "the coordinator (also the streaming source) pauses mid-streaming; a new coordinator fences it, resumes the migration with the same session, and the old one's work never takes effect",
+            mutants: &["coordinator-ignores-term", "no-fencing"],
+            marks: &["stale stream refused", "coordinator resumed a migration", "migration completed"],
+            config: config_three_nodes,
+            run: |sim, cfg| run_failover(sim, cfg).boxed_local(),
+            checkers: CHECKERS,
+        },
+        ScenarioDef {
+            id: "streaming.pending_node_crash",
+            tier: Tier::Scripted,
+            description: "the pending replica's node crashes mid-streaming; streaming is retried with the same session until it is back, and the migration completes",
+            mutants: &[],
+            marks: &["streaming failed, will retry or roll back", "migration completed"],
+            config: config_three_nodes,
+            run: |sim, cfg| run_pending_crash(sim, cfg).boxed_local(),
+            checkers: CHECKERS,
+        },
+        ScenarioDef {
+            id: "barrier.blocks_until_drained",
+            tier: Tier::Scripted,
+            description: "a stream consumer holds the session's guard while writing; the barrier after write_both_read_new waits for it (drain) before the migration moves on",
+            mutants: &["barrier-skips-drain"],
+            marks: &["consumer write paused", "barrier waited for drain", "migration completed"],
+            config: config_two_nodes,
+            run: |sim, cfg| run_barrier_blocks(sim, cfg).boxed_local(),
+            checkers: CHECKERS,
+        },
+        ScenarioDef {
+            id: "raft.leader_crash_mid_migration",
+            tier: Tier::Scripted,
+            description: "the group0 leader (the coordinator) crashes while tablets stream; the next leader resumes every migration from group0 state",
+            mutants: &[],
+            marks: &["coordinator resumed a migration", "migration completed"],
+            config: config_leader_crash,
+            run: |sim, cfg| run_load(sim, cfg).boxed_local(),
+            checkers: CHECKERS,
+        },
+        ScenarioDef {
+            id: "topology.swarm",
+            tier: Tier::Randomised,
+            description: "balancer on, random move_tablet calls, client load, swarm faults (killed connections, stalls, partitions, crashes, leader kills, disk stalls)",
+            mutants: &["no-fencing", "coordinator-ignores-term"],
+            marks: &[],
+            config: config_swarm,
+            run: |sim, cfg| run_load(sim, cfg).boxed_local(),
+            checkers: CHECKERS,
+        },
+    ]
+}
+
+// ---------------------------------------------------------------------------------------------
+// configs
+
+fn topo_defaults(cfg: &mut RunConfig, t: TopologyConfig) {
+    cfg.nodes = t.nodes;
+    cfg.shards = t.shards;
+    cfg.set_section("topology", &t);
+}
+
+fn config_two_nodes(cfg: &mut RunConfig) {
+    cfg.phases.warmup_ms = 100;
+    cfg.phases.chaos_ms = 0;
+    cfg.phases.converge_budget_ms = 30_000;
+    topo_defaults(
+        cfg,
+        TopologyConfig {
+            nodes: 2,
+            ..TopologyConfig::default()
+        },
+    );
+}
+
+fn config_three_nodes(cfg: &mut RunConfig) {
+    config_two_nodes(cfg);
+    topo_defaults(
+        cfg,
+        TopologyConfig {
+            nodes: 3,
+            stream_timeout_ms: 5_000,
+            ..TopologyConfig::default()
+        },
+    );
+}
+
+fn config_stalled(cfg: &mut RunConfig) {
+    config_two_nodes(cfg);
+    topo_defaults(
+        cfg,
+        TopologyConfig {
+            nodes: 2,
+            stream_timeout_ms: 2_000,
+            ..TopologyConfig::default()
+        },
+    );
+}
+
+fn load_topology() -> TopologyConfig {
+    TopologyConfig {
+        nodes: 3,
+        shards: 2,
+        tablets: 6,
+        initial_holders: 1,
+        balancing: true,
+        balancer_max_concurrent: 2,
+        barrier_timeout_ms: 3_000,
+        stream_timeout_ms: 5_000,
+        stream_fragment_interval_ms: 2,
+        ..TopologyConfig::default()
+    }
+}
+
+fn config_load(cfg: &mut RunConfig) {
+    cfg.phases.warmup_ms = 200;
+    cfg.phases.chaos_ms = 3_000;
+    cfg.phases.converge_budget_ms = 30_000;
+    topo_defaults(cfg, load_topology());
+}
+
+fn config_leader_crash(cfg: &mut RunConfig) {
+    config_load(cfg);
+    cfg.phases.warmup_ms = 0;
+    let mut rng = sim::rng::standalone(cfg.seed, "faults");
+    cfg.faults = FaultSchedule {
+        faults: vec![ScheduledFault {
+            at_ms: rng.gen_range(0..30),
+            after: Some(EventTrigger {
+                kind: "stream_started".into(),
+                nth: rng.gen_range(1..=3),
+            }),
+            fault: Fault::KillLeader,
+            duration_ms: Some(rng.gen_range(500..2_000)),
+        }],
+    };
+}
+
+fn config_swarm(cfg: &mut RunConfig) {
+    config_load(cfg);
+    cfg.phases.chaos_ms = 5_000;
+    cfg.params.insert("moves".into(), serde_json::json!(true));
+    cfg.fault_model = FaultModel {
+        kinds: vec![
+            FaultKind::KillConnection,
+            FaultKind::Stall,
+            FaultKind::Partition,
+            FaultKind::Crash,
+            FaultKind::KillLeader,
+            FaultKind::DiskStall,
+        ],
+        min_faults: 2,
+        max_faults: 8,
+        window_ms: 4_500,
+        max_duration_ms: 1_500,
+        verbs: vec![
+            "stream_mutation_fragments".into(),
+            "tablet_stream_data".into(),
+            "stream_request".into(),
+            "raft_topology_cmd".into(),
+            "tablet_cleanup".into(),
+            "mutation".into(),
+        ],
+        max_down: 1,
+    };
+}
+
+// ---------------------------------------------------------------------------------------------
+// the story DSL
+
+fn r(n: u32, s: u32) -> Replica {
+    Replica {
+        node: NodeId(n),
+        shard: ShardId(s),
+    }
+}
+
+const T0: TabletId = TabletId(0);
+
+/// A running story: the cluster, the keys written, the expectations that failed.
+struct Story {
+    sim: Sim,
+    cfg: Rc<RunConfig>,
+    cluster: Cluster,
+    keys: RefCell<Vec<Key>>,
+    next_key: Cell<Key>,
+    expect_failed: RefCell<Vec<String>>,
+}
+
+impl Story {
+    fn start(sim: &Sim, cfg: &Rc<RunConfig>) -> Rc<Story> {
+        let t: TopologyConfig = cfg.section("topology");
+        let cluster = Cluster::start(sim, t);
+        Rc::new(Story {
+            sim: sim.clone(),
+            cfg: cfg.clone(),
+            cluster,
+            keys: RefCell::new(Vec::new()),
+            next_key: Cell::new(1_000),
+            expect_failed: RefCell::new(Vec::new()),
+        })
+    }
+
+    fn client(&self, n: u32) -> Client {
+        Client::new(&self.sim, NodeId(n))
+    }
+
+    fn expect(&self, ok: bool, what: &str) {
+        if !ok {
+            self.expect_failed.borrow_mut().push(what.to_string());
+        }
+    }
+
+    async fn write(&self, c: &Client, key: Key, value: Value) -> OpOutcome {
+        self.keys.borrow_mut().push(key);
+        c.write(key, value).await
+    }
+
+    fn stage(&self, t: TabletId) -> Option<Stage> {
+        self.cluster
+            .state()
+            .and_then(|s| s.tablets.get(&t).and_then(|i| i.stage()))
+    }
+
+    fn replicas(&self, t: TabletId) -> Vec<Replica> {
+        self.cluster
+            .state()
+            .map(|s| s.tablets[&t].replicas.clone())
+            .unwrap_or_default()
+    }
+
+    /// Start `move_tablet` in the background; the returned flag turns true when it returns.
+    fn spawn_move(self: &Rc<Self>, t: TabletId, src: Replica, dst: Replica) -> Rc<Cell<bool>> {
+        let done = Rc::new(Cell::new(false));
+        let (d, c) = (done.clone(), self.cluster.clone());
+        self.sim.spawn_supervisor(async move {
+            let _ = api::move_tablet(&c, t, src, dst).await;
+            d.set(true);
+        });
+        done
+    }
+
+    async fn wait_until(&self, what: &str, ms: u64, mut cond: impl FnMut() -> bool) -> bool {
+        let deadline = self.sim.now().0 + ms * 1_000_000;
+        while !cond() {
+            if self.sim.now().0 >= deadline {
+                self.expect(false, &format!("timed out waiting for: {what}"));
+                return false;
+            }
+            sleep(Duration::from_millis(10)).await;
+        }
+        true
+    }
+
+    fn pending(&self) -> Vec<String> {
+        match self.cluster.state() {
+            None => vec!["no live node".into()],
+            Some(s) => s
+                .tablets
+                .iter()
+                .filter_map(|(t, i)| {
+                    i.stage()
+                        .map(|st| format!("migration of {t} stuck in {st}"))
+                })
+                .collect(),
+        }
+    }
+
+    /// Heal, converge (every migration ends), read every written key, report.
+    async fn finish(self: Rc<Self>) -> RunEnd {
+        phases::heal(&self.sim);
+        let me = self.clone();
+        let pending = phases::converge(&self.sim, &self.cfg, 50, move || me.pending()).await;
+        let mut reads = BTreeMap::new();
+        let keys = self.keys.borrow().clone();
+        for key in keys {
+            let mut got = None;
+            for attempt in 0..5u32 {
+                let n = self.cluster.any_live().map_or(1, |s| s.node.0);
+                let node = 1 + (n - 1 + attempt) % self.cluster.cfg.nodes;
+                let (o, v) = self.client(node).read(key).await;
+                if o == OpOutcome::Ok {
+                    got = Some(v);
+                    break;
+                }
+                sleep(Duration::from_millis(100)).await;
+            }
+            reads.insert(key.to_string(), serde_json::json!(got));
+        }
+        // INV-TABL-1 after convergence: no shard holds rows of a tablet it does not replicate.
+        let mut stray = Vec::new();
+        if let Some(st) = self.cluster.state() {
+            for n in &self.cluster.nodes {
+                if st.excluded.contains(n) {
+                    continue;
+                }
+                for (shard, t, key, _) in Storage::of(&self.sim, *n).all_rows() {
+                    let rep = Replica { node: *n, shard };
+                    if !st.tablets[&t].replicas.contains(&rep) {
+                        stray.push(format!("{rep} holds key {key} of {t}"));
+                    }
+                }
+            }
+        }
+        if pending.is_empty() && !stray.is_empty() {
+            self.expect(
+                false,
+                &format!("INV-TABL-1: data on non-replicas: {}", stray.join(", ")),
+            );
+        }
+        let tablets: BTreeMap<String, Vec<String>> = self
+            .cluster
+            .state()
+            .map(|s| {
+                s.tablets
+                    .iter()
+                    .map(|(t, i)| {
+                        (
+                            t.to_string(),
+                            i.replicas.iter().map(|r| r.to_string()).collect(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        RunEnd {
+            final_state: serde_json::json!({
+                "final_reads": reads,
+                "tablets": tablets,
+                "expect_failed": self.expect_failed.borrow().clone(),
+            }),
+            pending,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// scripted stories
+
+async fn run_fenced_after_kill(sim: Sim, cfg: Rc<RunConfig>) -> RunEnd {
+    let st = Story::start(&sim, &cfg);
+    phases::warmup(&sim, &cfg).await;
+    let a = st.client(1);
+    st.expect(st.write(&a, 7, 0).await == OpOutcome::Ok, "insert pk=7");
+    st.expect(a.read(7).await.1 == Some(0), "one row visible");
+    // Block B's receiver before it applies, then move A -> B.
+    api::enable_injection(&sim, NodeId(2), "stream_mutation_fragments", true);
+    let done = st.spawn_move(T0, r(1, 0), r(2, 0));
+    api::wait_for_injection_enter(&sim, NodeId(2), "stream_mutation_fragments", 1).await;
+    api::inject_disconnect(&sim, NodeId(1), NodeId(2));
+    if st
+        .wait_until("move_tablet A->B returns", 60_000, || done.get())
+        .await
+    {
+        st.expect(st.replicas(T0) == vec![r(2, 0)], "tablet moved to B");
+        st.expect(
+            a.read(7).await.1 == Some(0),
+            "one row visible after the move",
+        );
+        st.expect(a.truncate().await == OpOutcome::Ok, "TRUNCATE");
+        st.expect(a.read(7).await.1.is_none(), "0 rows after TRUNCATE");
+        // Release the abandoned receiver: it must be refused.
+        api::message_injection(&sim, NodeId(2), "stream_mutation_fragments");
+        sleep(Duration::from_millis(200)).await;
+        st.expect(a.read(7).await.1.is_none(), "no resurrection after release");
+        let back = st.spawn_move(T0, r(2, 0), r(1, 0));
+        if st.wait_until("move back B->A", 60_000, || back.get()).await {
+            st.expect(
+                a.read(7).await.1.is_none(),
+                "still 0 rows after moving back",
+            );
+        }
+    }
+    st.finish().await
+}
+
+async fn run_fenced_after_revert(sim: Sim, cfg: Rc<RunConfig>) -> RunEnd {
+    let st = Story::start(&sim, &cfg);
+    phases::warmup(&sim, &cfg).await;
+    let a = st.client(1);
+    st.expect(st.write(&a, 7, 0).await == OpOutcome::Ok, "insert pk=7");
+    for n in [1, 2] {
+        api::enable_injection(&sim, NodeId(n), "stream_tablet_move_to_cleanup", false);
+    }
+    api::enable_injection(&sim, NodeId(2), "stream_mutation_fragments", true);
+    let done = st.spawn_move(T0, r(1, 0), r(2, 0));
+    api::wait_for_injection_enter(&sim, NodeId(2), "stream_mutation_fragments", 1).await;
+    api::inject_disconnect(&sim, NodeId(1), NodeId(2));
+    if st
+        .wait_until("migration reverted", 60_000, || done.get())
+        .await
+    {
+        st.expect(
+            st.replicas(T0) == vec![r(1, 0)],
+            "replicas unchanged after revert",
+        );
+        for n in [1, 2] {
+            api::disable_injection(&sim, NodeId(n), "stream_tablet_move_to_cleanup");
+        }
+        api::message_injection(&sim, NodeId(2), "stream_mutation_fragments");
+        sleep(Duration::from_millis(200)).await;
+        st.expect(
+            Storage::of(&sim, NodeId(2)).scan(ShardId(0), T0).is_empty(),
+            "the cleaned pending replica holds no data of the tablet",
+        );
+        st.expect(
+            a.read(7).await.1 == Some(0),
+            "row still visible on the old replica",
+        );
+        let again = st.spawn_move(T0, r(1, 0), r(2, 0));
+        if st
+            .wait_until("a later migration completes", 60_000, || again.get())
+            .await
+        {
+            st.expect(
+                a.read(7).await.1 == Some(0),
+                "row visible after the later migration",
+            );
+        }
+    }
+    st.finish().await
+}
+
+async fn run_stalled_then_revert(sim: Sim, cfg: Rc<RunConfig>) -> RunEnd {
+    let st = Story::start(&sim, &cfg);
+    phases::warmup(&sim, &cfg).await;
+    let a = st.client(1);
+    st.expect(st.write(&a, 7, 0).await == OpOutcome::Ok, "insert pk=7");
+    for n in [1, 2] {
+        api::enable_injection(&sim, NodeId(n), "stream_tablet_move_to_cleanup", false);
+    }
+    sim.record_fault("stall stream_mutation_fragments n1->n2".into());
+    sim.net()
+        .stall(NodeId(1), NodeId(2), "stream_mutation_fragments");
+    let done = st.spawn_move(T0, r(1, 0), r(2, 0));
+    if st
+        .wait_until("migration reverted", 60_000, || done.get())
+        .await
+    {
+        st.expect(
+            st.replicas(T0) == vec![r(1, 0)],
+            "replicas unchanged after revert",
+        );
+        for n in [1, 2] {
+            api::disable_injection(&sim, NodeId(n), "stream_tablet_move_to_cleanup");
+        }
+        sim.record_fault("release stream_mutation_fragments n1->n2".into());
+        sim.net()
+            .release(NodeId(1), NodeId(2), "stream_mutation_fragments");
+        sleep(Duration::from_millis(300)).await;
+        st.expect(
+            Storage::of(&sim, NodeId(2)).scan(ShardId(0), T0).is_empty(),
+            "the stalled stream landed nothing on the cleaned pending replica",
+        );
+        let again = st.spawn_move(T0, r(1, 0), r(2, 0));
+        if st
+            .wait_until("a later migration completes", 60_000, || again.get())
+            .await
+        {
+            st.expect(
+                a.read(7).await.1 == Some(0),
+                "row visible after the later migration",
+            );
+        }
+    }
+    st.finish().await
+}
+
+async fn run_failover(sim: Sim, cfg: Rc<RunConfig>) -> RunEnd {
+    let st = Story::start(&sim, &cfg);
+    phases::warmup(&sim, &cfg).await;
+    let c = st.client(3);
+    st.expect(st.write(&c, 7, 0).await == OpOutcome::Ok, "insert pk=7");
+    api::enable_injection(&sim, NodeId(2), "stream_mutation_fragments", true);
+    let done = st.spawn_move(T0, r(1, 0), r(2, 0));
+    api::wait_for_injection_enter(&sim, NodeId(2), "stream_mutation_fragments", 1).await;
+    // Pause the coordinator (the group0 leader); a new one takes over and fences it.
+    let old = current_leader(&sim).unwrap_or(NodeId(1));
+    sim.record_fault(format!("pause {old}"));
+    sim.pause(old);
+    sleep(Duration::from_millis(1_500)).await;
+    sim.record_fault(format!("resume {old}"));
+    sim.resume(old);
+    // Break the stream to the blocked receiver: streaming fails and is retried.
+    api::inject_disconnect(&sim, NodeId(1), NodeId(2));
+    if st
+        .wait_until("move_tablet returns", 60_000, || done.get())
+        .await
+    {
+        st.expect(st.replicas(T0) == vec![r(2, 0)], "tablet moved");
+        st.expect(c.truncate().await == OpOutcome::Ok, "TRUNCATE");
+        api::message_injection(&sim, NodeId(2), "stream_mutation_fragments");
+        sleep(Duration::from_millis(200)).await;
+        st.expect(c.read(7).await.1.is_none(), "no resurrection after release");
+        let back = st.spawn_move(T0, r(2, 0), r(1, 0));
+        st.wait_until("move back", 60_000, || back.get()).await;
+    }
+    st.finish().await
+}
+
+async fn run_pending_crash(sim: Sim, cfg: Rc<RunConfig>) -> RunEnd {
+    let st = Story::start(&sim, &cfg);
+    phases::warmup(&sim, &cfg).await;
+    let c = st.client(1);
+    st.expect(st.write(&c, 7, 0).await == OpOutcome::Ok, "insert pk=7");
+    api::enable_injection(&sim, NodeId(2), "stream_mutation_fragments", true);
+    let done = st.spawn_move(T0, r(1, 0), r(2, 0));
+    api::wait_for_injection_enter(&sim, NodeId(2), "stream_mutation_fragments", 1).await;
+    sim.record_fault("crash n2".into());
+    sim.crash(NodeId(2));
+    sleep(Duration::from_millis(2_500)).await;
+    st.expect(
+        st.stage(T0) == Some(Stage::Streaming),
+        "streaming retried while n2 is down",
+    );
+    sim.record_fault("restart n2".into());
+    sim.restart(NodeId(2));
+    if st
+        .wait_until("move_tablet returns", 60_000, || done.get())
+        .await
+    {
+        st.expect(st.replicas(T0) == vec![r(2, 0)], "tablet moved");
+        st.expect(
+            c.read(7).await.1 == Some(0),
+            "row visible on the new replica",
+        );
+        st.expect(c.truncate().await == OpOutcome::Ok, "TRUNCATE");
+        let back = st.spawn_move(T0, r(2, 0), r(1, 0));
+        if st.wait_until("move back", 60_000, || back.get()).await {
+            st.expect(c.read(7).await.1.is_none(), "0 rows after moving back");
+        }
+    }
+    st.finish().await
+}
+
+async fn run_barrier_blocks(sim: Sim, cfg: Rc<RunConfig>) -> RunEnd {
+    let st = Story::start(&sim, &cfg);
+    phases::warmup(&sim, &cfg).await;
+    let a = st.client(1);
+    st.expect(st.write(&a, 7, 0).await == OpOutcome::Ok, "insert pk=7");
+    api::enable_injection(&sim, NodeId(2), "stream_consumer_write", true);
+    let done = st.spawn_move(T0, r(1, 0), r(2, 0));
+    api::wait_for_injection_enter(&sim, NodeId(2), "stream_consumer_write", 1).await;
+    api::inject_disconnect(&sim, NodeId(1), NodeId(2));
+    let s2 = st.clone();
+    if st
+        .wait_until("write_both_read_new committed", 30_000, move || {
+            s2.stage(T0) != Some(Stage::Streaming)
+        })
+        .await
+    {
+        // The consumer still holds the closed session's guard: the barrier must wait.
+        sleep(Duration::from_millis(2_000)).await;
+        st.expect(
+            st.stage(T0) == Some(Stage::WriteBothReadNew),
+            "the barrier after write_both_read_new waits while a guard of the closed session is held",
+        );
+        api::message_injection(&sim, NodeId(2), "stream_consumer_write");
+        if st
+            .wait_until("move_tablet returns", 60_000, || done.get())
+            .await
+        {
+            st.expect(a.read(7).await.1 == Some(0), "row visible after the move");
+        }
+    }
+    st.finish().await
+}
+
+// ---------------------------------------------------------------------------------------------
+// load: happy path, leader crash, swarm
+
+/// Client load: writes to fresh keys, reads and deletes of earlier keys, from random live nodes.
+fn spawn_workload(st: &Rc<Story>, until_ns: u64) {
+    let st = st.clone();
+    let sim = st.sim.clone();
+    sim.spawn_supervisor(async move {
+        let mut rng = st.sim.rng("workload");
+        let nodes = st.cluster.cfg.nodes;
+        while st.sim.now().0 < until_ns {
+            let node = rng.gen_range(1..=nodes);
+            let c = st.client(node);
+            let roll = rng.gen_range(0..10);
+            let st2 = st.clone();
+            let written = st.keys.borrow().clone();
+            if roll < 6 || written.is_empty() {
+                let key = st.next_key.get();
+                st.next_key.set(key + 1);
+                st.sim.spawn_supervisor(async move {
+                    st2.write(&c, key, key * 10 + 1).await;
+                });
+            } else {
+                let key = written[rng.gen_range(0..written.len())];
+                let delete = roll == 9;
+                st.sim.spawn_supervisor(async move {
+                    if delete {
+                        c.delete(key).await;
+                    } else {
+                        c.read(key).await;
+                    }
+                });
+            }
+            sleep(Duration::from_millis(rng.gen_range(5..25))).await;
+        }
+    });
+}
+
+/// Random `move_tablet` calls (swarm): a tablet to a random node and shard.
+fn spawn_moves(st: &Rc<Story>, until_ns: u64) {
+    let st = st.clone();
+    let sim = st.sim.clone();
+    sim.spawn_supervisor(async move {
+        let mut rng = st.sim.rng("moves");
+        let t = st.cluster.cfg.clone();
+        while st.sim.now().0 < until_ns {
+            sleep(Duration::from_millis(rng.gen_range(200..700))).await;
+            let tablet = TabletId(rng.gen_range(0..t.tablets));
+            let Some(state) = st.cluster.state() else {
+                continue;
+            };
+            let info = &state.tablets[&tablet];
+            if info.transition.is_some() {
+                continue;
+            }
+            let src = info.replicas[0];
+            let dst = r(rng.gen_range(1..=t.nodes), rng.gen_range(0..t.shards));
+            if dst.node == src.node {
+                continue;
+            }
+            st.spawn_move(tablet, src, dst);
+        }
+    });
+}
+
+async fn run_happy(sim: Sim, cfg: Rc<RunConfig>) -> RunEnd {
+    run_load(sim, cfg).await
+}
+
+async fn run_load(sim: Sim, cfg: Rc<RunConfig>) -> RunEnd {
+    let st = Story::start(&sim, &cfg);
+    phases::warmup(&sim, &cfg).await;
+    let until = sim.now().0 + cfg.phases.chaos_ms * 1_000_000;
+    spawn_workload(&st, until);
+    if cfg
+        .params
+        .get("moves")
+        .is_some_and(|v| v.as_bool() == Some(true))
+    {
+        spawn_moves(&st, until);
+    }
+    let s2 = sim.clone();
+    phases::chaos(&sim, &cfg, Some(Rc::new(move || current_leader(&s2)))).await;
+    // Let in-flight client operations finish before the final reads.
+    sleep(Duration::from_millis(2_500)).await;
+    st.finish().await
 }
