@@ -123,6 +123,15 @@ impl Drop for ErmGuard {
 // ---------------------------------------------------------------------------------------------
 // storage
 
+/// A stored cell: a value or a tombstone, with its write timestamp (virtual ns).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct CellValue {
+    /// Write timestamp.
+    pub ts: u64,
+    /// The value, or `None` for a tombstone.
+    pub value: Option<Value>,
+}
+
 fn row_prefix(shard: ShardId, tablet: TabletId) -> String {
     format!("tbl/{:03}/{:05}/", shard.0, tablet.0)
 }
@@ -147,30 +156,36 @@ impl Storage {
         }
     }
 
-    /// Write (buffered) a row.
-    pub fn put(&self, shard: ShardId, tablet: TabletId, key: Key, value: Value) {
-        self.sim
-            .disk(self.node)
-            .put(&row_key(shard, tablet, key), value);
+    /// Write (buffered) a cell, last-write-wins by timestamp (a tombstone wins a tie).
+    pub fn put(&self, shard: ShardId, tablet: TabletId, key: Key, cell: CellValue) {
+        let k = row_key(shard, tablet, key);
+        let disk = self.sim.disk(self.node);
+        if let Some(old) = disk.get::<CellValue>(&k) {
+            if old.ts > cell.ts || (old.ts == cell.ts && old.value.is_none()) {
+                return;
+            }
+        }
+        disk.put(&k, cell);
     }
 
-    /// Delete (buffered) a row.
-    pub fn delete(&self, shard: ShardId, tablet: TabletId, key: Key) {
-        self.sim
-            .disk(self.node)
-            .delete(&row_key(shard, tablet, key));
+    /// Remove a cell entirely (cleanup, truncate: no tombstone left behind).
+    pub fn remove(&self, shard: ShardId, tablet: TabletId, key: Key) {
+        self.sim.disk(self.node).delete(&row_key(shard, tablet, key));
     }
 
-    /// Read a row.
+    /// Read a row's live value.
     pub fn get(&self, shard: ShardId, tablet: TabletId, key: Key) -> Option<Value> {
-        self.sim.disk(self.node).get(&row_key(shard, tablet, key))
-    }
-
-    /// Every row of a tablet on a shard, in key order.
-    pub fn scan(&self, shard: ShardId, tablet: TabletId) -> Vec<(Key, Value)> {
         self.sim
             .disk(self.node)
-            .scan::<Value>(&row_prefix(shard, tablet))
+            .get::<CellValue>(&row_key(shard, tablet, key))
+            .and_then(|c| c.value)
+    }
+
+    /// Every cell (tombstones included) of a tablet on a shard, in key order.
+    pub fn scan(&self, shard: ShardId, tablet: TabletId) -> Vec<(Key, CellValue)> {
+        self.sim
+            .disk(self.node)
+            .scan::<CellValue>(&row_prefix(shard, tablet))
             .into_iter()
             .map(|(k, v)| {
                 let key = k.rsplit('/').next().expect("key").parse().expect("u64 key");
@@ -179,20 +194,20 @@ impl Storage {
             .collect()
     }
 
-    /// Delete every row of a tablet on a shard; returns how many.
+    /// Remove every cell of a tablet on a shard; returns how many.
     pub fn delete_tablet(&self, shard: ShardId, tablet: TabletId) -> u64 {
         let rows = self.scan(shard, tablet);
         for (k, _) in &rows {
-            self.delete(shard, tablet, *k);
+            self.remove(shard, tablet, *k);
         }
         rows.len() as u64
     }
 
-    /// Every (shard, tablet, key, value) on this node.
-    pub fn all_rows(&self) -> Vec<(ShardId, TabletId, Key, Value)> {
+    /// Every (shard, tablet, key, cell) on this node.
+    pub fn all_rows(&self) -> Vec<(ShardId, TabletId, Key, CellValue)> {
         self.sim
             .disk(self.node)
-            .scan::<Value>("tbl/")
+            .scan::<CellValue>("tbl/")
             .into_iter()
             .map(|(k, v)| {
                 let parts: Vec<&str> = k.split('/').collect();
@@ -230,8 +245,10 @@ pub struct ReplicaWriteReq {
     pub tablet: TabletId,
     /// Key.
     pub key: Key,
-    /// Value, or `None` to delete.
+    /// Value, or `None` to delete (a tombstone).
     pub value: Option<Value>,
+    /// Write timestamp.
+    pub ts: u64,
     /// The erm version the coordinator routed with.
     pub version: u64,
 }
@@ -271,10 +288,15 @@ pub fn serve(svc: &Rc<NodeServices>) {
                 return Err(RpcError::Remote(STALE_VERSION.into()));
             }
             let st = Storage::of(&s.sim, s.node);
-            match req.value {
-                Some(v) => st.put(req.shard, req.tablet, req.key, v),
-                None => st.delete(req.shard, req.tablet, req.key),
-            }
+            st.put(
+                req.shard,
+                req.tablet,
+                req.key,
+                CellValue {
+                    ts: req.ts,
+                    value: req.value,
+                },
+            );
             st.sync().await
         })
     });
@@ -290,7 +312,7 @@ pub fn serve(svc: &Rc<NodeServices>) {
             let st = Storage::of(&s.sim, s.node);
             let rows = st.all_rows();
             for (shard, tablet, key, _) in &rows {
-                st.delete(*shard, *tablet, *key);
+                st.remove(*shard, *tablet, *key);
             }
             st.sync().await?;
             Ok(rows.len() as u64)
@@ -379,6 +401,7 @@ impl Client {
         let erm = svc.erm.acquire();
         let (tablet, targets) = self.route(&svc, key, true);
         let net = self.sim.net();
+        let ts = self.sim.now().0;
         let calls = targets.iter().map(|r| {
             net.call::<ReplicaWrite>(
                 self.node,
@@ -388,6 +411,7 @@ impl Client {
                     tablet,
                     key,
                     value,
+                    ts,
                     version: erm.version(),
                 },
                 CLIENT_TIMEOUT,

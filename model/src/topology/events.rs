@@ -181,8 +181,8 @@ pub enum TopologyEvent {
         origin: SessionId,
         /// Key.
         key: Key,
-        /// Value.
-        value: Value,
+        /// Value (`None`: a tombstone).
+        value: Option<Value>,
     },
     /// A streamed fragment was refused by the topology guard.
     FragmentRefused {

@@ -14,9 +14,9 @@
 //! `stream-ignores-closed-session` (the master neither holds nor watches the session and streams
 //! under the default session, which is never closed).
 
-use super::data::Storage;
+use super::data::{CellValue, Storage};
 use super::events::TopologyEvent;
-use super::ids::{Key, Replica, SessionId, TabletId, Value};
+use super::ids::{Key, Replica, SessionId, TabletId};
 use super::node::NodeServices;
 use super::session::FrozenTopologyGuard;
 use super::stage::Stage;
@@ -63,7 +63,7 @@ impl Verb for StreamMutationFragments {
     type Resp = u64;
 }
 impl StreamVerb for StreamMutationFragments {
-    type Item = (Key, Value);
+    type Item = (Key, CellValue);
 }
 
 fn remote(e: impl std::fmt::Display) -> RpcError {
@@ -215,7 +215,7 @@ fn refused(svc: &NodeServices, plan: &StreamPlan, reason: String) -> RpcError {
 async fn receive_fragments(
     svc: &NodeServices,
     plan: StreamPlan,
-    mut src: sim::Source<(Key, Value)>,
+    mut src: sim::Source<(Key, CellValue)>,
 ) -> Result<u64, RpcError> {
     let fenced = !svc.sim.mutant("no-fencing");
     let guard = if fenced {
@@ -269,7 +269,7 @@ async fn receive_fragments(
                 session: plan.guard.0,
                 origin: plan.origin,
                 key,
-                value,
+                value: value.value,
             },
         );
     }
