@@ -65,7 +65,13 @@ async fn run_term(svc: &Rc<NodeServices>, term: u64) {
         .g0
         .propose_in_term(term, Group0Command::FencePreviousCoordinator { term })
         .await;
-    if fenced.is_err() {
+    let fenced_ok = match fenced {
+        Ok(index) => svc
+            .g0
+            .with_state(|s| s.outcome(index) == Some(&ApplyOutcome::Applied)),
+        Err(_) => false,
+    };
+    if !fenced_ok {
         svc.sim
             .record(Some(svc.node), TopologyEvent::CoordinatorStopped { term });
         return;

@@ -165,6 +165,7 @@ struct Hub {
     log: RefCell<Vec<Group0Command>>,
     term: Cell<u64>,
     leader: Cell<Option<NodeId>>,
+    leader_incarnation: Cell<u32>,
     members: RefCell<BTreeMap<NodeId, Member>>,
 }
 
@@ -180,12 +181,15 @@ impl Hub {
                     .get(&n)
                     .is_some_and(|m| m.incarnation == sim.incarnation(n))
         };
-        if cur.is_some_and(alive) {
+        // A restarted leader is a new incarnation: it must win a new term like anyone else.
+        if cur.is_some_and(|n| alive(n) && sim.incarnation(n) == self.leader_incarnation.get()) {
             return;
         }
         let next = self.members.borrow().keys().copied().find(|n| alive(*n));
-        if next != cur {
+        if next != cur || next.is_some() {
             self.leader.set(next);
+            self.leader_incarnation
+                .set(next.map_or(0, |n| sim.incarnation(n)));
             self.term.set(self.term.get() + 1);
             for m in self.members.borrow().values() {
                 m.changed.notify();
