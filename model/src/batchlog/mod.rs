@@ -4,15 +4,22 @@
 //!
 //! Pure cores: [`types`] (keys, payload, shard hash), [`table`] (the storage model with its
 //! cost accounting), [`replay`] (one replay pass), [`bench`] (the v1/v2 steady-workload
-//! comparison). The cluster shell (nodes, write path, replay loop, RPCs) builds on them.
+//! comparison). The async shells build on them: [`cluster`] (nodes, data plane, RPCs, disk),
+//! [`write_path`] (logged batches, SPEC §5.3) and [`manager`] (the replay loop, §5.4).
 
 pub mod bench;
+pub mod cluster;
 pub mod config;
+pub mod events;
+pub mod manager;
 pub mod replay;
 pub mod table;
 pub mod types;
+pub mod write_path;
 
+pub use cluster::Cluster;
 pub use config::BatchlogConfig;
+pub use events::{BatchlogEvent, Outcome};
 pub use types::{BatchId, Layout, Stage};
 
 #[cfg(test)]

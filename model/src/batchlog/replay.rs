@@ -206,6 +206,8 @@ pub enum Effect {
         id: BatchId,
         /// Its written_at.
         written_at: u64,
+        /// Was the `failed_replay` copy written (false only under `batchlog-no-failed-stage`)?
+        copied: bool,
     },
     /// The entry failed and stays where it is.
     Kept {
@@ -291,7 +293,11 @@ pub fn finish_unit(
                     });
                 }
                 r.mutations.push(Mutation::DeleteRow { pk: c.pk, ck: c.ck, ts: ts() });
-                r.effects.push(Effect::Moved { id: c.ck.id, written_at: c.ck.written_at });
+                r.effects.push(Effect::Moved {
+                    id: c.ck.id,
+                    written_at: c.ck.written_at,
+                    copied: !m.no_failed_stage,
+                });
             }
         }
     }
