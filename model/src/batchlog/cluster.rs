@@ -330,6 +330,26 @@ impl Cluster {
         Ok(())
     }
 
+    /// A client's logged batch of `(table, key, value)` writes sent to coordinator `coord`:
+    /// runs the write path on `coord` and waits for its answer. A coordinator that crashes
+    /// first answers nothing: the outcome is `unknown`.
+    pub async fn execute(&self, coord: NodeId, writes: Vec<(TableId, u64, u64)>) -> super::events::Outcome {
+        let (tx, rx) = sim::sync::oneshot::channel();
+        let c = self.clone();
+        self.0.sim.spawn_on(coord, async move {
+            let (_, o) = super::write_path::mutate_atomically(&c, coord, writes).await;
+            let _ = tx.send(o);
+        });
+        rx.await.unwrap_or(super::events::Outcome::Unknown)
+    }
+
+    /// Triggers `repair_flush_hints_batchlog` on `node` (a replay with cleanup=no) from `from`;
+    /// `Some(all_replayed)` if it answered.
+    pub async fn repair_flush(&self, from: NodeId, node: NodeId) -> Option<bool> {
+        let t = sim::time::Duration::from_millis(self.0.cfg.replay_write_timeout_ms * 4);
+        self.0.sim.net().call::<RepairFlushVerb>(from, node, (), t).await.ok()
+    }
+
     /// Live batchlog entries of `node` (id, stage, written_at), from its table.
     pub fn live_entries(&self, node: NodeId) -> Vec<LiveEntry> {
         let Some(st) = self.state(node) else { return Vec::new() };

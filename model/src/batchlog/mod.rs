@@ -24,3 +24,5 @@ pub use types::{BatchId, Layout, Stage};
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod sim_tests;
