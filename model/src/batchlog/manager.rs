@@ -137,6 +137,7 @@ async fn replay_pass(c: &Cluster, st: &Rc<NodeState>, cleanup: bool) -> bool {
             match &o {
                 Ok(dropped) => {
                     replayed += 1;
+                    sim.mark("batchlog entry replayed");
                     sim.record(
                         Some(node),
                         BatchlogEvent::EntryReplayed {
@@ -227,6 +228,7 @@ fn record_effect(c: &Cluster, node: NodeId, p: &PassParams, e: Effect) {
         }
         Effect::Moved { id, written_at, copied } => {
             let shard = super::types::batchlog_shard(written_at, p.shard_count);
+            sim.mark("failed entry kept for a later replay");
             if copied {
                 sim.mark("entry moved to failed_replay");
                 sim.record(Some(node), BatchlogEvent::EntryMoved { id, written_at, shard, now_ms: p.now_ms });
@@ -243,7 +245,7 @@ fn record_effect(c: &Cluster, node: NodeId, p: &PassParams, e: Effect) {
                 );
             }
         }
-        Effect::Kept { .. } => {}
+        Effect::Kept { .. } => sim.mark("failed entry kept for a later replay"),
         Effect::RangeTombstone { shard, end } => {
             sim.mark("range tombstone written");
             sim.record(Some(node), BatchlogEvent::RangeTombstoneWritten { shard, end, now_ms: p.now_ms });
