@@ -271,6 +271,7 @@ impl Cluster {
                     written_at: ck.written_at,
                     stage: Stage::Initial,
                     shard: shard_of(&pk),
+                    ts,
                 },
             ),
             BatchlogReq::Remove { pk, ck, ts } => (
@@ -284,6 +285,7 @@ impl Cluster {
                     stage: Stage::Initial,
                     by: super::events::DeletedBy::WritePath,
                     now_ms: None,
+                    ts: Some(ts),
                 },
             ),
         };

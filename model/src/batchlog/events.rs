@@ -72,6 +72,8 @@ pub enum BatchlogEvent {
         stage: Stage,
         /// Batchlog shard (v2) or 0 (v1).
         shard: u32,
+        /// Write timestamp of the row (µs).
+        ts: u64,
     },
     /// A batchlog entry was deleted on this node (row or partition tombstone, durable).
     EntryDeleted {
@@ -85,6 +87,9 @@ pub enum BatchlogEvent {
         by: DeletedBy,
         /// The pass's `now` when by replay.
         now_ms: Option<u64>,
+        /// Deletion timestamp, when by the write path (µs): a store racing with its own
+        /// delete on a paused node is dead if this is newer, whatever order they apply in.
+        ts: Option<u64>,
     },
     /// A failed `initial` entry was moved to `failed_replay` (copy and delete durable).
     EntryMoved {

@@ -180,10 +180,7 @@ async fn replay_pass(c: &Cluster, st: &Rc<NodeState>, cleanup: bool) -> bool {
         let mut ts = || st.new_ts(&sim);
         let r = replay::finish_unit(&scan, &outcomes, &p, &mut ts, m);
         all_replayed &= r.all_replayed;
-        if r.mutations.is_empty() {
-            continue;
-        }
-        if c.apply_batchlog(st, r.mutations).await.is_err() {
+        if !r.mutations.is_empty() && c.apply_batchlog(st, r.mutations).await.is_err() {
             return false;
         }
         for e in r.effects {
@@ -223,7 +220,7 @@ fn record_effect(c: &Cluster, node: NodeId, p: &PassParams, e: Effect) {
         Effect::Deleted { id, written_at, stage } => {
             sim.record(
                 Some(node),
-                BatchlogEvent::EntryDeleted { id, written_at, stage, by: DeletedBy::Replay, now_ms: Some(p.now_ms) },
+                BatchlogEvent::EntryDeleted { id, written_at, stage, by: DeletedBy::Replay, now_ms: Some(p.now_ms), ts: None },
             );
         }
         Effect::Moved { id, written_at, copied } => {
@@ -241,6 +238,7 @@ fn record_effect(c: &Cluster, node: NodeId, p: &PassParams, e: Effect) {
                         stage: Stage::Initial,
                         by: DeletedBy::Replay,
                         now_ms: Some(p.now_ms),
+                        ts: None,
                     },
                 );
             }

@@ -3,7 +3,9 @@
 //! moved to `failed_replay` first; too-young ones lie beyond the tombstone's end.
 //!
 //! Liveness of entries is rebuilt from the history per node: written (initial) until deleted,
-//! moved, or covered by an earlier range tombstone of the same shard.
+//! moved, or covered by an earlier range tombstone of the same shard. Timestamps decide between
+//! a store and the write path's delete of the same entry, which a paused node may apply in
+//! either order.
 
 use super::{events, safety};
 use crate::config::RunConfig;
@@ -24,13 +26,20 @@ impl Checker for RangeTombstoneSafety {
     fn check(&self, _cfg: &RunConfig, h: &History, _end: &RunEnd) -> Vec<Violation> {
         // (node, id) -> (written_at, shard) of live initial entries.
         let mut live: BTreeMap<(NodeId, BatchId), (u64, u32)> = BTreeMap::new();
+        let mut write_deleted: BTreeMap<(NodeId, BatchId), u64> = BTreeMap::new();
         let mut replayed_in_pass: BTreeMap<NodeId, BTreeSet<BatchId>> = BTreeMap::new();
         let mut out = Vec::new();
         for e in events(h) {
             let Some(node) = e.node else { continue };
             match &e.ev {
-                BatchlogEvent::EntryWritten { id, written_at, stage: Stage::Initial, shard } => {
-                    live.insert((node, *id), (*written_at, *shard));
+                BatchlogEvent::EntryWritten { id, written_at, stage: Stage::Initial, shard, ts } => {
+                    if write_deleted.get(&(node, *id)).is_none_or(|d| d < ts) {
+                        live.insert((node, *id), (*written_at, *shard));
+                    }
+                }
+                BatchlogEvent::EntryDeleted { id, stage: Stage::Initial, ts: Some(ts), .. } => {
+                    write_deleted.insert((node, *id), *ts);
+                    live.remove(&(node, *id));
                 }
                 BatchlogEvent::EntryDeleted { id, stage: Stage::Initial, .. } | BatchlogEvent::EntryMoved { id, .. } => {
                     live.remove(&(node, *id));
