@@ -13,7 +13,10 @@ use std::rc::Rc;
 fn run_seed(id: &str, seed: u64, mutants: &[&str], sets: &[(&str, &str)]) -> scenarios::RunReport {
     let def = find(id).expect("scenario");
     let mutants: Vec<String> = mutants.iter().map(|m| m.to_string()).collect();
-    let sets: Vec<(String, String)> = sets.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let sets: Vec<(String, String)> = sets
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     let cfg = resolve(&def, seed, &mutants, &sets).expect("resolve");
     run(&def, &cfg).0
 }
@@ -47,11 +50,23 @@ fn write_batch(t: &mut Table, layout: Layout, i: u64, fail_send: bool, shards: u
     let id = BatchId(i);
     let body = Rc::new(BatchBody {
         id,
-        mutations: (0..i + 2).map(|k| WriteMutation { table: TableId(0), key: k, value: i, ts: 1 }).collect(),
+        mutations: (0..i + 2)
+            .map(|k| WriteMutation {
+                table: TableId(0),
+                key: k,
+                value: i,
+                ts: 1,
+            })
+            .collect(),
     });
     let ck = ClusteringKey { written_at: i, id };
     let pk = replay::entry_partition(layout, id, i, shards);
-    t.apply(Mutation::Insert { pk, ck, ts: 10 * i + 100, data: body });
+    t.apply(Mutation::Insert {
+        pk,
+        ck,
+        ts: 10 * i + 100,
+        data: body,
+    });
     if !fail_send {
         t.apply(replay::delete_entry(layout, pk, ck, 10 * i + 101));
     }
@@ -59,12 +74,32 @@ fn write_batch(t: &mut Table, layout: Layout, i: u64, fail_send: bool, shards: u
 
 /// One manual replay (replay timeout 0, as in the boost test's setup); every send fails or
 /// every send succeeds. `clock` hands out increasing local timestamps across passes.
-fn replay_all(t: &mut Table, layout: Layout, cleanup: bool, fail: bool, shards: u32, clock: &mut u64) {
-    let p = PassParams { layout, shard_count: shards, now_ms: 1_000, replay_timeout_ms: 0, cleanup };
+fn replay_all(
+    t: &mut Table,
+    layout: Layout,
+    cleanup: bool,
+    fail: bool,
+    shards: u32,
+    clock: &mut u64,
+) {
+    let p = PassParams {
+        layout,
+        shard_count: shards,
+        now_ms: 1_000,
+        replay_timeout_ms: 0,
+        cleanup,
+    };
     let ts = clock;
     for unit in replay::units(layout, shards) {
         let scan = replay::scan_unit(t, &p, unit, &|_| u64::MAX, ReplayMutants::default());
-        let o = vec![if fail { SendOutcome::Failed } else { SendOutcome::Replayed }; scan.candidates.len()];
+        let o = vec![
+            if fail {
+                SendOutcome::Failed
+            } else {
+                SendOutcome::Replayed
+            };
+            scan.candidates.len()
+        ];
         let mut next = || {
             *ts += 1;
             *ts
@@ -110,17 +145,28 @@ fn storage_v2_replay_with_and_without_cleanup() {
     for fail in [false, true] {
         let mut t = eight(Layout::V2, shards);
         replay_all(&mut t, Layout::V2, true, fail, shards, &mut 10_000);
-        let rts: usize = (0..shards).map(|s| t.range_tombstone_count(&PartitionKey::v2(Stage::Initial, s))).sum();
-        let contributed: std::collections::BTreeSet<u32> = (0..8).map(|i| batchlog_shard(i, shards)).collect();
-        assert_eq!(rts, contributed.len(), "one range tombstone per contributing partition");
+        let rts: usize = (0..shards)
+            .map(|s| t.range_tombstone_count(&PartitionKey::v2(Stage::Initial, s)))
+            .sum();
+        let contributed: std::collections::BTreeSet<u32> =
+            (0..8).map(|i| batchlog_shard(i, shards)).collect();
+        assert_eq!(
+            rts,
+            contributed.len(),
+            "one range tombstone per contributing partition"
+        );
         assert_eq!(live_in(&t, Stage::Initial), 0);
         assert_eq!(live_in(&t, Stage::FailedReplay), if fail { 4 } else { 0 });
-        let frts: usize = (0..shards).map(|s| t.range_tombstone_count(&PartitionKey::v2(Stage::FailedReplay, s))).sum();
+        let frts: usize = (0..shards)
+            .map(|s| t.range_tombstone_count(&PartitionKey::v2(Stage::FailedReplay, s)))
+            .sum();
         assert_eq!(frts, 0, "no range tombstones in failed_replay");
 
         let mut t = eight(Layout::V2, shards);
         replay_all(&mut t, Layout::V2, false, fail, shards, &mut 10_000);
-        let rts: usize = (0..shards).map(|s| t.range_tombstone_count(&PartitionKey::v2(Stage::Initial, s))).sum();
+        let rts: usize = (0..shards)
+            .map(|s| t.range_tombstone_count(&PartitionKey::v2(Stage::Initial, s)))
+            .sum();
         assert_eq!(rts, 0);
         assert_eq!(live_in(&t, Stage::FailedReplay), 0);
         assert_eq!(live_in(&t, Stage::Initial), if fail { 4 } else { 0 });
@@ -146,7 +192,10 @@ fn storage_v2_replay_stage() {
     assert_eq!(live_in(&t, Stage::Initial), 0);
     replay_all(&mut t, Layout::V2, true, false, shards, &mut clock);
     assert!(t.live_rows().is_empty());
-    assert!(t.total_fragments() <= 256 * 2 + 16, "at most 256x2 range-tombstone changes plus 16 rows remain");
+    assert!(
+        t.total_fragments() <= 256 * 2 + 16,
+        "at most 256x2 range-tombstone changes plus 16 rows remain"
+    );
 }
 
 const SCENARIOS: &[&str] = &[
@@ -174,9 +223,18 @@ fn scenarios_pass_unmutated_v1() {
 #[test]
 fn mutants_caught_within_50_seeds() {
     for (id, mutant) in [
-        ("batchlog.coordinator_crash_before_apply", "batchlog-delete-before-apply"),
-        ("batchlog.replica_down_during_replay", "batchlog-cleanup-covers-failed"),
-        ("batchlog.replica_down_during_replay", "batchlog-no-failed-stage"),
+        (
+            "batchlog.coordinator_crash_before_apply",
+            "batchlog-delete-before-apply",
+        ),
+        (
+            "batchlog.replica_down_during_replay",
+            "batchlog-cleanup-covers-failed",
+        ),
+        (
+            "batchlog.replica_down_during_replay",
+            "batchlog-no-failed-stage",
+        ),
         ("batchlog.repair_flush", "batchlog-replay-too-young"),
     ] {
         let seed = caught_within(id, mutant, 50);
@@ -199,11 +257,25 @@ fn compare_v1_grows_v2_flat() {
     let rows = compare(&[1000, 10_000], 1);
     assert_eq!(rows.len(), 4);
     let dead = |layout: &str, n: u64| {
-        rows.iter().find(|r| r.layout == layout && r.batches_written == n).expect("row").replay_dead_scanned
+        rows.iter()
+            .find(|r| r.layout == layout && r.batches_written == n)
+            .expect("row")
+            .replay_dead_scanned
     };
-    let (v1a, v1b, v2a, v2b) = (dead("v1", 1000), dead("v1", 10_000), dead("v2", 1000), dead("v2", 10_000));
-    assert!(v1b >= 10_000 && v1b >= 5 * v1a, "v1 grows ~linearly: {v1a} -> {v1b}");
-    assert!(v2b <= 5 * 1024 && v2a <= 5 * 1024, "v2 stays flat: {v2a} -> {v2b}");
+    let (v1a, v1b, v2a, v2b) = (
+        dead("v1", 1000),
+        dead("v1", 10_000),
+        dead("v2", 1000),
+        dead("v2", 10_000),
+    );
+    assert!(
+        v1b >= 10_000 && v1b >= 5 * v1a,
+        "v1 grows ~linearly: {v1a} -> {v1b}"
+    );
+    assert!(
+        v2b <= 5 * 1024 && v2a <= 5 * 1024,
+        "v2 stays flat: {v2a} -> {v2b}"
+    );
     assert!(2 * v2b < v1b);
     let table = render(&rows);
     assert!(table.starts_with("layout"), "{table}");
@@ -217,7 +289,10 @@ fn compare_v1_grows_v2_flat() {
 #[ignore]
 fn explore_one() {
     let id = std::env::var("BL_ID").unwrap_or_else(|_| "batchlog.swarm".into());
-    let seeds: u64 = std::env::var("BL_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let seeds: u64 = std::env::var("BL_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     let layout = std::env::var("BL_LAYOUT").unwrap_or_else(|_| "v2".into());
     let mutant = std::env::var("BL_MUTANT").ok();
     for seed in 0..seeds {
@@ -225,7 +300,11 @@ fn explore_one() {
         let r = run_seed(&id, seed, &m, &[("batchlog.layout", &layout)]);
         eprintln!(
             "{id} {layout} seed {seed}: {:?} {:?} missing {:?} panic {:?} metrics {:?}",
-            r.verdict, r.violations.first(), r.missing_marks, r.panic, r.metrics.get("replay_dead_scanned_max")
+            r.verdict,
+            r.violations.first(),
+            r.missing_marks,
+            r.panic,
+            r.metrics.get("replay_dead_scanned_max")
         );
     }
 }

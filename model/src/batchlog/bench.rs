@@ -70,7 +70,11 @@ pub struct PassSummary {
 }
 
 /// Runs one replay pass in which every send succeeds, applying its mutations.
-pub fn replay_all_succeed(table: &mut Table, p: &PassParams, ts: &mut dyn FnMut() -> Timestamp) -> PassSummary {
+pub fn replay_all_succeed(
+    table: &mut Table,
+    p: &PassParams,
+    ts: &mut dyn FnMut() -> Timestamp,
+) -> PassSummary {
     let mut s = PassSummary::default();
     for unit in replay::units(p.layout, p.shard_count) {
         let scan = replay::scan_unit(table, p, unit, &|_| u64::MAX, ReplayMutants::default());
@@ -117,11 +121,24 @@ pub fn steady_workload(p: &SteadyParams) -> (Table, u64) {
         let id = BatchId(i);
         let body = Rc::new(BatchBody {
             id,
-            mutations: vec![WriteMutation { table: TableId(0), key: i, value: i, ts: ts0 }],
+            mutations: vec![WriteMutation {
+                table: TableId(0),
+                key: i,
+                value: i,
+                ts: ts0,
+            }],
         });
-        let ck = ClusteringKey { written_at: now_ms, id };
+        let ck = ClusteringKey {
+            written_at: now_ms,
+            id,
+        };
         let pk = replay::entry_partition(p.layout, id, now_ms, p.shard_count);
-        table.apply(super::table::Mutation::Insert { pk, ck, ts: ts0, data: body });
+        table.apply(super::table::Mutation::Insert {
+            pk,
+            ck,
+            ts: ts0,
+            data: body,
+        });
         table.apply(replay::delete_entry(p.layout, pk, ck, ts0 + 1));
     }
     (table, now_ms)

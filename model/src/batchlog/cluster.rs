@@ -13,7 +13,9 @@
 use super::config::BatchlogConfig;
 use super::events::BatchlogEvent;
 use super::table::{self, DiskOp, Mutation, Run, Table};
-use super::types::{BatchId, ClusteringKey, PartitionKey, Payload, Stage, TableId, Timestamp, WriteMutation};
+use super::types::{
+    BatchId, ClusteringKey, PartitionKey, Payload, Stage, TableId, Timestamp, WriteMutation,
+};
 use futures::future::LocalBoxFuture;
 use serde::Serialize;
 use sim::sync::Notify;
@@ -131,7 +133,12 @@ impl Cluster {
     /// Adds `n` nodes to the simulation and boots them.
     pub fn start(sim: &Sim, cfg: BatchlogConfig, n: usize) -> Cluster {
         assert!(n >= 1, "at least one node");
-        assert!(cfg.rf >= 1 && cfg.rf <= n, "rf {} must fit {} nodes", cfg.rf, n);
+        assert!(
+            cfg.rf >= 1 && cfg.rf <= n,
+            "rf {} must fit {} nodes",
+            cfg.rf,
+            n
+        );
         assert!(cfg.shard_count >= 1);
         let c = Cluster(Rc::new(Inner {
             sim: sim.clone(),
@@ -187,7 +194,9 @@ impl Cluster {
     /// Drops a user table, cluster-wide and at once.
     pub fn drop_table(&self, table: TableId) {
         if self.0.dropped.borrow_mut().insert(table) {
-            self.0.sim.record(None, BatchlogEvent::TableDropped { table });
+            self.0
+                .sim
+                .record(None, BatchlogEvent::TableDropped { table });
         }
     }
 
@@ -252,7 +261,8 @@ impl Cluster {
         net.serve::<ReplicaWriteVerb>(node, move |_from, req| {
             let c = c.clone();
             let st = st2.clone();
-            Box::pin(async move { c.handle_replica_write(&st, req).await }) as LocalBoxFuture<'static, _>
+            Box::pin(async move { c.handle_replica_write(&st, req).await })
+                as LocalBoxFuture<'static, _>
         });
         let c = self.clone();
         net.serve::<RepairFlushVerb>(node, move |_from, ()| {
@@ -289,13 +299,19 @@ impl Cluster {
                 },
             ),
         };
-        self.apply_batchlog(st, vec![m]).await.map_err(|e| RpcError::Remote(e.to_string()))?;
+        self.apply_batchlog(st, vec![m])
+            .await
+            .map_err(|e| RpcError::Remote(e.to_string()))?;
         self.0.sim.record(Some(st.node), ev);
         Ok(())
     }
 
     /// Applies mutations to `st`'s batchlog table and syncs them to disk.
-    pub(crate) async fn apply_batchlog(&self, st: &NodeState, muts: Vec<Mutation>) -> Result<(), sim::DiskError> {
+    pub(crate) async fn apply_batchlog(
+        &self,
+        st: &NodeState,
+        muts: Vec<Mutation>,
+    ) -> Result<(), sim::DiskError> {
         let ops: Vec<DiskOp> = {
             let mut t = st.table.borrow_mut();
             muts.into_iter().flat_map(|m| t.apply(m)).collect()
@@ -305,7 +321,11 @@ impl Cluster {
         disk.sync().await
     }
 
-    async fn handle_replica_write(&self, st: &NodeState, req: ReplicaWrite) -> Result<(), RpcError> {
+    async fn handle_replica_write(
+        &self,
+        st: &NodeState,
+        req: ReplicaWrite,
+    ) -> Result<(), RpcError> {
         let m = req.m;
         if self.is_dropped(m.table) {
             return Err(RpcError::Remote(format!("unknown table {}", m.table)));
@@ -322,12 +342,21 @@ impl Cluster {
         };
         let disk = self.0.sim.disk(st.node);
         if newer {
-            disk.put(&format!("{DATA_PREFIX}{}/{}", m.table.0, m.key), (m.value, m.ts));
+            disk.put(
+                &format!("{DATA_PREFIX}{}/{}", m.table.0, m.key),
+                (m.value, m.ts),
+            );
         }
-        disk.sync().await.map_err(|e| RpcError::Remote(e.to_string()))?;
+        disk.sync()
+            .await
+            .map_err(|e| RpcError::Remote(e.to_string()))?;
         self.0.sim.record(
             Some(st.node),
-            BatchlogEvent::MutationApplied { batch: req.batch, m, replay: req.replay },
+            BatchlogEvent::MutationApplied {
+                batch: req.batch,
+                m,
+                replay: req.replay,
+            },
         );
         Ok(())
     }
@@ -335,7 +364,11 @@ impl Cluster {
     /// A client's logged batch of `(table, key, value)` writes sent to coordinator `coord`:
     /// runs the write path on `coord` and waits for its answer. A coordinator that crashes
     /// first answers nothing: the outcome is `unknown`.
-    pub async fn execute(&self, coord: NodeId, writes: Vec<(TableId, u64, u64)>) -> super::events::Outcome {
+    pub async fn execute(
+        &self,
+        coord: NodeId,
+        writes: Vec<(TableId, u64, u64)>,
+    ) -> super::events::Outcome {
         let (tx, rx) = sim::sync::oneshot::channel();
         let c = self.clone();
         self.0.sim.spawn_on(coord, async move {
@@ -349,12 +382,19 @@ impl Cluster {
     /// `Some(all_replayed)` if it answered.
     pub async fn repair_flush(&self, from: NodeId, node: NodeId) -> Option<bool> {
         let t = sim::time::Duration::from_millis(self.0.cfg.replay_write_timeout_ms * 4);
-        self.0.sim.net().call::<RepairFlushVerb>(from, node, (), t).await.ok()
+        self.0
+            .sim
+            .net()
+            .call::<RepairFlushVerb>(from, node, (), t)
+            .await
+            .ok()
     }
 
     /// Live batchlog entries of `node` (id, stage, written_at), from its table.
     pub fn live_entries(&self, node: NodeId) -> Vec<LiveEntry> {
-        let Some(st) = self.state(node) else { return Vec::new() };
+        let Some(st) = self.state(node) else {
+            return Vec::new();
+        };
         let t = st.table.borrow();
         t.live_rows()
             .into_iter()
@@ -395,10 +435,12 @@ impl Cluster {
         let mut nodes = serde_json::Map::new();
         for n in self.nodes() {
             let st = self.state(n);
-            let (sstables, mem, stats) = st.as_ref().map_or((0, 0, table::TableStats::default()), |s| {
-                let t = s.table.borrow();
-                (t.sstable_count(), t.memtable_fragments(), t.stats())
-            });
+            let (sstables, mem, stats) =
+                st.as_ref()
+                    .map_or((0, 0, table::TableStats::default()), |s| {
+                        let t = s.table.borrow();
+                        (t.sstable_count(), t.memtable_fragments(), t.stats())
+                    });
             let data_keys = st.as_ref().map_or(0, |s| s.data.borrow().len());
             nodes.insert(
                 n.to_string(),

@@ -38,7 +38,7 @@ pub async fn replay_loop(c: Cluster, node: NodeId) {
     let mut iteration: u64 = 0;
     loop {
         iteration += 1;
-        let cleanup = iteration % n == 0;
+        let cleanup = iteration.is_multiple_of(n);
         do_batch_log_replay(&c, node, cleanup).await;
         let interval = if inj.is_enabled(node, "short_batchlog_manager_replay_interval") {
             1000
@@ -61,7 +61,9 @@ impl Drop for RunningGuard {
 /// Replays `node`'s batchlog once (waiting for a running replay first). Returns whether every
 /// entry was replayed.
 pub async fn do_batch_log_replay(c: &Cluster, node: NodeId, cleanup: bool) -> bool {
-    let Some(st) = c.state(node) else { return false };
+    let Some(st) = c.state(node) else {
+        return false;
+    };
     sim::sync::wait_until(&st.replay_done, || !st.replay_running.get()).await;
     st.replay_running.set(true);
     let _guard = RunningGuard(st.clone());
@@ -99,14 +101,20 @@ async fn replay_pass(c: &Cluster, st: &Rc<NodeState>, cleanup: bool) -> bool {
     };
     sim.record(
         Some(node),
-        BatchlogEvent::ReplayPassStart { layout: p.layout, now_ms: p.now_ms, cutoff_ms: p.cutoff_ms(), cleanup },
+        BatchlogEvent::ReplayPassStart {
+            layout: p.layout,
+            now_ms: p.now_ms,
+            cutoff_ms: p.cutoff_ms(),
+            cleanup,
+        },
     );
     let c2 = c.clone();
     let timeout_of = move |data: &Payload| -> u64 {
         let cfg = c2.cfg();
-        let repair = data.mutations.iter().any(|w| {
-            cfg.repair_mode_tables.contains(&w.table.0) && !c2.is_dropped(w.table)
-        });
+        let repair = data
+            .mutations
+            .iter()
+            .any(|w| cfg.repair_mode_tables.contains(&w.table.0) && !c2.is_dropped(w.table));
         if repair {
             cfg.replay_timeout_ms().min(cfg.propagation_delay_ms)
         } else {
@@ -217,18 +225,41 @@ async fn replay_pass(c: &Cluster, st: &Rc<NodeState>, cleanup: bool) -> bool {
 fn record_effect(c: &Cluster, node: NodeId, p: &PassParams, e: Effect) {
     let sim = c.sim();
     match e {
-        Effect::Deleted { id, written_at, stage } => {
+        Effect::Deleted {
+            id,
+            written_at,
+            stage,
+        } => {
             sim.record(
                 Some(node),
-                BatchlogEvent::EntryDeleted { id, written_at, stage, by: DeletedBy::Replay, now_ms: Some(p.now_ms), ts: None },
+                BatchlogEvent::EntryDeleted {
+                    id,
+                    written_at,
+                    stage,
+                    by: DeletedBy::Replay,
+                    now_ms: Some(p.now_ms),
+                    ts: None,
+                },
             );
         }
-        Effect::Moved { id, written_at, copied } => {
+        Effect::Moved {
+            id,
+            written_at,
+            copied,
+        } => {
             let shard = super::types::batchlog_shard(written_at, p.shard_count);
             sim.mark("failed entry kept for a later replay");
             if copied {
                 sim.mark("entry moved to failed_replay");
-                sim.record(Some(node), BatchlogEvent::EntryMoved { id, written_at, shard, now_ms: p.now_ms });
+                sim.record(
+                    Some(node),
+                    BatchlogEvent::EntryMoved {
+                        id,
+                        written_at,
+                        shard,
+                        now_ms: p.now_ms,
+                    },
+                );
             } else {
                 sim.record(
                     Some(node),
@@ -246,7 +277,14 @@ fn record_effect(c: &Cluster, node: NodeId, p: &PassParams, e: Effect) {
         Effect::Kept { .. } => sim.mark("failed entry kept for a later replay"),
         Effect::RangeTombstone { shard, end } => {
             sim.mark("range tombstone written");
-            sim.record(Some(node), BatchlogEvent::RangeTombstoneWritten { shard, end, now_ms: p.now_ms });
+            sim.record(
+                Some(node),
+                BatchlogEvent::RangeTombstoneWritten {
+                    shard,
+                    end,
+                    now_ms: p.now_ms,
+                },
+            );
             sim.metric_add("range_tombstones_written", 1);
         }
     }
@@ -254,19 +292,33 @@ fn record_effect(c: &Cluster, node: NodeId, p: &PassParams, e: Effect) {
 
 /// Sends a batch's mutations at EACH_QUORUM, skipping those of dropped tables. `Ok(skipped)` on
 /// success.
-async fn send_batch(c: &Cluster, node: NodeId, data: &Payload, inj: &Injections) -> Result<usize, String> {
+async fn send_batch(
+    c: &Cluster,
+    node: NodeId,
+    data: &Payload,
+    inj: &Injections,
+) -> Result<usize, String> {
     let sim = c.sim();
-    let live: Vec<_> = data.mutations.iter().filter(|m| !c.is_dropped(m.table)).copied().collect();
+    let live: Vec<_> = data
+        .mutations
+        .iter()
+        .filter(|m| !c.is_dropped(m.table))
+        .copied()
+        .collect();
     let dropped = data.mutations.len() - live.len();
     if live.is_empty() {
         return Ok(dropped);
     }
-    if inj.fail(sim, node, "storage_proxy_fail_replay_batch").is_err() {
+    if inj
+        .fail(sim, node, "storage_proxy_fail_replay_batch")
+        .is_err()
+    {
         return Err("injected: storage_proxy_fail_replay_batch".into());
     }
     let timeout = Duration::from_millis(c.cfg().replay_write_timeout_ms);
     let results = futures::future::join_all(
-        live.iter().map(|m| write_to_replicas(c, node, data.id, *m, c.quorum(), timeout, true)),
+        live.iter()
+            .map(|m| write_to_replicas(c, node, data.id, *m, c.quorum(), timeout, true)),
     )
     .await;
     let errors: Vec<String> = results.into_iter().filter_map(|r| r.err()).collect();

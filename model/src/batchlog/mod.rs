@@ -23,6 +23,6 @@ pub use events::{BatchlogEvent, Outcome};
 pub use types::{BatchId, Layout, Stage};
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod sim_tests;
+#[cfg(test)]
+mod tests;

@@ -136,7 +136,10 @@ pub fn scan_unit(
             assert_eq!(p.layout, Layout::V1);
             let (rows, cost) = table.scan_all();
             scan.cost.add(cost);
-            let rows = rows.into_iter().filter(|r| matches!(r.pk, PartitionKey::V1(_))).collect();
+            let rows = rows
+                .into_iter()
+                .filter(|r| matches!(r.pk, PartitionKey::V1(_)))
+                .collect();
             parts.push((Stage::Initial, rows));
         }
         Unit::V2Shard(shard) => {
@@ -161,11 +164,18 @@ pub fn scan_unit(
             let too_young = p.now_ms < r.ck.written_at.saturating_add(timeout);
             if too_young && !m.replay_too_young {
                 scan.too_young.push((r.ck.id, r.ck.written_at, stage));
-                scan.min_too_fresh =
-                    Some(scan.min_too_fresh.map_or(r.ck.written_at, |x| x.min(r.ck.written_at)));
+                scan.min_too_fresh = Some(
+                    scan.min_too_fresh
+                        .map_or(r.ck.written_at, |x| x.min(r.ck.written_at)),
+                );
                 continue;
             }
-            scan.candidates.push(Candidate { stage, pk: r.pk, ck: r.ck, data: r.data });
+            scan.candidates.push(Candidate {
+                stage,
+                pk: r.pk,
+                ck: r.ck,
+                data: r.data,
+            });
         }
     }
     scan
@@ -245,15 +255,26 @@ pub fn finish_unit(
     ts: &mut dyn FnMut() -> Timestamp,
     m: ReplayMutants,
 ) -> UnitResult {
-    assert_eq!(outcomes.len(), scan.candidates.len(), "one outcome per candidate");
-    let mut r = UnitResult { all_replayed: scan.too_young.is_empty(), ..Default::default() };
+    assert_eq!(
+        outcomes.len(),
+        scan.candidates.len(),
+        "one outcome per candidate"
+    );
+    let mut r = UnitResult {
+        all_replayed: scan.too_young.is_empty(),
+        ..Default::default()
+    };
     let mut need_cleanup = scan.initial_dead_rows > 0;
     for (c, o) in scan.candidates.iter().zip(outcomes) {
         match o {
             SendOutcome::Replayed | SendOutcome::Dropped => {
                 let del = match p.layout {
                     Layout::V1 => Mutation::DeletePartition { pk: c.pk, ts: ts() },
-                    Layout::V2 => Mutation::DeleteRow { pk: c.pk, ck: c.ck, ts: ts() },
+                    Layout::V2 => Mutation::DeleteRow {
+                        pk: c.pk,
+                        ck: c.ck,
+                        ts: ts(),
+                    },
                 };
                 r.mutations.push(del);
                 r.effects.push(Effect::Deleted {
@@ -265,23 +286,33 @@ pub fn finish_unit(
             }
             SendOutcome::Failed => {
                 r.all_replayed = false;
-                let move_it =
-                    p.layout == Layout::V2 && p.cleanup && c.stage == Stage::Initial;
+                let move_it = p.layout == Layout::V2 && p.cleanup && c.stage == Stage::Initial;
                 if !move_it {
-                    r.effects.push(Effect::Kept { id: c.ck.id, stage: c.stage });
+                    r.effects.push(Effect::Kept {
+                        id: c.ck.id,
+                        stage: c.stage,
+                    });
                     continue;
                 }
                 need_cleanup = true;
                 if m.cleanup_covers_failed {
                     // The bug: the entry stays in `initial` under the coming range tombstone.
-                    r.effects.push(Effect::Kept { id: c.ck.id, stage: c.stage });
+                    r.effects.push(Effect::Kept {
+                        id: c.ck.id,
+                        stage: c.stage,
+                    });
                     continue;
                 }
-                let Unit::V2Shard(shard) = scan.unit else { unreachable!("v2 unit") };
-                assert_eq!(shard, match c.pk {
-                    PartitionKey::V2 { shard, .. } => shard,
-                    PartitionKey::V1(_) => unreachable!("v2 key"),
-                });
+                let Unit::V2Shard(shard) = scan.unit else {
+                    unreachable!("v2 unit")
+                };
+                assert_eq!(
+                    shard,
+                    match c.pk {
+                        PartitionKey::V2 { shard, .. } => shard,
+                        PartitionKey::V1(_) => unreachable!("v2 key"),
+                    }
+                );
                 if !m.no_failed_stage {
                     // The copy first, then the row tombstone: a crash in between leaves the
                     // entry in both stages, never in none.
@@ -292,7 +323,11 @@ pub fn finish_unit(
                         data: c.data.clone(),
                     });
                 }
-                r.mutations.push(Mutation::DeleteRow { pk: c.pk, ck: c.ck, ts: ts() });
+                r.mutations.push(Mutation::DeleteRow {
+                    pk: c.pk,
+                    ck: c.ck,
+                    ts: ts(),
+                });
                 r.effects.push(Effect::Moved {
                     id: c.ck.id,
                     written_at: c.ck.written_at,
@@ -321,7 +356,12 @@ pub fn initial_partition(written_at: u64, shard_count: u32) -> PartitionKey {
 }
 
 /// The partition an entry goes to in `layout`.
-pub fn entry_partition(layout: Layout, id: BatchId, written_at: u64, shard_count: u32) -> PartitionKey {
+pub fn entry_partition(
+    layout: Layout,
+    id: BatchId,
+    written_at: u64,
+    shard_count: u32,
+) -> PartitionKey {
     match layout {
         Layout::V1 => PartitionKey::V1(id),
         Layout::V2 => initial_partition(written_at, shard_count),
@@ -329,7 +369,12 @@ pub fn entry_partition(layout: Layout, id: BatchId, written_at: u64, shard_count
 }
 
 /// The mutation deleting an `initial` entry from the write path (SPEC §5.3 step 5).
-pub fn delete_entry(layout: Layout, pk: PartitionKey, ck: ClusteringKey, ts: Timestamp) -> Mutation {
+pub fn delete_entry(
+    layout: Layout,
+    pk: PartitionKey,
+    ck: ClusteringKey,
+    ts: Timestamp,
+) -> Mutation {
     match layout {
         Layout::V1 => Mutation::DeletePartition { pk, ts },
         Layout::V2 => Mutation::DeleteRow { pk, ck, ts },

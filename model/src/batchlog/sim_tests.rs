@@ -33,9 +33,20 @@ fn story(layout: Layout, seed: u64) -> (Vec<Outcome>, Vec<String>, u64) {
         let mut outcomes = Vec::new();
         for i in 0..20u64 {
             if i == 5 {
-                inj.enable(&sim, nodes[0], "storage_proxy_fail_send_batch", true, Default::default());
+                inj.enable(
+                    &sim,
+                    nodes[0],
+                    "storage_proxy_fail_send_batch",
+                    true,
+                    Default::default(),
+                );
             }
-            let o = c.execute(nodes[(i % 4) as usize], vec![(TableId(0), i, i), (TableId(1), i * 7, i)]).await;
+            let o = c
+                .execute(
+                    nodes[(i % 4) as usize],
+                    vec![(TableId(0), i, i), (TableId(1), i * 7, i)],
+                )
+                .await;
             outcomes.push(o);
         }
         sim.crash(nodes[0]);
@@ -49,7 +60,12 @@ fn story(layout: Layout, seed: u64) -> (Vec<Outcome>, Vec<String>, u64) {
         .history
         .entries()
         .iter()
-        .filter(|e| matches!(e.proto::<BatchlogEvent>(), Some(BatchlogEvent::EntryReplayed { .. })))
+        .filter(|e| {
+            matches!(
+                e.proto::<BatchlogEvent>(),
+                Some(BatchlogEvent::EntryReplayed { .. })
+            )
+        })
         .count() as u64;
     (o, p, applied)
 }
@@ -58,7 +74,11 @@ fn story(layout: Layout, seed: u64) -> (Vec<Outcome>, Vec<String>, u64) {
 fn batches_apply_and_failed_send_is_replayed() {
     for layout in [Layout::V1, Layout::V2] {
         let (outcomes, pending, replayed) = story(layout, 3);
-        assert_eq!(outcomes.iter().filter(|o| **o == Outcome::Unknown).count(), 1, "{outcomes:?}");
+        assert_eq!(
+            outcomes.iter().filter(|o| **o == Outcome::Unknown).count(),
+            1,
+            "{outcomes:?}"
+        );
         assert!(pending.is_empty(), "{layout:?}: {pending:?}");
         eprintln!("{layout:?}: {outcomes:?} replayed={replayed}");
         assert!(replayed >= 1, "the failed send was replayed");

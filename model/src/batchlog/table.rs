@@ -144,7 +144,12 @@ impl PartitionFragment {
 
     /// The newest tombstone timestamp covering `ck` in this fragment.
     fn shadow_ts(&self, ck: &ClusteringKey) -> Option<Timestamp> {
-        let rt = self.range_tombstones.iter().filter(|r| r.end.covers(ck)).map(|r| r.ts).max();
+        let rt = self
+            .range_tombstones
+            .iter()
+            .filter(|r| r.end.covers(ck))
+            .map(|r| r.ts)
+            .max();
         rt.max(self.tombstone)
     }
 
@@ -161,7 +166,10 @@ fn prune_range_tombstones(rts: &mut Vec<RangeTombstone>) {
     rts.sort_by(|a, b| b.ts.cmp(&a.ts).then(b.end.reach().cmp(&a.end.reach())));
     let mut kept: Vec<RangeTombstone> = Vec::with_capacity(rts.len());
     for r in rts.iter() {
-        if !kept.iter().any(|k| k.ts >= r.ts && k.end.reach() >= r.end.reach()) {
+        if !kept
+            .iter()
+            .any(|k| k.ts >= r.ts && k.end.reach() >= r.end.reach())
+        {
             kept.push(*r);
         }
     }
@@ -291,7 +299,11 @@ impl Commitlog {
     fn new(first_id: u64, capacity: u64) -> Self {
         assert!(capacity > 0);
         Commitlog {
-            segments: vec![Segment { id: first_id, mutations: 0, dirty: false }],
+            segments: vec![Segment {
+                id: first_id,
+                mutations: 0,
+                dirty: false,
+            }],
             next_id: first_id + 1,
             capacity,
         }
@@ -301,7 +313,11 @@ impl Commitlog {
     fn append(&mut self) -> ((u64, u64), Vec<Segment>) {
         let mut freed = Vec::new();
         if self.segments.last().expect("active segment").mutations >= self.capacity {
-            self.segments.push(Segment { id: self.next_id, mutations: 0, dirty: false });
+            self.segments.push(Segment {
+                id: self.next_id,
+                mutations: 0,
+                dirty: false,
+            });
             self.next_id += 1;
             freed = self.free_clean();
         }
@@ -473,7 +489,12 @@ impl Table {
 
     /// Fragments over memtable and sstables (what a full scan would walk, at most).
     pub fn total_fragments(&self) -> usize {
-        self.memtable_fragments + self.sstables.iter().map(|(_, r)| r.fragment_count()).sum::<usize>()
+        self.memtable_fragments
+            + self
+                .sstables
+                .iter()
+                .map(|(_, r)| r.fragment_count())
+                .sum::<usize>()
     }
 
     /// Is tombstone GC currently allowed (no alive commitlog segment holds batchlog data)?
@@ -488,7 +509,10 @@ impl Table {
         let ((seg, n), freed) = self.commitlog.append();
         self.free_segments(freed, &mut ops);
         if self.cfg.persist {
-            ops.push(DiskOp::PutCommitlog { key: commitlog_key(seg, n), mutation: m.clone() });
+            ops.push(DiskOp::PutCommitlog {
+                key: commitlog_key(seg, n),
+                mutation: m.clone(),
+            });
         }
         self.apply_to_memtable(&m);
         if self.memtable_fragments >= self.cfg.memtable_flush_fragments {
@@ -503,7 +527,9 @@ impl Table {
         }
         for s in freed {
             for n in 0..s.mutations {
-                ops.push(DiskOp::Delete { key: commitlog_key(s.id, n) });
+                ops.push(DiskOp::Delete {
+                    key: commitlog_key(s.id, n),
+                });
             }
         }
     }
@@ -515,9 +541,14 @@ impl Table {
             let p = self.memtable.partitions.entry(m.pk()).or_default();
             before = p.fragment_count();
             match m {
-                Mutation::Insert { ck, ts, data, .. } => {
-                    upsert_row(p, *ck, Row::Live { ts: *ts, data: data.clone() })
-                }
+                Mutation::Insert { ck, ts, data, .. } => upsert_row(
+                    p,
+                    *ck,
+                    Row::Live {
+                        ts: *ts,
+                        data: data.clone(),
+                    },
+                ),
                 Mutation::DeleteRow { ck, ts, .. } => upsert_row(p, *ck, Row::Dead { ts: *ts }),
                 Mutation::DeletePartition { ts, .. } => {
                     p.tombstone = Some(p.tombstone.map_or(*ts, |t| t.max(*ts)))
@@ -527,7 +558,10 @@ impl Table {
             after = p.fragment_count();
         }
         // Pruning a subsumed range tombstone can shrink a partition.
-        assert!(self.memtable_fragments >= before, "memtable fragment count out of step");
+        assert!(
+            self.memtable_fragments >= before,
+            "memtable fragment count out of step"
+        );
         self.memtable_fragments = self.memtable_fragments - before + after;
     }
 
@@ -545,7 +579,10 @@ impl Table {
                 self.next_generation += 1;
                 let run = Rc::new(run);
                 if self.cfg.persist {
-                    ops.push(DiskOp::PutSstable { key: sstable_key(gen), run: run.clone() });
+                    ops.push(DiskOp::PutSstable {
+                        key: sstable_key(gen),
+                        run: run.clone(),
+                    });
                 }
                 self.sstables.push((gen, run));
             }
@@ -572,7 +609,9 @@ impl Table {
         self.stats.compactions += 1;
         if self.cfg.persist {
             for (g, _) in &old {
-                ops.push(DiskOp::Delete { key: sstable_key(*g) });
+                ops.push(DiskOp::Delete {
+                    key: sstable_key(*g),
+                });
             }
         }
         if !run.partitions.is_empty() {
@@ -580,7 +619,10 @@ impl Table {
             self.next_generation += 1;
             let run = Rc::new(run);
             if self.cfg.persist {
-                ops.push(DiskOp::PutSstable { key: sstable_key(gen), run: run.clone() });
+                ops.push(DiskOp::PutSstable {
+                    key: sstable_key(gen),
+                    run: run.clone(),
+                });
             }
             self.sstables.push((gen, run));
         }
@@ -601,7 +643,9 @@ impl Table {
             let mut merged = PartitionFragment::default();
             for f in &frags {
                 merged.tombstone = merged.tombstone.max(f.tombstone);
-                merged.range_tombstones.extend(f.range_tombstones.iter().copied());
+                merged
+                    .range_tombstones
+                    .extend(f.range_tombstones.iter().copied());
                 for (ck, row) in &f.rows {
                     upsert_row(&mut merged, *ck, row.clone());
                 }
@@ -627,7 +671,11 @@ impl Table {
             if purge && !self.memtable.partitions.contains_key(&pk) {
                 let purged = usize::from(merged.tombstone.is_some())
                     + merged.range_tombstones.len()
-                    + merged.rows.values().filter(|r| matches!(r, Row::Dead { .. })).count();
+                    + merged
+                        .rows
+                        .values()
+                        .filter(|r| matches!(r, Row::Dead { .. }))
+                        .count();
                 self.stats.tombstones_purged += purged as u64;
                 merged.tombstone = None;
                 merged.range_tombstones.clear();
@@ -728,11 +776,21 @@ fn read_fragments(pk: PartitionKey, frags: &[&PartitionFragment]) -> (Vec<LiveRo
     }
     let mut live = Vec::new();
     for (ck, row) in winners {
-        let shadow = rts.iter().filter(|r| r.end.covers(&ck)).map(|r| r.ts).max().max(tombstone);
+        let shadow = rts
+            .iter()
+            .filter(|r| r.end.covers(&ck))
+            .map(|r| r.ts)
+            .max()
+            .max(tombstone);
         match row {
             Row::Live { ts, data } if shadow.is_none_or(|s| s < *ts) => {
                 cost.live += 1;
-                live.push(LiveRow { pk, ck, ts: *ts, data: data.clone() });
+                live.push(LiveRow {
+                    pk,
+                    ck,
+                    ts: *ts,
+                    data: data.clone(),
+                });
             }
             _ => cost.dead += 1,
         }

@@ -41,7 +41,9 @@ impl Stage {
 }
 
 /// Which batchlog table layout a node writes and replays (config `batchlog.layout`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Layout {
     /// `system.batchlog`: one partition per batch, deleted with a partition tombstone.
@@ -83,7 +85,11 @@ pub enum PartitionKey {
 impl PartitionKey {
     /// The v2 partition of `stage` and `shard` at the current version.
     pub fn v2(stage: Stage, shard: u32) -> Self {
-        PartitionKey::V2 { version: CURRENT_VERSION, stage, shard }
+        PartitionKey::V2 {
+            version: CURRENT_VERSION,
+            stage,
+            shard,
+        }
     }
 }
 

@@ -39,7 +39,16 @@ pub(crate) async fn write_to_replicas(
         .map(|r| {
             let net = net.clone();
             async move {
-                (r, net.call::<ReplicaWriteVerb>(from, r, ReplicaWrite { batch, m, replay }, timeout).await)
+                (
+                    r,
+                    net.call::<ReplicaWriteVerb>(
+                        from,
+                        r,
+                        ReplicaWrite { batch, m, replay },
+                        timeout,
+                    )
+                    .await,
+                )
             }
         })
         .collect();
@@ -56,7 +65,12 @@ pub(crate) async fn write_to_replicas(
             Err(e) => errors.push(format!("{r}: {e}")),
         }
     }
-    Err(format!("{acks}/{needed} acks for {}:{} ({})", m.table, m.key, errors.join(", ")))
+    Err(format!(
+        "{acks}/{needed} acks for {}:{} ({})",
+        m.table,
+        m.key,
+        errors.join(", ")
+    ))
 }
 
 /// Chooses the batchlog endpoints of a batch coordinated by `coord` (SPEC §5.3 step 1, one
@@ -68,7 +82,10 @@ fn batchlog_endpoints(c: &Cluster, coord: NodeId) -> Option<Vec<NodeId>> {
     if nodes.len() == 1 {
         return Some(vec![coord]);
     }
-    let mut live: Vec<NodeId> = nodes.into_iter().filter(|n| *n != coord && sim.is_up(*n)).collect();
+    let mut live: Vec<NodeId> = nodes
+        .into_iter()
+        .filter(|n| *n != coord && sim.is_up(*n))
+        .collect();
     if live.is_empty() {
         return None;
     }
@@ -82,26 +99,57 @@ fn batchlog_endpoints(c: &Cluster, coord: NodeId) -> Option<Vec<NodeId>> {
 
 /// Executes a logged batch of `(table, key, value)` writes on coordinator `coord` at CL
 /// QUORUM. Records `batch_invoke` and `batch_complete`; returns the outcome.
-pub async fn mutate_atomically(c: &Cluster, coord: NodeId, writes: Vec<(TableId, u64, u64)>) -> (BatchId, Outcome) {
+pub async fn mutate_atomically(
+    c: &Cluster,
+    coord: NodeId,
+    writes: Vec<(TableId, u64, u64)>,
+) -> (BatchId, Outcome) {
     let sim = c.sim().clone();
     let Some(st) = c.state(coord) else {
         return (BatchId(0), Outcome::Failed);
     };
     let id = c.next_batch_id();
     let ts = st.new_ts(&sim);
-    let mutations: Vec<WriteMutation> =
-        writes.iter().map(|&(table, key, value)| WriteMutation { table, key, value, ts }).collect();
+    let mutations: Vec<WriteMutation> = writes
+        .iter()
+        .map(|&(table, key, value)| WriteMutation {
+            table,
+            key,
+            value,
+            ts,
+        })
+        .collect();
     let cl_acks = c.quorum();
-    sim.record(Some(coord), BatchlogEvent::BatchInvoke { id, mutations: mutations.clone(), cl_acks });
+    sim.record(
+        Some(coord),
+        BatchlogEvent::BatchInvoke {
+            id,
+            mutations: mutations.clone(),
+            cl_acks,
+        },
+    );
     let (outcome, reason) = run(c, coord, id, mutations, cl_acks).await;
     if outcome != Outcome::Ok {
         sim.mark("batch not ok");
     }
-    sim.record(Some(coord), BatchlogEvent::BatchComplete { id, outcome, reason });
+    sim.record(
+        Some(coord),
+        BatchlogEvent::BatchComplete {
+            id,
+            outcome,
+            reason,
+        },
+    );
     (id, outcome)
 }
 
-async fn run(c: &Cluster, coord: NodeId, id: BatchId, mutations: Vec<WriteMutation>, cl_acks: usize) -> (Outcome, String) {
+async fn run(
+    c: &Cluster,
+    coord: NodeId,
+    id: BatchId,
+    mutations: Vec<WriteMutation>,
+    cl_acks: usize,
+) -> (Outcome, String) {
     let sim = c.sim().clone();
     let cfg = c.cfg().clone();
     let inj = Injections::of(&sim);
@@ -114,13 +162,26 @@ async fn run(c: &Cluster, coord: NodeId, id: BatchId, mutations: Vec<WriteMutati
     };
     // Step 2: availability check at the user's CL.
     for m in &mutations {
-        let live = c.replicas(m.key).into_iter().filter(|r| sim.is_up(*r)).count();
+        let live = c
+            .replicas(m.key)
+            .into_iter()
+            .filter(|r| sim.is_up(*r))
+            .count();
         if live < cl_acks {
-            return (Outcome::Failed, format!("unavailable: {}:{} has {live} live replicas", m.table, m.key));
+            return (
+                Outcome::Failed,
+                format!(
+                    "unavailable: {}:{} has {live} live replicas",
+                    m.table, m.key
+                ),
+            );
         }
     }
     // Step 3: the batchlog entry, stage initial, CL ONE.
-    let body = Rc::new(BatchBody { id, mutations: mutations.clone() });
+    let body = Rc::new(BatchBody {
+        id,
+        mutations: mutations.clone(),
+    });
     let pk = replay::entry_partition(cfg.layout, id, written_at, cfg.shard_count);
     let ck = ClusteringKey { written_at, id };
     let entry_ts = st.new_ts(&sim);
@@ -129,7 +190,12 @@ async fn run(c: &Cluster, coord: NodeId, id: BatchId, mutations: Vec<WriteMutati
         .iter()
         .map(|&e| {
             let net = net.clone();
-            let req = BatchlogReq::Store { pk, ck, ts: entry_ts, data: body.clone() };
+            let req = BatchlogReq::Store {
+                pk,
+                ck,
+                ts: entry_ts,
+                data: body.clone(),
+            };
             async move { net.call::<BatchlogMutateVerb>(coord, e, req, timeout).await }
         })
         .collect();
@@ -154,7 +220,14 @@ async fn run(c: &Cluster, coord: NodeId, id: BatchId, mutations: Vec<WriteMutati
             (Outcome::Unknown, "batchlog write timed out".into())
         };
     }
-    sim.record(Some(coord), BatchlogEvent::BatchlogWriteAcked { id, written_at, endpoints: endpoints.clone() });
+    sim.record(
+        Some(coord),
+        BatchlogEvent::BatchlogWriteAcked {
+            id,
+            written_at,
+            endpoints: endpoints.clone(),
+        },
+    );
     let remove = |sim: &sim::Sim| {
         let ts = st.new_ts(sim);
         for &e in &endpoints {
@@ -169,13 +242,21 @@ async fn run(c: &Cluster, coord: NodeId, id: BatchId, mutations: Vec<WriteMutati
     if sim.mutant(MUTANT_DELETE_BEFORE_APPLY) {
         remove(&sim);
     }
-    if inj.fail(&sim, coord, "storage_proxy_fail_send_batch").is_err() {
+    if inj
+        .fail(&sim, coord, "storage_proxy_fail_send_batch")
+        .is_err()
+    {
         sim.mark("storage_proxy_fail_send_batch");
-        return (Outcome::Unknown, "injected: storage_proxy_fail_send_batch".into());
+        return (
+            Outcome::Unknown,
+            "injected: storage_proxy_fail_send_batch".into(),
+        );
     }
     // Step 4: the mutations at the user's CL, all in parallel.
     let results = futures::future::join_all(
-        mutations.iter().map(|m| write_to_replicas(c, coord, id, *m, cl_acks, timeout, false)),
+        mutations
+            .iter()
+            .map(|m| write_to_replicas(c, coord, id, *m, cl_acks, timeout, false)),
     )
     .await;
     let errors: Vec<String> = results.into_iter().filter_map(|r| r.err()).collect();
@@ -184,7 +265,10 @@ async fn run(c: &Cluster, coord: NodeId, id: BatchId, mutations: Vec<WriteMutati
         return (Outcome::Unknown, errors.join("; "));
     }
     // Step 5: delete the entry.
-    if inj.fail(&sim, coord, "storage_proxy_fail_remove_from_batchlog").is_err() {
+    if inj
+        .fail(&sim, coord, "storage_proxy_fail_remove_from_batchlog")
+        .is_err()
+    {
         sim.mark("storage_proxy_fail_remove_from_batchlog");
         return (Outcome::Ok, String::new());
     }

@@ -13,7 +13,9 @@ use crate::scenario::{RunEnd, ScenarioDef, Tier};
 use fault_injection::{FaultKind, FaultModel, Injections};
 use futures::future::LocalBoxFuture;
 use futures::FutureExt;
-use model::batchlog::manager::{MUTANT_CLEANUP_COVERS_FAILED, MUTANT_NO_FAILED_STAGE, MUTANT_REPLAY_TOO_YOUNG};
+use model::batchlog::manager::{
+    MUTANT_CLEANUP_COVERS_FAILED, MUTANT_NO_FAILED_STAGE, MUTANT_REPLAY_TOO_YOUNG,
+};
 use model::batchlog::types::TableId;
 use model::batchlog::write_path::MUTANT_DELETE_BEFORE_APPLY;
 use model::batchlog::{BatchlogConfig, BatchlogEvent, Cluster};
@@ -146,7 +148,10 @@ async fn run_story(sim: Sim, cfg: Rc<RunConfig>, workload: bool, story: Story) -
     phases::heal(&sim);
     let c2 = c.clone();
     let pending = phases::converge(&sim, &cfg, 200, move || c2.pending()).await;
-    RunEnd { final_state: c.final_state(), pending }
+    RunEnd {
+        final_state: c.final_state(),
+        pending,
+    }
 }
 
 /// One client: logged batches of 2–4 writes over the user tables, to a random live coordinator.
@@ -160,7 +165,13 @@ async fn client_loop(sim: Sim, c: Cluster, stop: Rc<Cell<bool>>, client: u64) {
             let coord = nodes[rng.gen_range(0..nodes.len())];
             let k = rng.gen_range(2..=4);
             let writes: Vec<(TableId, u64, u64)> = (0..k)
-                .map(|_| (TableId(rng.gen_range(0..tables)), rng.gen_range(0..64), client * 1_000_000 + n))
+                .map(|_| {
+                    (
+                        TableId(rng.gen_range(0..tables)),
+                        rng.gen_range(0..64),
+                        client * 1_000_000 + n,
+                    )
+                })
                 .filter(|(t, _, _)| !c.is_dropped(*t))
                 .collect();
             n += 1;
@@ -181,7 +192,10 @@ fn keys_over_all_replica_sets(c: &Cluster) -> Vec<(TableId, u64, u64)> {
         r.sort();
         seen.entry(r).or_insert(key);
     }
-    seen.values().enumerate().map(|(i, k)| (TableId((i % 2) as u32), *k, 7)).collect()
+    seen.values()
+        .enumerate()
+        .map(|(i, k)| (TableId((i % 2) as u32), *k, 7))
+        .collect()
 }
 
 /// The batchlog endpoints a batch was acknowledged by, from the history.
@@ -204,7 +218,13 @@ fn story_crash_before_apply(sim: Sim, c: Cluster) -> LocalBoxFuture<'static, ()>
         let n1 = NodeId(1);
         let inj = Injections::of(&sim);
         sleep(Duration::from_millis(300)).await;
-        inj.enable(&sim, n1, "storage_proxy_fail_send_batch", true, BTreeMap::new());
+        inj.enable(
+            &sim,
+            n1,
+            "storage_proxy_fail_send_batch",
+            true,
+            BTreeMap::new(),
+        );
         c.execute(n1, keys_over_all_replica_sets(&c)).await;
         // Let the coordinator's last messages leave, then crash it; it comes back later.
         sleep(Duration::from_millis(50)).await;
@@ -220,7 +240,13 @@ fn story_crash_before_delete(sim: Sim, c: Cluster) -> LocalBoxFuture<'static, ()
         let n1 = NodeId(1);
         let inj = Injections::of(&sim);
         sleep(Duration::from_millis(300)).await;
-        inj.enable(&sim, n1, "storage_proxy_fail_remove_from_batchlog", true, BTreeMap::new());
+        inj.enable(
+            &sim,
+            n1,
+            "storage_proxy_fail_remove_from_batchlog",
+            true,
+            BTreeMap::new(),
+        );
         c.execute(n1, keys_over_all_replica_sets(&c)).await;
         sim.crash(n1);
         sleep(Duration::from_millis(2_000)).await;
@@ -234,12 +260,22 @@ fn story_replica_down(sim: Sim, c: Cluster) -> LocalBoxFuture<'static, ()> {
         let n1 = NodeId(1);
         let inj = Injections::of(&sim);
         sleep(Duration::from_millis(300)).await;
-        inj.enable(&sim, n1, "storage_proxy_fail_send_batch", true, BTreeMap::new());
+        inj.enable(
+            &sim,
+            n1,
+            "storage_proxy_fail_send_batch",
+            true,
+            BTreeMap::new(),
+        );
         c.execute(n1, keys_over_all_replica_sets(&c)).await;
         // Crash the coordinator and the one node that holds no copy of the entry: every replay
         // of it then misses a quorum for at least one mutation.
         let endpoints = endpoints_of(&sim, n1);
-        let x = c.nodes().into_iter().find(|n| *n != n1 && !endpoints.contains(n)).unwrap_or(NodeId(2));
+        let x = c
+            .nodes()
+            .into_iter()
+            .find(|n| *n != n1 && !endpoints.contains(n))
+            .unwrap_or(NodeId(2));
         sim.crash(n1);
         sim.crash(x);
         sleep(Duration::from_millis(3_500)).await;
@@ -254,7 +290,13 @@ fn story_repair_flush(sim: Sim, c: Cluster) -> LocalBoxFuture<'static, ()> {
         let n1 = NodeId(1);
         let inj = Injections::of(&sim);
         sleep(Duration::from_millis(100)).await;
-        inj.enable(&sim, n1, "storage_proxy_fail_remove_from_batchlog", true, BTreeMap::new());
+        inj.enable(
+            &sim,
+            n1,
+            "storage_proxy_fail_remove_from_batchlog",
+            true,
+            BTreeMap::new(),
+        );
         c.execute(n1, keys_over_all_replica_sets(&c)).await;
         let endpoints = endpoints_of(&sim, n1);
         let Some(&e) = endpoints.first() else { return };

@@ -56,7 +56,14 @@ pub fn compare(batches: &[u64], seed: u64) -> Vec<CompareRow> {
 
 /// The rows as an aligned text table.
 pub fn render(rows: &[CompareRow]) -> String {
-    let header = ["layout", "batches_written", "replay_dead_scanned", "replay_live_scanned", "replay_sim_ms", "replay_wall_ms"];
+    let header = [
+        "layout",
+        "batches_written",
+        "replay_dead_scanned",
+        "replay_live_scanned",
+        "replay_sim_ms",
+        "replay_wall_ms",
+    ];
     let cells: Vec<[String; 6]> = rows
         .iter()
         .map(|r| {
@@ -82,7 +89,13 @@ pub fn render(rows: &[CompareRow]) -> String {
             .iter()
             .zip(width)
             .enumerate()
-            .map(|(i, (s, w))| if i == 0 { format!("{s:<w$}") } else { format!("{s:>w$}") })
+            .map(|(i, (s, w))| {
+                if i == 0 {
+                    format!("{s:<w$}")
+                } else {
+                    format!("{s:>w$}")
+                }
+            })
             .collect();
         out.push_str(parts.join("  ").trim_end());
         out.push('\n');

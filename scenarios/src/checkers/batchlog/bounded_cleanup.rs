@@ -39,13 +39,25 @@ impl Checker for BoundedCleanup {
         for e in events(h) {
             let Some(node) = e.node else { continue };
             match &e.ev {
-                BatchlogEvent::EntryWritten { written_at, stage: Stage::Initial, .. } => {
+                BatchlogEvent::EntryWritten {
+                    written_at,
+                    stage: Stage::Initial,
+                    ..
+                } => {
                     written.entry(node).or_default().push(*written_at);
                 }
                 BatchlogEvent::EntryMoved { .. } => *moved.entry(node).or_default() += 1,
-                BatchlogEvent::ReplayPassEnd { layout: Layout::V2, dead_scanned, cleanup, cutoff_ms, .. } => {
+                BatchlogEvent::ReplayPassEnd {
+                    layout: Layout::V2,
+                    dead_scanned,
+                    cleanup,
+                    cutoff_ms,
+                    ..
+                } => {
                     let since = prev_cutoff.get(&node).copied().unwrap_or(0);
-                    let recent = written.get(&node).map_or(0, |w| w.iter().filter(|t| **t > since).count() as u64);
+                    let recent = written
+                        .get(&node)
+                        .map_or(0, |w| w.iter().filter(|t| **t > since).count() as u64);
                     let bound = fixed + 2 * recent + 2 * moved.get(&node).copied().unwrap_or(0);
                     if *dead_scanned > bound {
                         out.push(safety(

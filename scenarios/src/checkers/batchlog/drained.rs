@@ -21,7 +21,10 @@ impl Checker for BatchlogDrained {
             .map(|(id, wheres)| {
                 Violation::liveness(
                     self.name(),
-                    format!("batch {id} still live in the batchlog after converge: {}", wheres.join(", ")),
+                    format!(
+                        "batch {id} still live in the batchlog after converge: {}",
+                        wheres.join(", ")
+                    ),
                 )
             })
             .collect()

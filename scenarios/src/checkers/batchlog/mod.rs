@@ -18,8 +18,13 @@ pub use no_lost_batch::NoLostBatch;
 pub use range_tombstone::RangeTombstoneSafety;
 
 /// Every batchlog checker, as the batchlog scenarios use them.
-pub const ALL: &[&dyn Checker] =
-    &[&NoLostBatch, &NoEarlyReplay, &RangeTombstoneSafety, &BoundedCleanup, &BatchlogDrained];
+pub const ALL: &[&dyn Checker] = &[
+    &NoLostBatch,
+    &NoEarlyReplay,
+    &RangeTombstoneSafety,
+    &BoundedCleanup,
+    &BatchlogDrained,
+];
 
 /// A batchlog event with where it sits in the history.
 pub(crate) struct Ev {
@@ -38,8 +43,12 @@ pub(crate) fn events(h: &History) -> Vec<Ev> {
     h.entries()
         .iter()
         .filter_map(|e| {
-            e.proto::<BatchlogEvent>()
-                .map(|ev| Ev { index: e.index, at_ns: e.at.0, node: e.node, ev: ev.clone() })
+            e.proto::<BatchlogEvent>().map(|ev| Ev {
+                index: e.index,
+                at_ns: e.at.0,
+                node: e.node,
+                ev: ev.clone(),
+            })
         })
         .collect()
 }

@@ -36,16 +36,37 @@ impl Checker for NoEarlyReplay {
                     dropped.insert(*table);
                     continue;
                 }
-                BatchlogEvent::EntryReplayed { id, now_ms, written_at, .. } => (*id, *now_ms, *written_at, "replayed"),
-                BatchlogEvent::ReplayFailed { id, now_ms, written_at, .. } => (*id, *now_ms, *written_at, "sent"),
-                BatchlogEvent::EntryMoved { id, now_ms, written_at, .. } => (*id, *now_ms, *written_at, "moved"),
-                BatchlogEvent::EntryDeleted { id, now_ms: Some(now_ms), written_at, by: DeletedBy::Replay, .. } => {
-                    (*id, *now_ms, *written_at, "deleted by replay")
-                }
+                BatchlogEvent::EntryReplayed {
+                    id,
+                    now_ms,
+                    written_at,
+                    ..
+                } => (*id, *now_ms, *written_at, "replayed"),
+                BatchlogEvent::ReplayFailed {
+                    id,
+                    now_ms,
+                    written_at,
+                    ..
+                } => (*id, *now_ms, *written_at, "sent"),
+                BatchlogEvent::EntryMoved {
+                    id,
+                    now_ms,
+                    written_at,
+                    ..
+                } => (*id, *now_ms, *written_at, "moved"),
+                BatchlogEvent::EntryDeleted {
+                    id,
+                    now_ms: Some(now_ms),
+                    written_at,
+                    by: DeletedBy::Replay,
+                    ..
+                } => (*id, *now_ms, *written_at, "deleted by replay"),
                 _ => continue,
             };
             let repair = invoked.get(&id).is_some_and(|ms| {
-                ms.iter().any(|m| bl.repair_mode_tables.contains(&m.table.0) && !dropped.contains(&m.table))
+                ms.iter().any(|m| {
+                    bl.repair_mode_tables.contains(&m.table.0) && !dropped.contains(&m.table)
+                })
             });
             let timeout = if repair {
                 bl.replay_timeout_ms().min(bl.propagation_delay_ms)

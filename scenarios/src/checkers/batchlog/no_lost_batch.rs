@@ -31,7 +31,9 @@ pub(crate) fn live_ids(end: &RunEnd) -> BTreeMap<BatchId, Vec<String>> {
                 .map(|v| serde_json::from_value(v).expect("live entries"))
                 .unwrap_or_default();
             for e in live {
-                out.entry(e.id).or_default().push(format!("{name}/{}", e.stage.name()));
+                out.entry(e.id)
+                    .or_default()
+                    .push(format!("{name}/{}", e.stage.name()));
             }
         }
     }
@@ -53,7 +55,11 @@ impl Checker for NoLostBatch {
         let mut dropped: BTreeSet<TableId> = BTreeSet::new();
         for e in &evs {
             match &e.ev {
-                BatchlogEvent::BatchInvoke { id, mutations, cl_acks } => {
+                BatchlogEvent::BatchInvoke {
+                    id,
+                    mutations,
+                    cl_acks,
+                } => {
                     invoked.insert(*id, (mutations.clone(), *cl_acks));
                 }
                 BatchlogEvent::BatchlogWriteAcked { id, .. } => {
@@ -74,7 +80,11 @@ impl Checker for NoLostBatch {
         let mut out = Vec::new();
         for (id, ev) in acked {
             let Some((mutations, cl_acks)) = invoked.get(&id) else {
-                out.push(safety(self.name(), format!("batch {id} acknowledged but never invoked"), Some(ev)));
+                out.push(safety(
+                    self.name(),
+                    format!("batch {id} acknowledged but never invoked"),
+                    Some(ev),
+                ));
                 continue;
             };
             let needed = quorum.min(*cl_acks).max(1);

@@ -32,22 +32,40 @@ impl Checker for RangeTombstoneSafety {
         for e in events(h) {
             let Some(node) = e.node else { continue };
             match &e.ev {
-                BatchlogEvent::EntryWritten { id, written_at, stage: Stage::Initial, shard, ts } => {
-                    if write_deleted.get(&(node, *id)).is_none_or(|d| d < ts) {
-                        live.insert((node, *id), (*written_at, *shard));
-                    }
+                BatchlogEvent::EntryWritten {
+                    id,
+                    written_at,
+                    stage: Stage::Initial,
+                    shard,
+                    ts,
+                } if write_deleted.get(&(node, *id)).is_none_or(|d| d < ts) => {
+                    live.insert((node, *id), (*written_at, *shard));
                 }
-                BatchlogEvent::EntryDeleted { id, stage: Stage::Initial, ts: Some(ts), .. } => {
+                BatchlogEvent::EntryDeleted {
+                    id,
+                    stage: Stage::Initial,
+                    ts: Some(ts),
+                    ..
+                } => {
                     write_deleted.insert((node, *id), *ts);
                     live.remove(&(node, *id));
                 }
-                BatchlogEvent::EntryDeleted { id, stage: Stage::Initial, .. } | BatchlogEvent::EntryMoved { id, .. } => {
+                BatchlogEvent::EntryDeleted {
+                    id,
+                    stage: Stage::Initial,
+                    ..
+                }
+                | BatchlogEvent::EntryMoved { id, .. } => {
                     live.remove(&(node, *id));
                 }
                 BatchlogEvent::ReplayPassStart { .. } => {
                     replayed_in_pass.insert(node, BTreeSet::new());
                 }
-                BatchlogEvent::EntryReplayed { id, stage: Stage::Initial, .. } => {
+                BatchlogEvent::EntryReplayed {
+                    id,
+                    stage: Stage::Initial,
+                    ..
+                } => {
                     replayed_in_pass.entry(node).or_default().insert(*id);
                 }
                 BatchlogEvent::RangeTombstoneWritten { shard, end, now_ms } => {
@@ -55,7 +73,12 @@ impl Checker for RangeTombstoneSafety {
                     let covered: Vec<(BatchId, u64)> = live
                         .iter()
                         .filter(|((n, id), (w, s))| {
-                            *n == node && s == shard && end.covers(&ClusteringKey { written_at: *w, id: *id })
+                            *n == node
+                                && s == shard
+                                && end.covers(&ClusteringKey {
+                                    written_at: *w,
+                                    id: *id,
+                                })
                         })
                         .map(|((_, id), (w, _))| (*id, *w))
                         .collect();
