@@ -15,7 +15,11 @@ fn assert_usage_error(args: &[&str], needle: &str) {
     let out = clustersim(args);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
-    assert_eq!(stderr.trim().lines().count(), 1, "{args:?}: one line, got {stderr}");
+    assert_eq!(
+        stderr.trim().lines().count(),
+        1,
+        "{args:?}: one line, got {stderr}"
+    );
     assert!(stderr.contains(needle), "{args:?}: {stderr}");
     assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
 }
@@ -28,20 +32,78 @@ fn temp_file(name: &str, content: &str) -> std::path::PathBuf {
 
 #[test]
 fn bad_input_exits_2_with_one_line() {
-    assert_usage_error(&["run", "no.such.scenario", "--seed", "1"], "unknown scenario");
-    assert_usage_error(&["run", "harness.partition_heals", "--seed", "x"], "invalid value");
-    assert_usage_error(&["explore", "harness.partition_heals", "--seeds", "9..3"], "empty seed range");
-    assert_usage_error(&["explore", "harness.partition_heals", "--seeds", "a..b"], "malformed seed range");
+    assert_usage_error(
+        &["run", "no.such.scenario", "--seed", "1"],
+        "unknown scenario",
+    );
+    assert_usage_error(
+        &["run", "harness.partition_heals", "--seed", "x"],
+        "invalid value",
+    );
+    assert_usage_error(
+        &["explore", "harness.partition_heals", "--seeds", "9..3"],
+        "empty seed range",
+    );
+    assert_usage_error(
+        &["explore", "harness.partition_heals", "--seeds", "a..b"],
+        "malformed seed range",
+    );
     assert_usage_error(&["explore"], "at least one scenario");
-    assert_usage_error(&["run", "harness.partition_heals", "--seed", "1", "--set", "phases.nope=3"], "unknown key");
-    assert_usage_error(&["run", "harness.partition_heals", "--seed", "1", "--set", "phases.chaos_ms=soon"], "phases.chaos_ms");
-    assert_usage_error(&["run", "harness.partition_heals", "--seed", "1", "--set", "novalue"], "KEY=VALUE");
-    assert_usage_error(&["run", "harness.partition_heals", "--seed", "1", "--mutant", "nope"], "unknown mutant");
-    assert_usage_error(&["replay", "/definitely/not/here.json"], "cannot read bundle");
+    assert_usage_error(
+        &[
+            "run",
+            "harness.partition_heals",
+            "--seed",
+            "1",
+            "--set",
+            "phases.nope=3",
+        ],
+        "unknown key",
+    );
+    assert_usage_error(
+        &[
+            "run",
+            "harness.partition_heals",
+            "--seed",
+            "1",
+            "--set",
+            "phases.chaos_ms=soon",
+        ],
+        "phases.chaos_ms",
+    );
+    assert_usage_error(
+        &[
+            "run",
+            "harness.partition_heals",
+            "--seed",
+            "1",
+            "--set",
+            "novalue",
+        ],
+        "KEY=VALUE",
+    );
+    assert_usage_error(
+        &[
+            "run",
+            "harness.partition_heals",
+            "--seed",
+            "1",
+            "--mutant",
+            "nope",
+        ],
+        "unknown mutant",
+    );
+    assert_usage_error(
+        &["replay", "/definitely/not/here.json"],
+        "cannot read bundle",
+    );
     assert_usage_error(&["frobnicate"], "unrecognized subcommand");
     let corrupt = temp_file("corrupt.json", "{ this is not json");
     assert_usage_error(&["replay", corrupt.to_str().unwrap()], "corrupt");
-    let truncated = temp_file("truncated.json", "{\"format_version\": 1, \"tool_version\": \"0.1.0\",");
+    let truncated = temp_file(
+        "truncated.json",
+        "{\"format_version\": 1, \"tool_version\": \"0.1.0\",",
+    );
     assert_usage_error(&["replay", truncated.to_str().unwrap()], "truncated");
     assert_usage_error(&["shrink", truncated.to_str().unwrap()], "truncated");
     let wrong = temp_file("wrong.json", "[1, 2, 3]");
@@ -65,14 +127,34 @@ fn list_json_has_the_documented_fields() {
 
 #[test]
 fn run_json_reports_verdict_digest_and_metrics() {
-    let out = clustersim(&["run", "harness.stalled_verb_released", "--seed", "4", "--json"]);
+    let out = clustersim(&[
+        "run",
+        "harness.stalled_verb_released",
+        "--seed",
+        "4",
+        "--json",
+    ]);
     assert_eq!(out.status.code(), Some(0));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    for field in ["scenario", "seed", "verdict", "digest", "events", "sim_time_ns", "metrics"] {
+    for field in [
+        "scenario",
+        "seed",
+        "verdict",
+        "digest",
+        "events",
+        "sim_time_ns",
+        "metrics",
+    ] {
         assert!(v.get(field).is_some(), "missing {field}");
     }
     assert_eq!(v["verdict"], "pass");
-    let again = clustersim(&["run", "harness.stalled_verb_released", "--seed", "4", "--json"]);
+    let again = clustersim(&[
+        "run",
+        "harness.stalled_verb_released",
+        "--seed",
+        "4",
+        "--json",
+    ]);
     let w: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
     assert_eq!(v["digest"], w["digest"]);
 }
@@ -94,7 +176,10 @@ fn failing_run_writes_a_bundle_that_replays() {
     assert_eq!(out.status.code(), Some(1));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["verdict"], "safety");
-    assert!(v["violation"]["message"].as_str().unwrap().contains("crossed the partition"));
+    assert!(v["violation"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("crossed the partition"));
     let bundle = v["bundle"].as_str().unwrap().to_string();
     assert!(String::from_utf8_lossy(&out.stderr).contains("clustersim replay"));
     let replay = clustersim(&["replay", &bundle, "--json"]);
@@ -102,10 +187,20 @@ fn failing_run_writes_a_bundle_that_replays() {
     let r: serde_json::Value = serde_json::from_slice(&replay.stdout).unwrap();
     assert_eq!(r["verdict_matches"], true);
     assert_eq!(r["digest_matches"], true);
-    let explain = clustersim(&["explain", "harness.partition_heals", "--seed", "2", "--json"]);
+    let explain = clustersim(&[
+        "explain",
+        "harness.partition_heals",
+        "--seed",
+        "2",
+        "--json",
+    ]);
     assert_eq!(explain.status.code(), Some(0));
     let cfg: serde_json::Value = serde_json::from_slice(&explain.stdout).unwrap();
-    assert_eq!(cfg["faults"], serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(&bundle).unwrap()).unwrap()["config"]["faults"]);
+    assert_eq!(
+        cfg["faults"],
+        serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(&bundle).unwrap())
+            .unwrap()["config"]["faults"]
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -113,15 +208,40 @@ fn failing_run_writes_a_bundle_that_replays() {
 fn explore_exits_1_on_failure_and_0_when_clean() {
     let dir = std::env::temp_dir().join(format!("clustersim-cli-explore-{}", std::process::id()));
     let d = dir.to_str().unwrap();
-    let clean = clustersim(&["explore", "harness.injection_blocks_until_message", "--seeds", "0..5", "--jobs", "2", "--out", d]);
-    assert_eq!(clean.status.code(), Some(0), "{}", String::from_utf8_lossy(&clean.stderr));
+    let clean = clustersim(&[
+        "explore",
+        "harness.injection_blocks_until_message",
+        "--seeds",
+        "0..5",
+        "--jobs",
+        "2",
+        "--out",
+        d,
+    ]);
+    assert_eq!(
+        clean.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&clean.stderr)
+    );
     let bad = clustersim(&[
-        "explore", "harness.injection_blocks_until_message", "--seeds", "0..3",
-        "--mutant", "harness-injection-no-wait", "--out", d, "--json",
+        "explore",
+        "harness.injection_blocks_until_message",
+        "--seeds",
+        "0..3",
+        "--mutant",
+        "harness-injection-no-wait",
+        "--out",
+        d,
+        "--json",
     ]);
     assert_eq!(bad.status.code(), Some(1));
     let v: serde_json::Value = serde_json::from_slice(&bad.stdout).unwrap();
     assert_eq!(v["failures"].as_array().unwrap().len(), 3);
-    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 3, "one bundle per failure");
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        3,
+        "one bundle per failure"
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -51,7 +51,11 @@ fn same_seed_same_digest_and_different_seeds_differ() {
         assert_eq!(a.digest, b.digest, "{} is nondeterministic", def.id);
         let cfg8 = resolve(&def, 8, &[], &[]).unwrap();
         let (c, _) = run(&def, &cfg8);
-        assert_ne!(a.digest, c.digest, "{}: seeds 7 and 8 gave one digest", def.id);
+        assert_ne!(
+            a.digest, c.digest,
+            "{}: seeds 7 and 8 gave one digest",
+            def.id
+        );
     }
 }
 
