@@ -181,6 +181,8 @@ fn a_forgotten_message_is_a_test_failure() {
         let h = inj.handler(&sim, N, "p").unwrap();
         let _ = h.wait_for_message(Duration::from_millis(100), None).await;
     });
-    let msg = out.result.err().expect("the deadline panics");
+    let Err(msg) = out.result else {
+        panic!("the deadline must panic")
+    };
     assert!(msg.contains("deadline passed"), "{msg}");
 }
