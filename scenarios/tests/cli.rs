@@ -201,6 +201,11 @@ fn failing_run_writes_a_bundle_that_replays() {
         serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(&bundle).unwrap())
             .unwrap()["config"]["faults"]
     );
+    let html = dir.join("t.html");
+    let t = clustersim(&["timeline", &bundle, "--out", html.to_str().unwrap()]);
+    assert_eq!(t.status.code(), Some(0));
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("<svg") && page.contains("crossed the partition"));
     std::fs::remove_dir_all(dir).unwrap();
 }
 
