@@ -134,7 +134,7 @@ fn seeds_per_s(scenario: &str, seeds: u64, jobs: usize) -> (f64, f64, f64) {
 /// Run the benchmarks and print them.
 pub fn run(quick: bool, json: bool) -> Result<i32, String> {
     let round_trips = if quick { 2_000 } else { 100_000 };
-    let seeds = if quick { 10 } else { 200 };
+    let seeds = if quick { 10 } else { 1_000 };
     let scenario = "harness.receiver_outlives_killed_connection";
     // Warm both paths once so page faults and lazy init do not count.
     raw_madsim(100);
