@@ -186,3 +186,53 @@ fn a_forgotten_message_is_a_test_failure() {
     };
     assert!(msg.contains("deadline passed"), "{msg}");
 }
+
+#[test]
+fn nemesis_fires_after_the_nth_event_and_undoes_after_the_duration() {
+    use fault_injection::{
+        EventTrigger, Fault, FaultSchedule, Nemesis, NemesisEvent, ScheduledFault,
+    };
+    use futures::FutureExt;
+    let (applied_ms, undone_ms, up_after) = run_seed(3, |h| async move {
+        let sim = Sim::new(3, &[], NetConfig::default(), h);
+        let a = sim.add_node(|_| std::future::pending().boxed_local());
+        let _b = sim.add_node(|_| std::future::pending().boxed_local());
+        let schedule = FaultSchedule {
+            faults: vec![ScheduledFault {
+                at_ms: 10,
+                after: Some(EventTrigger {
+                    kind: "injection_entered".into(),
+                    nth: 2,
+                }),
+                fault: Fault::Crash { node: a },
+                duration_ms: Some(50),
+            }],
+        };
+        let nemesis = Nemesis::start(&sim, &schedule, None);
+        let inj = Injections::of(&sim);
+        inj.enable(&sim, a, "tick", false, BTreeMap::new());
+        for _ in 0..3 {
+            sleep(Duration::from_millis(100)).await;
+            let _ = inj.enter(&sim, a, "tick");
+        }
+        sleep(Duration::from_millis(200)).await;
+        nemesis.stop();
+        let mut applied = None;
+        let mut undone = None;
+        for e in sim.history().entries().iter() {
+            match e.proto::<NemesisEvent>() {
+                Some(NemesisEvent::Applied { .. }) => applied = Some(e.at.as_millis()),
+                Some(NemesisEvent::Undone { .. }) => undone = Some(e.at.as_millis()),
+                _ => {}
+            }
+        }
+        (applied, undone, sim.is_up(a))
+    })
+    .result
+    .unwrap();
+    // The second enter is at ~200 ms; the crash 10 ms (+ up to 1 ms polling) later.
+    let applied = applied_ms.expect("applied");
+    assert!((210..=212).contains(&applied), "{applied}");
+    assert_eq!(undone_ms.expect("undone"), applied + 50);
+    assert!(up_after, "restarted when the duration ran out");
+}
