@@ -32,6 +32,10 @@ pub struct BatchlogMutateVerb;
 pub enum BatchlogReq {
     /// Step 3: insert the entry in stage `initial`.
     Store {
+        /// The coordinator's deadline for this write (virtual ms): a replica drops a request
+        /// that reaches it later, as the real write handler drops timed-out requests. This
+        /// keeps a late store from landing under a cleanup range tombstone.
+        deadline_ms: u64,
         /// Partition.
         pk: PartitionKey,
         /// Row.
@@ -274,7 +278,15 @@ impl Cluster {
 
     async fn handle_batchlog(&self, st: &NodeState, req: BatchlogReq) -> Result<(), RpcError> {
         let (m, ev) = match req {
-            BatchlogReq::Store { pk, ck, ts, data } => (
+            BatchlogReq::Store { deadline_ms, .. }
+                if self.0.sim.now().as_millis() > deadline_ms =>
+            {
+                self.0.sim.mark("late batchlog store dropped");
+                return Err(RpcError::Timeout);
+            }
+            BatchlogReq::Store {
+                pk, ck, ts, data, ..
+            } => (
                 Mutation::Insert { pk, ck, ts, data },
                 BatchlogEvent::EntryWritten {
                     id: ck.id,

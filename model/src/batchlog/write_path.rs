@@ -191,6 +191,7 @@ async fn run(
         .map(|&e| {
             let net = net.clone();
             let req = BatchlogReq::Store {
+                deadline_ms: written_at + cfg.write_request_timeout_ms,
                 pk,
                 ck,
                 ts: entry_ts,
