@@ -308,3 +308,15 @@ fn explore_one() {
         );
     }
 }
+
+/// The full comparison table (1k to 1M batches): `cargo test --release --test batchlog
+/// compare_table_full -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn compare_table_full() {
+    let sizes: Vec<u64> = std::env::var("BL_SIZES")
+        .ok()
+        .map(|s| s.split(',').map(|x| x.parse().expect("size")).collect())
+        .unwrap_or_else(|| vec![1_000, 10_000, 100_000, 1_000_000]);
+    eprintln!("{}", render(&compare(&sizes, 1)));
+}

@@ -6,7 +6,7 @@
 //!   tombstone, in a memtable and in immutable sstables (runs);
 //! - reads that merge every run and count what they walk: live rows, and dead entries
 //!   (tombstones of every kind, and row versions that are shadowed or superseded);
-//! - flush (memtable → sstable) and compaction (all sstables → one), both of which drop data
+//! - flush (memtable → sstable) and size-tiered compaction, both of which drop data
 //!   shadowed by a tombstone in their input, including v2 rows and row tombstones covered by a
 //!   range tombstone, without waiting for tombstone GC;
 //! - tombstone GC (gc_grace_seconds = 0) that is held back while **any** commitlog segment
@@ -31,7 +31,7 @@ pub struct TableConfig {
     pub memtable_flush_fragments: usize,
     /// Mutations per commitlog segment before it rolls over.
     pub commitlog_segment_mutations: u64,
-    /// Compact all sstables into one once there are this many.
+    /// Size-tiered compaction: compact a size tier once it holds this many sstables.
     pub compaction_threshold: usize,
     /// Produce [`DiskOp`]s (false for pure benchmarks, which have no disk).
     pub persist: bool,
@@ -410,6 +410,8 @@ pub struct Table {
     memtable_fragments: usize,
     /// Sstables, oldest first, with their generation.
     sstables: Vec<(u64, Rc<Run>)>,
+    /// Fragments per sstable generation (for size tiers).
+    sstable_sizes: BTreeMap<u64, usize>,
     next_generation: u64,
     commitlog: Commitlog,
     stats: TableStats,
@@ -424,6 +426,7 @@ impl Table {
             memtable: Run::default(),
             memtable_fragments: 0,
             sstables: Vec::new(),
+            sstable_sizes: BTreeMap::new(),
             next_generation: 0,
             commitlog: cl,
             stats: TableStats::default(),
@@ -443,6 +446,7 @@ impl Table {
         for (key, run) in sstables {
             let gen: u64 = key[SSTABLE_PREFIX.len()..].parse().expect("sstable key");
             max_gen = max_gen.max(gen + 1);
+            t.sstable_sizes.insert(gen, run.fragment_count());
             t.sstables.push((gen, run));
         }
         t.sstables.sort_by_key(|(g, _)| *g);
@@ -577,38 +581,63 @@ impl Table {
             if !run.partitions.is_empty() {
                 let gen = self.next_generation;
                 self.next_generation += 1;
-                let run = Rc::new(run);
-                if self.cfg.persist {
-                    ops.push(DiskOp::PutSstable {
-                        key: sstable_key(gen),
-                        run: run.clone(),
-                    });
-                }
-                self.sstables.push((gen, run));
+                self.add_sstable(gen, Rc::new(run), &mut ops);
             }
         }
         let freed = self.commitlog.mark_flushed();
         self.free_segments(freed, &mut ops);
-        if self.sstables.len() >= self.cfg.compaction_threshold {
-            ops.extend(self.compact());
-        }
+        ops.extend(self.maybe_compact());
         ops
     }
 
-    /// Compacts all sstables into one. Shadowed data is always dropped; tombstones are purged
-    /// only if GC is allowed and the memtable holds nothing for their partition.
+    /// Compacts all sstables into one (a major compaction). Shadowed data is always dropped;
+    /// tombstones are purged only if GC is allowed and the memtable holds nothing for their
+    /// partition.
     pub fn compact(&mut self) -> Vec<DiskOp> {
-        let mut ops = Vec::new();
         if self.sstables.len() < 2 && !self.gc_allowed() {
-            return ops;
+            return Vec::new();
         }
-        let old = std::mem::take(&mut self.sstables);
+        let all: Vec<u64> = self.sstables.iter().map(|(g, _)| *g).collect();
+        self.compact_generations(&all)
+    }
+
+    /// Size-tiered compaction: while some size tier (fragments / flush size, in powers of 4)
+    /// holds `compaction_threshold` sstables, compact that tier into one.
+    fn maybe_compact(&mut self) -> Vec<DiskOp> {
+        let mut ops = Vec::new();
+        loop {
+            let mut tiers: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
+            for (g, _) in &self.sstables {
+                let size = self.sstable_sizes[g] / self.cfg.memtable_flush_fragments.max(1);
+                let tier = if size <= 1 { 0 } else { size.ilog(4) };
+                tiers.entry(tier).or_default().push(*g);
+            }
+            let Some(gens) = tiers
+                .into_values()
+                .find(|v| v.len() >= self.cfg.compaction_threshold)
+            else {
+                return ops;
+            };
+            ops.extend(self.compact_generations(&gens));
+        }
+    }
+
+    /// Compacts the sstables of generations `gens` into one. Tombstones are purged only when
+    /// every sstable takes part (nothing older elsewhere could be resurrected).
+    fn compact_generations(&mut self, gens: &[u64]) -> Vec<DiskOp> {
+        let mut ops = Vec::new();
+        let (old, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut self.sstables)
+            .into_iter()
+            .partition(|(g, _)| gens.contains(g));
+        assert_eq!(old.len(), gens.len(), "compacting unknown sstables");
+        self.sstables = keep;
         let runs: Vec<&Run> = old.iter().map(|(_, r)| r.as_ref()).collect();
-        let purge = self.gc_allowed();
+        let purge = self.gc_allowed() && self.sstables.is_empty();
         let run = self.merge_runs(&runs, purge);
         self.stats.compactions += 1;
-        if self.cfg.persist {
-            for (g, _) in &old {
+        for (g, _) in &old {
+            self.sstable_sizes.remove(g);
+            if self.cfg.persist {
                 ops.push(DiskOp::Delete {
                     key: sstable_key(*g),
                 });
@@ -617,16 +646,20 @@ impl Table {
         if !run.partitions.is_empty() {
             let gen = self.next_generation;
             self.next_generation += 1;
-            let run = Rc::new(run);
-            if self.cfg.persist {
-                ops.push(DiskOp::PutSstable {
-                    key: sstable_key(gen),
-                    run: run.clone(),
-                });
-            }
-            self.sstables.push((gen, run));
+            self.add_sstable(gen, Rc::new(run), &mut ops);
         }
         ops
+    }
+
+    fn add_sstable(&mut self, gen: u64, run: Rc<Run>, ops: &mut Vec<DiskOp>) {
+        if self.cfg.persist {
+            ops.push(DiskOp::PutSstable {
+                key: sstable_key(gen),
+                run: run.clone(),
+            });
+        }
+        self.sstable_sizes.insert(gen, run.fragment_count());
+        self.sstables.push((gen, run));
     }
 
     /// Merges runs (oldest first) into one, dropping shadowed rows and covered row tombstones,
