@@ -23,6 +23,9 @@ pub const MUTANT_CLEANUP_COVERS_FAILED: &str = "batchlog-cleanup-covers-failed";
 /// A failed entry is deleted from `initial` without its `failed_replay` copy.
 pub const MUTANT_NO_FAILED_STAGE: &str = "batchlog-no-failed-stage";
 
+/// v2 without the cleanup range tombstone.
+pub const MUTANT_NO_RANGE_TOMBSTONE: &str = "batchlog-no-range-tombstone";
+
 /// Injection: hold every replay pass at its start until a message arrives (clustersim's own
 /// name for "replay stalled").
 pub const INJ_REPLAY_STALL: &str = "batchlog_replay_stall";
@@ -91,6 +94,7 @@ async fn replay_pass(c: &Cluster, st: &Rc<NodeState>, cleanup: bool) -> bool {
         replay_too_young: sim.mutant(MUTANT_REPLAY_TOO_YOUNG),
         cleanup_covers_failed: sim.mutant(MUTANT_CLEANUP_COVERS_FAILED),
         no_failed_stage: sim.mutant(MUTANT_NO_FAILED_STAGE),
+        no_range_tombstone: sim.mutant(MUTANT_NO_RANGE_TOMBSTONE),
     };
     let p = PassParams {
         layout: cfg.layout,
@@ -218,6 +222,9 @@ async fn replay_pass(c: &Cluster, st: &Rc<NodeState>, cleanup: bool) -> bool {
     sim.metric_add("replay_failures", failed);
     if p.layout == Layout::V1 {
         sim.mark("v1 replay pass");
+    }
+    if cleanup {
+        sim.mark("replay pass with cleanup");
     }
     all_replayed
 }

@@ -38,6 +38,9 @@ pub struct ReplayMutants {
     /// `batchlog-no-failed-stage`: "move" a failed entry by deleting it from `initial` without
     /// writing the `failed_replay` copy.
     pub no_failed_stage: bool,
+    /// `batchlog-no-range-tombstone`: v2 without its cleanup range tombstone (row tombstones
+    /// then pile up as v1's partition tombstones do).
+    pub no_range_tombstone: bool,
 }
 
 /// The parameters of one pass.
@@ -336,7 +339,9 @@ pub fn finish_unit(
             }
         }
     }
-    if let (Unit::V2Shard(shard), true, true) = (scan.unit, p.cleanup, need_cleanup) {
+    if let (Unit::V2Shard(shard), true, true, false) =
+        (scan.unit, p.cleanup, need_cleanup, m.no_range_tombstone)
+    {
         let end = match scan.min_too_fresh {
             Some(x) => RtEnd::Before(x),
             None => RtEnd::After(p.cutoff_ms()),

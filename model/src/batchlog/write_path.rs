@@ -221,6 +221,7 @@ async fn run(
             (Outcome::Unknown, "batchlog write timed out".into())
         };
     }
+    sim.metric_add("batches_written", 1);
     sim.record(
         Some(coord),
         BatchlogEvent::BatchlogWriteAcked {

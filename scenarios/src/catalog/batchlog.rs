@@ -14,7 +14,8 @@ use fault_injection::{FaultKind, FaultModel, Injections};
 use futures::future::LocalBoxFuture;
 use futures::FutureExt;
 use model::batchlog::manager::{
-    MUTANT_CLEANUP_COVERS_FAILED, MUTANT_NO_FAILED_STAGE, MUTANT_REPLAY_TOO_YOUNG,
+    MUTANT_CLEANUP_COVERS_FAILED, MUTANT_NO_FAILED_STAGE, MUTANT_NO_RANGE_TOMBSTONE,
+    MUTANT_REPLAY_TOO_YOUNG,
 };
 use model::batchlog::types::TableId;
 use model::batchlog::write_path::MUTANT_DELETE_BEFORE_APPLY;
@@ -36,7 +37,7 @@ pub fn scenarios() -> Vec<ScenarioDef> {
             mutants: &[MUTANT_DELETE_BEFORE_APPLY],
             marks: &["storage_proxy_fail_send_batch", "batchlog entry replayed"],
             config: |cfg| base(cfg, 4, 6_000),
-            run: |sim, cfg| run_story(sim, cfg, true, story_crash_before_apply).boxed_local(),
+            run: |sim, cfg| run_story(sim, cfg, LIGHT, story_crash_before_apply).boxed_local(),
             checkers: chk::ALL,
         },
         ScenarioDef {
@@ -46,7 +47,7 @@ pub fn scenarios() -> Vec<ScenarioDef> {
             mutants: &[],
             marks: &["storage_proxy_fail_remove_from_batchlog", "batchlog entry replayed"],
             config: |cfg| base(cfg, 4, 6_000),
-            run: |sim, cfg| run_story(sim, cfg, true, story_crash_before_delete).boxed_local(),
+            run: |sim, cfg| run_story(sim, cfg, LIGHT, story_crash_before_delete).boxed_local(),
             checkers: chk::ALL,
         },
         ScenarioDef {
@@ -56,7 +57,7 @@ pub fn scenarios() -> Vec<ScenarioDef> {
             mutants: &[MUTANT_CLEANUP_COVERS_FAILED, MUTANT_NO_FAILED_STAGE],
             marks: &["replay send failed", "failed entry kept for a later replay", "batchlog entry replayed"],
             config: |cfg| base(cfg, 4, 6_000),
-            run: |sim, cfg| run_story(sim, cfg, true, story_replica_down).boxed_local(),
+            run: |sim, cfg| run_story(sim, cfg, LIGHT, story_replica_down).boxed_local(),
             checkers: chk::ALL,
         },
         ScenarioDef {
@@ -72,7 +73,24 @@ pub fn scenarios() -> Vec<ScenarioDef> {
                 bl.ring_delay_ms = 3_600_000;
                 cfg.set_section("batchlog", &bl);
             },
-            run: |sim, cfg| run_story(sim, cfg, false, story_repair_flush).boxed_local(),
+            run: |sim, cfg| run_story(sim, cfg, NONE, story_repair_flush).boxed_local(),
+            checkers: chk::ALL,
+        },
+        ScenarioDef {
+            id: "batchlog.steady_cleanup",
+            tier: Tier::Scripted,
+            description: "the issue #23358 workload: a steady stream of logged batches that succeed and are deleted at once, with a replay every second; v2's replay scans stay bounded, v1's grow",
+            mutants: &[MUTANT_NO_RANGE_TOMBSTONE],
+            marks: &["replay pass with cleanup"],
+            config: |cfg| {
+                base(cfg, 4, 25_000);
+                // Small memtables, so that the scan bound is tight and a pile-up shows early.
+                let mut bl: BatchlogConfig = cfg.section("batchlog");
+                bl.memtable_flush_fragments = 32;
+                bl.commitlog_segment_mutations = 32;
+                cfg.set_section("batchlog", &bl);
+            },
+            run: |sim, cfg| run_story(sim, cfg, STEADY, story_none).boxed_local(),
             checkers: chk::ALL,
         },
         ScenarioDef {
@@ -100,7 +118,7 @@ pub fn scenarios() -> Vec<ScenarioDef> {
                     max_down: 1,
                 };
             },
-            run: |sim, cfg| run_story(sim, cfg, true, story_swarm).boxed_local(),
+            run: |sim, cfg| run_story(sim, cfg, LIGHT, story_swarm).boxed_local(),
             checkers: chk::ALL,
         },
     ]
@@ -131,16 +149,40 @@ fn base(cfg: &mut RunConfig, nodes: u32, chaos_ms: u64) {
 
 type Story = fn(Sim, Cluster) -> LocalBoxFuture<'static, ()>;
 
+/// The client workload beside a story: clients, and the pause between a client's batches.
+#[derive(Clone, Copy)]
+struct Workload {
+    clients: u64,
+    gap_ms: (u64, u64),
+}
+
+const NONE: Workload = Workload {
+    clients: 0,
+    gap_ms: (0, 0),
+};
+const LIGHT: Workload = Workload {
+    clients: 2,
+    gap_ms: (30, 120),
+};
+const STEADY: Workload = Workload {
+    clients: 4,
+    gap_ms: (5, 25),
+};
+
 /// Warmup, then the story beside the workload during chaos, heal, converge until drained.
-async fn run_story(sim: Sim, cfg: Rc<RunConfig>, workload: bool, story: Story) -> RunEnd {
+async fn run_story(sim: Sim, cfg: Rc<RunConfig>, workload: Workload, story: Story) -> RunEnd {
     let bl: BatchlogConfig = cfg.section("batchlog");
     let c = Cluster::start(&sim, bl, cfg.nodes as usize);
     phases::warmup(&sim, &cfg).await;
     let stop = Rc::new(Cell::new(false));
-    if workload {
-        for client in 0..2 {
-            sim.spawn_supervisor(client_loop(sim.clone(), c.clone(), stop.clone(), client));
-        }
+    for client in 0..workload.clients {
+        sim.spawn_supervisor(client_loop(
+            sim.clone(),
+            c.clone(),
+            stop.clone(),
+            client,
+            workload.gap_ms,
+        ));
     }
     sim.spawn_supervisor(story(sim.clone(), c.clone()));
     phases::chaos(&sim, &cfg, None).await;
@@ -155,7 +197,7 @@ async fn run_story(sim: Sim, cfg: Rc<RunConfig>, workload: bool, story: Story) -
 }
 
 /// One client: logged batches of 2–4 writes over the user tables, to a random live coordinator.
-async fn client_loop(sim: Sim, c: Cluster, stop: Rc<Cell<bool>>, client: u64) {
+async fn client_loop(sim: Sim, c: Cluster, stop: Rc<Cell<bool>>, client: u64, gap_ms: (u64, u64)) {
     let mut rng = sim.rng("workload");
     let tables = c.cfg().tables;
     let mut n = 0u64;
@@ -179,7 +221,7 @@ async fn client_loop(sim: Sim, c: Cluster, stop: Rc<Cell<bool>>, client: u64) {
                 c.execute(coord, writes).await;
             }
         }
-        sleep(Duration::from_millis(rng.gen_range(30..120))).await;
+        sleep(Duration::from_millis(rng.gen_range(gap_ms.0..gap_ms.1))).await;
     }
 }
 
@@ -211,6 +253,10 @@ fn endpoints_of(sim: &Sim, coord: NodeId) -> Vec<NodeId> {
             _ => None,
         })
         .unwrap_or_default()
+}
+
+fn story_none(_sim: Sim, _c: Cluster) -> LocalBoxFuture<'static, ()> {
+    async {}.boxed_local()
 }
 
 fn story_crash_before_apply(sim: Sim, c: Cluster) -> LocalBoxFuture<'static, ()> {
