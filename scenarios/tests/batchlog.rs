@@ -267,6 +267,25 @@ fn mutants_caught_within_50_seeds() {
         let seed = caught_within(id, mutant, 50);
         eprintln!("{mutant}: caught by {id} at seed {seed}");
     }
+    // The range tombstone laid over a failed entry is named by its own checker too.
+    let r = (0..50)
+        .map(|seed| {
+            run_seed(
+                "batchlog.replica_down_during_replay",
+                seed,
+                &["batchlog-cleanup-covers-failed"],
+                &[],
+            )
+        })
+        .find(|r| r.verdict == Verdict::Safety)
+        .expect("caught");
+    assert!(
+        r.violations
+            .iter()
+            .any(|v| v.checker == "batchlog_range_tombstone_safety"),
+        "{:?}",
+        r.violations
+    );
 }
 
 #[test]

@@ -14,8 +14,8 @@ use fault_injection::{FaultKind, FaultModel, Injections};
 use futures::future::LocalBoxFuture;
 use futures::FutureExt;
 use model::batchlog::manager::{
-    MUTANT_CLEANUP_COVERS_FAILED, MUTANT_NO_FAILED_STAGE, MUTANT_NO_RANGE_TOMBSTONE,
-    MUTANT_REPLAY_TOO_YOUNG,
+    INJ_REPLAY_STALL, MUTANT_CLEANUP_COVERS_FAILED, MUTANT_NO_FAILED_STAGE,
+    MUTANT_NO_RANGE_TOMBSTONE, MUTANT_REPLAY_TOO_YOUNG,
 };
 use model::batchlog::types::TableId;
 use model::batchlog::write_path::MUTANT_DELETE_BEFORE_APPLY;
@@ -370,6 +370,18 @@ fn story_swarm(sim: Sim, c: Cluster) -> LocalBoxFuture<'static, ()> {
         let inj = Injections::of(&sim);
         let nodes = c.nodes();
         let drop_at = rng.gen_bool(0.5).then(|| rng.gen_range(500..4_000u64));
+        // Sometimes one node's replays stall for a while, then are released by a message.
+        if rng.gen_bool(0.5) {
+            let node = nodes[rng.gen_range(0..nodes.len())];
+            let hold = rng.gen_range(500..2_500u64);
+            let s = sim.clone();
+            let inj2 = inj.clone();
+            sim.spawn_supervisor(async move {
+                inj2.enable(&s, node, INJ_REPLAY_STALL, true, BTreeMap::new());
+                sleep(Duration::from_millis(hold)).await;
+                inj2.message(&s, node, INJ_REPLAY_STALL);
+            });
+        }
         let mut t = 0;
         while t < 4_500 {
             let dt = rng.gen_range(200..800);
