@@ -101,6 +101,12 @@ pub fn scenarios() -> Vec<ScenarioDef> {
             marks: &[],
             config: |cfg| {
                 base(cfg, 5, 5_000);
+                // Table 1 uses repair-mode tombstone GC: its batches replay after its shorter
+                // propagation delay (SPEC §5.5 step 2).
+                let mut bl: BatchlogConfig = cfg.section("batchlog");
+                bl.repair_mode_tables = vec![1];
+                bl.propagation_delay_ms = 700;
+                cfg.set_section("batchlog", &bl);
                 cfg.fault_model = FaultModel {
                     kinds: vec![
                         FaultKind::Crash,
