@@ -203,6 +203,7 @@ const SCENARIOS: &[&str] = &[
     "batchlog.coordinator_crash_before_delete",
     "batchlog.replica_down_during_replay",
     "batchlog.repair_flush",
+    "batchlog.v1_to_v2_migration",
     "batchlog.swarm",
 ];
 

@@ -106,6 +106,8 @@ pub struct NodeState {
     pub replay_running: Cell<bool>,
     /// Signalled when a replay ends.
     pub replay_done: Notify,
+    /// The v1→v2 migration ran in this incarnation.
+    pub migrated: Cell<bool>,
 }
 
 impl NodeState {
@@ -125,6 +127,8 @@ pub(crate) struct Inner {
     states: RefCell<BTreeMap<NodeId, Rc<NodeState>>>,
     dropped: RefCell<BTreeSet<TableId>>,
     next_batch: Cell<u64>,
+    /// The layout in force (v2 once the `batchlog_v2` feature is enabled).
+    layout: Cell<super::types::Layout>,
 }
 
 /// The batchlog cluster (a cheap handle).
@@ -144,6 +148,7 @@ impl Cluster {
             n
         );
         assert!(cfg.shard_count >= 1);
+        let cfg_layout = cfg.layout;
         let c = Cluster(Rc::new(Inner {
             sim: sim.clone(),
             cfg,
@@ -151,7 +156,19 @@ impl Cluster {
             states: RefCell::new(BTreeMap::new()),
             dropped: RefCell::new(BTreeSet::new()),
             next_batch: Cell::new(1),
+            layout: Cell::new(cfg_layout),
         }));
+        if cfg_layout == super::types::Layout::V1 && c.0.cfg.enable_v2_at_ms > 0 {
+            let c2 = c.clone();
+            let at = c.0.cfg.enable_v2_at_ms;
+            sim.spawn_supervisor(async move {
+                let now = c2.0.sim.now().as_millis();
+                sim::time::sleep(sim::time::Duration::from_millis(at.saturating_sub(now))).await;
+                c2.0.layout.set(super::types::Layout::V2);
+                c2.0.sim
+                    .record(None, BatchlogEvent::FeatureBatchlogV2Enabled);
+            });
+        }
         for _ in 0..n {
             let c2 = c.clone();
             let id = sim.add_node(move |ctx| {
@@ -171,6 +188,11 @@ impl Cluster {
     /// The configuration.
     pub fn cfg(&self) -> &BatchlogConfig {
         &self.0.cfg
+    }
+
+    /// The layout writers and replays use now (v2 once the `batchlog_v2` feature is on).
+    pub fn layout(&self) -> super::types::Layout {
+        self.0.layout.get()
     }
 
     /// The nodes, in id order.
@@ -243,6 +265,7 @@ impl Cluster {
             last_ts: Cell::new(0),
             replay_running: Cell::new(false),
             replay_done: Notify::new(),
+            migrated: Cell::new(false),
         });
         self.0.states.borrow_mut().insert(node, st.clone());
         self.serve(node, st.clone());
@@ -294,6 +317,10 @@ impl Cluster {
                     stage: Stage::Initial,
                     shard: shard_of(&pk),
                     ts,
+                    layout: match pk {
+                        PartitionKey::V1(_) => super::types::Layout::V1,
+                        PartitionKey::V2 { .. } => super::types::Layout::V2,
+                    },
                 },
             ),
             BatchlogReq::Remove { pk, ck, ts } => (
@@ -467,7 +494,7 @@ impl Cluster {
             );
         }
         serde_json::json!({
-            "layout": self.0.cfg.layout,
+            "layout": self.layout(),
             "nodes": nodes,
             "dropped_tables": self.0.dropped.borrow().iter().collect::<Vec<_>>(),
         })

@@ -39,6 +39,13 @@ pub struct BatchlogConfig {
     pub compaction_threshold: usize,
     /// Virtual time a replay scan spends per fragment walked, in ns.
     pub scan_ns_per_fragment: u64,
+    /// With `layout = v1`: enable the cluster feature `batchlog_v2` at this virtual ms (0:
+    /// never). Writers then use v2, and each node migrates its v1 entries before its first v2
+    /// replay (SPEC §5.1, §5.8). The migration runs once per incarnation, as in the real
+    /// system, so a v1 store that lands after it (a slow link during the switch) stays in
+    /// `system.batchlog` until the node restarts: `batchlog.swarm` with this set finds that
+    /// (e.g. seed 37 with `enable_v2_at_ms=2500`, a liveness failure).
+    pub enable_v2_at_ms: u64,
 }
 
 impl Default for BatchlogConfig {
@@ -59,6 +66,7 @@ impl Default for BatchlogConfig {
             commitlog_segment_mutations: 256,
             compaction_threshold: 4,
             scan_ns_per_fragment: 1000,
+            enable_v2_at_ms: 0,
         }
     }
 }

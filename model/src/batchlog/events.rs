@@ -74,7 +74,20 @@ pub enum BatchlogEvent {
         shard: u32,
         /// Write timestamp of the row (µs).
         ts: u64,
+        /// The table it went to (`system.batchlog` or `system.batchlog_v2`).
+        layout: Layout,
     },
+    /// A v1 entry was migrated into v2 stage `failed_replay` (copy and v1 delete durable).
+    EntryMigrated {
+        /// Batch.
+        id: BatchId,
+        /// written_at (kept).
+        written_at: u64,
+        /// Its v2 batchlog shard.
+        shard: u32,
+    },
+    /// The cluster feature `batchlog_v2` was enabled: writers and replays use v2 from now on.
+    FeatureBatchlogV2Enabled,
     /// A batchlog entry was deleted on this node (row or partition tombstone, durable).
     EntryDeleted {
         /// Batch.
@@ -196,6 +209,8 @@ impl EventKind for BatchlogEvent {
             BatchlogEvent::EntryWritten { .. } => "batchlog_entry_written",
             BatchlogEvent::EntryDeleted { .. } => "batchlog_entry_deleted",
             BatchlogEvent::EntryMoved { .. } => "batchlog_entry_moved",
+            BatchlogEvent::EntryMigrated { .. } => "batchlog_entry_migrated",
+            BatchlogEvent::FeatureBatchlogV2Enabled => "feature_batchlog_v2_enabled",
             BatchlogEvent::ReplayPassStart { .. } => "replay_pass_start",
             BatchlogEvent::EntryReplayed { .. } => "batchlog_entry_replayed",
             BatchlogEvent::ReplayFailed { .. } => "batchlog_replay_failed",

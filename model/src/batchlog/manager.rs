@@ -96,8 +96,12 @@ async fn replay_pass(c: &Cluster, st: &Rc<NodeState>, cleanup: bool) -> bool {
         no_failed_stage: sim.mutant(MUTANT_NO_FAILED_STAGE),
         no_range_tombstone: sim.mutant(MUTANT_NO_RANGE_TOMBSTONE),
     };
+    let layout = c.layout();
+    if layout == Layout::V2 && !st.migrated.get() && !migrate(c, st).await {
+        return false;
+    }
     let p = PassParams {
-        layout: cfg.layout,
+        layout,
         shard_count: cfg.shard_count,
         now_ms: sim.now().as_millis(),
         replay_timeout_ms: cfg.replay_timeout_ms(),
@@ -334,4 +338,40 @@ async fn send_batch(
     } else {
         Err(errors.join("; "))
     }
+}
+
+/// The v1→v2 migration, once per incarnation before the first v2 replay (SPEC §5.8); a failure
+/// (injection `batchlog_manager_fail_migration`, or a failed sync) is retried on the next
+/// replay. Returns whether it is done.
+async fn migrate(c: &Cluster, st: &Rc<NodeState>) -> bool {
+    let sim = c.sim().clone();
+    let node = st.node;
+    if Injections::of(&sim)
+        .fail(&sim, node, "batchlog_manager_fail_migration")
+        .is_err()
+    {
+        sim.mark("batchlog_manager_fail_migration");
+        return false;
+    }
+    let (muts, migrated) = {
+        let t = st.table.borrow();
+        let mut ts = || st.new_ts(&sim);
+        replay::migrate_v1(&t, c.cfg().shard_count, &mut ts)
+    };
+    if !muts.is_empty() && c.apply_batchlog(st, muts).await.is_err() {
+        return false;
+    }
+    for m in migrated {
+        sim.mark("v1 entry migrated to failed_replay");
+        sim.record(
+            Some(node),
+            BatchlogEvent::EntryMigrated {
+                id: m.id,
+                written_at: m.written_at,
+                shard: m.shard,
+            },
+        );
+    }
+    st.migrated.set(true);
+    true
 }

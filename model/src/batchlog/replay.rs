@@ -385,3 +385,45 @@ pub fn delete_entry(
         Layout::V2 => Mutation::DeleteRow { pk, ck, ts },
     }
 }
+
+/// One v1 entry migrated to v2 (SPEC §5.8).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Migrated {
+    /// Batch.
+    pub id: BatchId,
+    /// Its written_at (kept).
+    pub written_at: u64,
+    /// Its v2 batchlog shard.
+    pub shard: u32,
+}
+
+/// The v1→v2 migration (SPEC §5.8): every live v1 row is rewritten into v2 stage
+/// `failed_replay` with the same `written_at` and `id`, then its v1 partition is deleted (copy
+/// first, so a crash in between leaves the entry in both tables, never in none). Returns the
+/// mutations in order and the entries migrated.
+pub fn migrate_v1(
+    table: &Table,
+    shard_count: u32,
+    ts: &mut dyn FnMut() -> Timestamp,
+) -> (Vec<Mutation>, Vec<Migrated>) {
+    let mut muts = Vec::new();
+    let mut done = Vec::new();
+    for r in table.live_rows() {
+        let PartitionKey::V1(id) = r.pk else { continue };
+        assert_eq!(id, r.ck.id, "v1 partition key is the batch id");
+        let shard = batchlog_shard(r.ck.written_at, shard_count);
+        muts.push(Mutation::Insert {
+            pk: PartitionKey::v2(Stage::FailedReplay, shard),
+            ck: r.ck,
+            ts: ts(),
+            data: r.data.clone(),
+        });
+        muts.push(Mutation::DeletePartition { pk: r.pk, ts: ts() });
+        done.push(Migrated {
+            id,
+            written_at: r.ck.written_at,
+            shard,
+        });
+    }
+    (muts, done)
+}

@@ -575,3 +575,31 @@ fn explore_steady() {
         );
     }
 }
+
+#[test]
+fn migrate_v1_to_v2_failed_replay() {
+    let mut f = eight_batches(Layout::V1);
+    let mut ts = f.ts;
+    let mut next = || {
+        ts += 1;
+        ts
+    };
+    let (muts, done) = replay::migrate_v1(&f.table, SHARDS, &mut next);
+    f.ts = ts;
+    assert_eq!(done.len(), 4);
+    for m in muts {
+        f.table.apply(m);
+    }
+    let mut moved = f.live(Stage::FailedReplay);
+    moved.sort();
+    assert_eq!(moved, vec![BatchId(1), BatchId(3), BatchId(5), BatchId(7)]);
+    assert!(f
+        .table
+        .live_rows()
+        .iter()
+        .all(|r| !matches!(r.pk, PartitionKey::V1(_))));
+    // The migrated entries replay from failed_replay under v2.
+    f.layout = Layout::V2;
+    f.replay(100, 0, true, false);
+    assert!(f.table.live_rows().is_empty());
+}

@@ -182,7 +182,7 @@ async fn run(
         id,
         mutations: mutations.clone(),
     });
-    let pk = replay::entry_partition(cfg.layout, id, written_at, cfg.shard_count);
+    let pk = replay::entry_partition(c.layout(), id, written_at, cfg.shard_count);
     let ck = ClusteringKey { written_at, id };
     let entry_ts = st.new_ts(&sim);
     let net = sim.net();

@@ -77,6 +77,22 @@ pub fn scenarios() -> Vec<ScenarioDef> {
             checkers: chk::ALL,
         },
         ScenarioDef {
+            id: "batchlog.v1_to_v2_migration",
+            tier: Tier::Scripted,
+            description: "a mixed-version cluster: a failed batch waits in system.batchlog (its v1 replays fail) until the batchlog_v2 feature is enabled; each node migrates it into failed_replay and replays it from there",
+            mutants: &[],
+            marks: &["storage_proxy_fail_send_batch", "v1 entry migrated to failed_replay", "failed_replay entry replayed"],
+            config: |cfg| {
+                base(cfg, 4, 5_000);
+                let mut bl: BatchlogConfig = cfg.section("batchlog");
+                bl.layout = model::batchlog::Layout::V1;
+                bl.enable_v2_at_ms = 2_500;
+                cfg.set_section("batchlog", &bl);
+            },
+            run: |sim, cfg| run_story(sim, cfg, NONE, story_migration).boxed_local(),
+            checkers: chk::ALL,
+        },
+        ScenarioDef {
             id: "batchlog.steady_cleanup",
             tier: Tier::Scripted,
             description: "the issue #23358 workload: a steady stream of logged batches that succeed and are deleted at once, with a replay every second; v2's replay scans stay bounded, v1's grow",
@@ -333,6 +349,39 @@ fn story_replica_down(sim: Sim, c: Cluster) -> LocalBoxFuture<'static, ()> {
         sleep(Duration::from_millis(3_500)).await;
         sim.restart(n1);
         sim.restart(x);
+    }
+    .boxed_local()
+}
+
+fn story_migration(sim: Sim, c: Cluster) -> LocalBoxFuture<'static, ()> {
+    async move {
+        let n1 = NodeId(1);
+        let inj = Injections::of(&sim);
+        sleep(Duration::from_millis(100)).await;
+        // Replays fail until the feature is on, so the entry is still in v1 when it switches.
+        for n in c.nodes() {
+            inj.enable(
+                &sim,
+                n,
+                "storage_proxy_fail_replay_batch",
+                false,
+                BTreeMap::new(),
+            );
+        }
+        inj.enable(
+            &sim,
+            n1,
+            "storage_proxy_fail_send_batch",
+            true,
+            BTreeMap::new(),
+        );
+        c.execute(n1, keys_over_all_replica_sets(&c)).await;
+        let at = c.cfg().enable_v2_at_ms;
+        let now = sim.now().as_millis();
+        sleep(Duration::from_millis(at.saturating_sub(now) + 100)).await;
+        for n in c.nodes() {
+            inj.disable(&sim, n, "storage_proxy_fail_replay_batch");
+        }
     }
     .boxed_local()
 }

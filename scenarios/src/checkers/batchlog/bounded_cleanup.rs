@@ -7,7 +7,8 @@
 //!                                              row tombstones that size-tiered compaction has
 //!                                              not yet merged with their range tombstone
 //!       + 2 × entries written after the previous cleanup pass's cutoff   (insert + row tombstone)
-//!       + 2 × entries moved to failed_replay so far on the node     (never range-deleted)
+//!       + 2 × entries moved (or migrated from v1) to failed_replay so far on the node
+//!                                                                  (never range-deleted)
 //! ```
 //!
 //! i.e. O(shards + batches written in the last interval + failed_replay entries). A v2 pass
@@ -44,11 +45,14 @@ impl Checker for BoundedCleanup {
                 BatchlogEvent::EntryWritten {
                     written_at,
                     stage: Stage::Initial,
+                    layout: Layout::V2,
                     ..
                 } => {
                     written.entry(node).or_default().push(*written_at);
                 }
-                BatchlogEvent::EntryMoved { .. } => *moved.entry(node).or_default() += 1,
+                BatchlogEvent::EntryMoved { .. } | BatchlogEvent::EntryMigrated { .. } => {
+                    *moved.entry(node).or_default() += 1
+                }
                 BatchlogEvent::ReplayPassEnd {
                     layout: Layout::V2,
                     dead_scanned,

@@ -10,7 +10,7 @@
 use super::{events, safety};
 use crate::config::RunConfig;
 use crate::scenario::{Checker, RunEnd, Violation};
-use model::batchlog::types::{BatchId, ClusteringKey, Stage};
+use model::batchlog::types::{BatchId, ClusteringKey, Layout, Stage};
 use model::batchlog::BatchlogEvent;
 use sim::{History, NodeId};
 use std::collections::{BTreeMap, BTreeSet};
@@ -38,6 +38,7 @@ impl Checker for RangeTombstoneSafety {
                     stage: Stage::Initial,
                     shard,
                     ts,
+                    layout: Layout::V2,
                 } if write_deleted.get(&(node, *id)).is_none_or(|d| d < ts) => {
                     live.insert((node, *id), (*written_at, *shard));
                 }
