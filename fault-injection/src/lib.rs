@@ -1,1 +1,15 @@
-//! Injection points, faults as data, nemesis, swarm generator, shrinker.
+//! Fault injection for clustersim: named injection points inside the model ([`injection`]),
+//! faults as data ([`fault`]), the swarm generator ([`swarm`]), the nemesis that executes a
+//! schedule ([`nemesis`]) and the shrinker ([`shrink`]).
+#![warn(missing_docs)]
+
+pub mod fault;
+pub mod injection;
+pub mod nemesis;
+pub mod shrink;
+pub mod swarm;
+
+pub use fault::{EventTrigger, Fault, FaultKind, FaultSchedule, ScheduledFault};
+pub use injection::{Handler, InjectedError, InjectionError, InjectionEvent, Injections};
+pub use nemesis::{LeaderProbe, Nemesis, NemesisEvent};
+pub use swarm::FaultModel;

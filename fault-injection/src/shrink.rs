@@ -1,0 +1,116 @@
+//! The shrinker: the smallest fault schedule that still fails the same way.
+//!
+//! Delta debugging over the schedule's fault episodes (a fault and its undo are one episode, so
+//! removing one never leaves a node crashed forever), then shortening what is left: durations
+//! halved and start times moved earlier, each kept only if the run still fails.
+
+use crate::fault::FaultSchedule;
+
+/// Shrink `schedule` while `still_fails` holds; `budget` bounds the number of runs tried.
+/// Returns the smallest failing schedule found and the number of runs used.
+pub fn shrink(
+    schedule: &FaultSchedule,
+    budget: usize,
+    mut still_fails: impl FnMut(&FaultSchedule) -> bool,
+) -> (FaultSchedule, usize) {
+    let mut best = schedule.clone();
+    let mut runs = 0;
+    // 1. ddmin-style removal of chunks, from halves down to single faults.
+    let mut chunk = best.faults.len().div_ceil(2).max(1);
+    while !best.faults.is_empty() && runs < budget {
+        let mut removed_any = false;
+        let mut start = 0;
+        while start < best.faults.len() && runs < budget {
+            let mut candidate = best.clone();
+            let end = (start + chunk).min(candidate.faults.len());
+            candidate.faults.drain(start..end);
+            runs += 1;
+            if still_fails(&candidate) {
+                best = candidate;
+                removed_any = true;
+            } else {
+                start += chunk;
+            }
+        }
+        if chunk == 1 && !removed_any {
+            break;
+        }
+        if !removed_any {
+            chunk = chunk.div_ceil(2);
+        }
+    }
+    // 2. Shorten durations, then move faults earlier (first straight to 0, then halving).
+    type Step = fn(&mut crate::fault::ScheduledFault) -> bool;
+    let steps: [Step; 3] = [
+        |f| match f.duration_ms {
+            Some(d) if d > 1 => {
+                f.duration_ms = Some(d / 2);
+                true
+            }
+            _ => false,
+        },
+        |f| {
+            let moved = f.at_ms > 0;
+            f.at_ms = 0;
+            moved
+        },
+        |f| {
+            let moved = f.at_ms > 0;
+            f.at_ms /= 2;
+            moved
+        },
+    ];
+    for i in 0..best.faults.len() {
+        for step in steps {
+            loop {
+                if runs >= budget {
+                    return (best, runs);
+                }
+                let mut candidate = best.clone();
+                if !step(&mut candidate.faults[i]) {
+                    break;
+                }
+                runs += 1;
+                if still_fails(&candidate) {
+                    best = candidate;
+                } else {
+                    break;
+                }
+            }
+        }
+    }
+    (best, runs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fault::{Fault, ScheduledFault};
+    use sim::NodeId;
+
+    #[test]
+    fn finds_the_one_fault_that_matters() {
+        let faults = (0..9)
+            .map(|i| ScheduledFault {
+                at_ms: 100 * i,
+                after: None,
+                fault: Fault::Crash {
+                    node: NodeId(i as u32 + 1),
+                },
+                duration_ms: Some(400),
+            })
+            .collect();
+        let schedule = FaultSchedule { faults };
+        // "Fails" while n5 is crashed for at least 100 ms.
+        let (small, runs) = shrink(&schedule, 200, |s| {
+            s.faults.iter().any(|f| {
+                f.fault == Fault::Crash { node: NodeId(5) } && f.duration_ms.unwrap_or(0) >= 100
+            })
+        });
+        assert_eq!(small.faults.len(), 1);
+        assert_eq!(small.faults[0].fault, Fault::Crash { node: NodeId(5) });
+        assert_eq!(small.faults[0].duration_ms, Some(100));
+        assert_eq!(small.faults[0].at_ms, 0);
+        assert!(runs < 60, "{runs}");
+    }
+}

@@ -1,0 +1,301 @@
+//! The swarm generator: draws a [`FaultSchedule`] from the seed, within the fault model a
+//! scenario declares.
+//!
+//! Swarm testing: each seed first picks a random *subset* of the allowed fault kinds, then draws
+//! faults only of those kinds, so some seeds hammer one mechanism and others mix several. The
+//! generator only injects what the system promises to survive: at most `max_down` nodes are
+//! down (crashed, paused or partitioned away) at any moment.
+
+use crate::fault::{Fault, FaultKind, FaultSchedule, ScheduledFault};
+use rand::seq::SliceRandom;
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use sim::NodeId;
+
+/// What faults a scenario allows, and how many.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultModel {
+    /// Allowed kinds (empty: no faults).
+    pub kinds: Vec<FaultKind>,
+    /// Fewest faults per run.
+    pub min_faults: u32,
+    /// Most faults per run.
+    pub max_faults: u32,
+    /// Faults start within this many ms of the chaos phase's start.
+    pub window_ms: u64,
+    /// Longest duration of a fault episode.
+    pub max_duration_ms: u64,
+    /// Verbs that stall / drop / delay faults target (empty: all verbs for drop/delay, and no
+    /// stalls).
+    pub verbs: Vec<String>,
+    /// Most nodes down (crashed, paused, or on the minority side of a partition) at once.
+    pub max_down: u32,
+}
+
+impl Default for FaultModel {
+    fn default() -> Self {
+        FaultModel {
+            kinds: Vec::new(),
+            min_faults: 0,
+            max_faults: 0,
+            window_ms: 5_000,
+            max_duration_ms: 2_000,
+            verbs: Vec::new(),
+            max_down: 1,
+        }
+    }
+}
+
+/// Intervals during which nodes are down, to respect `max_down`.
+struct DownTracker {
+    intervals: Vec<(u64, u64, Vec<NodeId>)>,
+}
+
+impl DownTracker {
+    fn fits(&self, start: u64, end: u64, nodes: &[NodeId], max_down: u32) -> bool {
+        // Check every interval boundary inside [start, end): the down set only changes there.
+        let mut points = vec![start];
+        for (s, _, _) in &self.intervals {
+            if *s > start && *s < end {
+                points.push(*s);
+            }
+        }
+        points.iter().all(|&t| {
+            let mut down: Vec<NodeId> = nodes.to_vec();
+            for (s, e, ns) in &self.intervals {
+                if *s <= t && t < *e {
+                    down.extend(ns.iter().copied());
+                }
+            }
+            // With multiplicity: two overlapping faults on one node count twice, so episodes
+            // never overlap on the same node (the second would be a no-op and its undo would
+            // cut the first short).
+            down.len() as u32 <= max_down
+        })
+    }
+}
+
+/// Draw a schedule for `nodes` from `rng` within `model`.
+pub fn generate(model: &FaultModel, nodes: &[NodeId], rng: &mut impl Rng) -> FaultSchedule {
+    if model.kinds.is_empty() || model.max_faults == 0 || nodes.len() < 2 {
+        return FaultSchedule::default();
+    }
+    let mut kinds: Vec<FaultKind> = model
+        .kinds
+        .iter()
+        .copied()
+        .filter(|k| *k != FaultKind::Stall || !model.verbs.is_empty())
+        .collect();
+    if kinds.is_empty() {
+        return FaultSchedule::default();
+    }
+    // Swarm: a random non-empty subset of the allowed kinds.
+    kinds.shuffle(rng);
+    let keep = rng.gen_range(1..=kinds.len());
+    kinds.truncate(keep);
+    kinds.sort();
+
+    let n = rng.gen_range(model.min_faults..=model.max_faults.max(model.min_faults));
+    let mut tracker = DownTracker {
+        intervals: Vec::new(),
+    };
+    let mut faults = Vec::new();
+    let mut attempts = 0;
+    while faults.len() < n as usize && attempts < n * 20 {
+        attempts += 1;
+        let kind = *kinds.choose(rng).expect("non-empty");
+        let at_ms = rng.gen_range(0..=model.window_ms);
+        let duration_ms = rng.gen_range(1..=model.max_duration_ms.max(1));
+        let pick = |rng: &mut dyn rand::RngCore| *nodes.choose(rng).expect("nodes");
+        let pair = |rng: &mut dyn rand::RngCore| {
+            let mut two: Vec<NodeId> = nodes.choose_multiple(rng, 2).copied().collect();
+            two.sort();
+            if rng.gen_bool(0.5) {
+                two.reverse();
+            }
+            (two[0], two[1])
+        };
+        let verb = |rng: &mut dyn rand::RngCore| model.verbs.choose(rng).cloned();
+        let (fault, down, duration): (Fault, Vec<NodeId>, Option<u64>) = match kind {
+            FaultKind::KillConnection => {
+                let (from, to) = pair(rng);
+                (Fault::KillConnection { from, to }, vec![], None)
+            }
+            FaultKind::Stall => {
+                let (from, to) = pair(rng);
+                let verb = verb(rng).expect("stall needs verbs");
+                (Fault::Stall { from, to, verb }, vec![], Some(duration_ms))
+            }
+            FaultKind::Drop => {
+                let (from, to) = pair(rng);
+                let v = verb(rng);
+                let probability = [0.1, 0.5, 1.0][rng.gen_range(0..3)];
+                (
+                    Fault::Drop {
+                        from,
+                        to,
+                        verb: v,
+                        probability,
+                    },
+                    vec![],
+                    Some(duration_ms),
+                )
+            }
+            FaultKind::Delay => {
+                let (from, to) = pair(rng);
+                let v = verb(rng);
+                let ms = rng.gen_range(5..=200);
+                (
+                    Fault::Delay {
+                        from,
+                        to,
+                        verb: v,
+                        ms,
+                    },
+                    vec![],
+                    Some(duration_ms),
+                )
+            }
+            FaultKind::Partition => {
+                let mut shuffled = nodes.to_vec();
+                shuffled.shuffle(rng);
+                let minority = rng.gen_range(1..=((nodes.len() - 1) / 2).max(1));
+                let mut a: Vec<NodeId> = shuffled[..minority].to_vec();
+                let mut b: Vec<NodeId> = shuffled[minority..].to_vec();
+                a.sort();
+                b.sort();
+                let oneway = rng.gen_bool(0.25);
+                let down = a.clone();
+                (Fault::Partition { a, b, oneway }, down, Some(duration_ms))
+            }
+            FaultKind::Crash => {
+                let node = pick(rng);
+                (Fault::Crash { node }, vec![node], Some(duration_ms))
+            }
+            FaultKind::Pause => {
+                let node = pick(rng);
+                (Fault::Pause { node }, vec![node], Some(duration_ms))
+            }
+            FaultKind::DiskStall => {
+                let node = pick(rng);
+                (Fault::DiskStall { node }, vec![], Some(duration_ms))
+            }
+            FaultKind::DiskError => {
+                let node = pick(rng);
+                let count = rng.gen_range(1..=3);
+                (Fault::DiskError { node, count }, vec![], Some(duration_ms))
+            }
+            FaultKind::DiskLatency => {
+                let node = pick(rng);
+                let ms = rng.gen_range(1..=50);
+                (Fault::DiskLatency { node, ms }, vec![], Some(duration_ms))
+            }
+            FaultKind::KillLeader => {
+                // Which node leads is only known at run time: count it as any one node down.
+                (Fault::KillLeader, vec![NodeId(0)], Some(duration_ms))
+            }
+        };
+        let end = at_ms + duration.unwrap_or(0);
+        if !down.is_empty() {
+            if !tracker.fits(at_ms, end, &down, model.max_down) {
+                continue;
+            }
+            tracker.intervals.push((at_ms, end, down));
+        }
+        faults.push(ScheduledFault {
+            at_ms,
+            after: None,
+            fault,
+            duration_ms: duration,
+        });
+    }
+    faults.sort_by_key(|f| f.at_ms);
+    FaultSchedule { faults }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    fn model() -> FaultModel {
+        FaultModel {
+            kinds: vec![
+                FaultKind::Crash,
+                FaultKind::Partition,
+                FaultKind::KillConnection,
+                FaultKind::Stall,
+                FaultKind::KillLeader,
+            ],
+            min_faults: 3,
+            max_faults: 8,
+            window_ms: 1000,
+            max_duration_ms: 300,
+            verbs: vec!["echo".into()],
+            max_down: 1,
+        }
+    }
+
+    #[test]
+    fn same_seed_same_schedule() {
+        let nodes = [NodeId(1), NodeId(2), NodeId(3)];
+        let a = generate(
+            &model(),
+            &nodes,
+            &mut rand_chacha::ChaCha8Rng::seed_from_u64(5),
+        );
+        let b = generate(
+            &model(),
+            &nodes,
+            &mut rand_chacha::ChaCha8Rng::seed_from_u64(5),
+        );
+        assert_eq!(a, b);
+        let differs = (0..20).any(|s| {
+            generate(
+                &model(),
+                &nodes,
+                &mut rand_chacha::ChaCha8Rng::seed_from_u64(s),
+            ) != a
+        });
+        assert!(differs);
+    }
+
+    #[test]
+    fn never_more_than_max_down_at_once() {
+        let nodes = [NodeId(1), NodeId(2), NodeId(3)];
+        for seed in 0..200 {
+            let s = generate(
+                &model(),
+                &nodes,
+                &mut rand_chacha::ChaCha8Rng::seed_from_u64(seed),
+            );
+            assert!(s.faults.len() <= 8);
+            for t in (0..1300).step_by(5) {
+                let down = s
+                    .faults
+                    .iter()
+                    .filter(|f| {
+                        matches!(
+                            f.fault,
+                            Fault::Crash { .. } | Fault::KillLeader | Fault::Partition { .. }
+                        ) && f.at_ms <= t
+                            && t < f.at_ms + f.duration_ms.unwrap_or(0)
+                    })
+                    .count();
+                assert!(down <= 1, "seed {seed} t {t}: {s:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn empty_model_gives_no_faults() {
+        let nodes = [NodeId(1), NodeId(2)];
+        let s = generate(
+            &FaultModel::default(),
+            &nodes,
+            &mut rand_chacha::ChaCha8Rng::seed_from_u64(1),
+        );
+        assert!(s.is_empty());
+    }
+}

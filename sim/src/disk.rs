@@ -1,0 +1,203 @@
+//! The disk model: one per node, living outside the node's tasks so it survives a crash.
+//!
+//! Writes go to a buffer (the page cache) and become durable only at [`Disk::sync`]; a crash
+//! drops everything not yet synced — the behaviour madsim's own file system does not have.
+//! Faults hit `sync`: extra latency, a stall until released, or injected I/O errors.
+
+use crate::history::SimEvent;
+use crate::ids::NodeId;
+use crate::sync::{wait_until, Notify};
+use crate::world::Sim;
+use std::any::Any;
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::time::Duration;
+
+type Value = Rc<dyn Any>;
+
+/// Error returned by a failed sync.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DiskError {
+    /// An injected I/O error; the buffered writes stay unsynced.
+    Io,
+}
+
+impl std::fmt::Display for DiskError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "injected I/O error")
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct DiskState {
+    durable: BTreeMap<String, Value>,
+    /// Buffered writes; `None` is a buffered delete.
+    pending: BTreeMap<String, Option<Value>>,
+    pending_writes: u64,
+    stalled: bool,
+    latency_ms: u64,
+    errors_left: u32,
+    released: Notify,
+}
+
+/// The disk of one node (a view of the [`Sim`]).
+#[derive(Clone)]
+pub struct Disk {
+    pub(crate) sim: Sim,
+    pub(crate) node: NodeId,
+    pub(crate) state: Rc<RefCell<DiskState>>,
+}
+
+impl Disk {
+    /// Buffer a write of `value` under `key`.
+    pub fn put<T: Clone + 'static>(&self, key: &str, value: T) {
+        let mut s = self.state.borrow_mut();
+        s.pending.insert(key.to_string(), Some(Rc::new(value)));
+        s.pending_writes += 1;
+    }
+
+    /// Buffer a delete of `key`.
+    pub fn delete(&self, key: &str) {
+        let mut s = self.state.borrow_mut();
+        s.pending.insert(key.to_string(), None);
+        s.pending_writes += 1;
+    }
+
+    /// Read `key`, seeing buffered writes.
+    pub fn get<T: Clone + 'static>(&self, key: &str) -> Option<T> {
+        let s = self.state.borrow();
+        let v = match s.pending.get(key) {
+            Some(v) => v.clone(),
+            None => s.durable.get(key).cloned(),
+        };
+        v.map(|v| v.downcast_ref::<T>().expect("disk value type").clone())
+    }
+
+    /// Every `(key, value)` whose key starts with `prefix`, in key order, seeing buffered writes.
+    pub fn scan<T: Clone + 'static>(&self, prefix: &str) -> Vec<(String, T)> {
+        let s = self.state.borrow();
+        let mut merged: BTreeMap<&str, Option<&Value>> = BTreeMap::new();
+        for (k, v) in s.durable.range(prefix.to_string()..) {
+            if !k.starts_with(prefix) {
+                break;
+            }
+            merged.insert(k, Some(v));
+        }
+        for (k, v) in s.pending.range(prefix.to_string()..) {
+            if !k.starts_with(prefix) {
+                break;
+            }
+            merged.insert(k, v.as_ref());
+        }
+        merged
+            .into_iter()
+            .filter_map(|(k, v)| {
+                v.map(|v| {
+                    (
+                        k.to_string(),
+                        v.downcast_ref::<T>().expect("disk value type").clone(),
+                    )
+                })
+            })
+            .collect()
+    }
+
+    /// Writes buffered and not yet synced.
+    pub fn unsynced(&self) -> u64 {
+        self.state.borrow().pending_writes
+    }
+
+    /// Make every buffered write durable. Subject to the disk's latency, stall and error faults.
+    pub async fn sync(&self) -> Result<(), DiskError> {
+        let (released, latency) = {
+            let s = self.state.borrow();
+            (s.released.clone(), s.latency_ms)
+        };
+        wait_until(&released, || !self.state.borrow().stalled).await;
+        if latency > 0 {
+            madsim::time::sleep(Duration::from_millis(latency)).await;
+        }
+        let (writes, failed) = {
+            let mut s = self.state.borrow_mut();
+            if s.errors_left > 0 {
+                s.errors_left -= 1;
+                (0, true)
+            } else {
+                let pending = std::mem::take(&mut s.pending);
+                for (k, v) in pending {
+                    match v {
+                        Some(v) => {
+                            s.durable.insert(k, v);
+                        }
+                        None => {
+                            s.durable.remove(&k);
+                        }
+                    }
+                }
+                (std::mem::take(&mut s.pending_writes), false)
+            }
+        };
+        self.sim
+            .record_sim(Some(self.node), SimEvent::DiskSync { writes, failed });
+        if failed {
+            Err(DiskError::Io)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The node crashed: buffered writes are lost (unless the harness mutant keeps them).
+    /// Returns how many were lost.
+    pub(crate) fn crash(&self) -> u64 {
+        let mut s = self.state.borrow_mut();
+        if self.sim.mutant("harness-crash-keeps-unsynced") {
+            return 0;
+        }
+        s.pending.clear();
+        std::mem::take(&mut s.pending_writes)
+    }
+
+    /// Stall every sync until [`Disk::release`].
+    pub fn stall(&self) {
+        self.state.borrow_mut().stalled = true;
+        self.sim.record_fault(format!("disk stall {}", self.node));
+    }
+
+    /// Release a stalled disk.
+    pub fn release(&self) {
+        let n = {
+            let mut s = self.state.borrow_mut();
+            s.stalled = false;
+            s.released.clone()
+        };
+        n.notify();
+        self.sim.record_fault(format!("disk release {}", self.node));
+    }
+
+    /// Add `ms` of latency to every sync.
+    pub fn set_latency(&self, ms: u64) {
+        self.state.borrow_mut().latency_ms = ms;
+        self.sim
+            .record_fault(format!("disk latency {} {ms}ms", self.node));
+    }
+
+    /// Fail the next `count` syncs with an I/O error.
+    pub fn fail_syncs(&self, count: u32) {
+        self.state.borrow_mut().errors_left = count;
+        self.sim
+            .record_fault(format!("disk error {} x{count}", self.node));
+    }
+
+    /// Clear every disk fault (stall, latency, errors).
+    pub fn clear_faults(&self) {
+        let n = {
+            let mut s = self.state.borrow_mut();
+            s.stalled = false;
+            s.latency_ms = 0;
+            s.errors_left = 0;
+            s.released.clone()
+        };
+        n.notify();
+    }
+}

@@ -1,0 +1,361 @@
+//! The world of one run: the [`Sim`] handle every part of the model holds.
+//!
+//! It owns the history, the named RNG streams, the mutant switches, the transport, the disks and
+//! the node table. Nodes are madsim nodes, so crashing one drops all of its tasks; everything
+//! durable (disks) lives here, outside the node's tasks, so a restarted node recovers from it.
+
+use crate::disk::{Disk, DiskState};
+use crate::history::{Event, History, ProtoEvent, SimEvent};
+use crate::ids::{NodeId, SimInstant};
+use crate::net::{Net, NetConfig, NetState};
+use crate::rng::Rng;
+use futures::future::LocalBoxFuture;
+use std::any::{Any, TypeId};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+
+/// Wraps a value so it can cross madsim's `Send` bounds.
+///
+/// Sound here because a madsim runtime is single-threaded: everything of a run is created,
+/// polled and dropped on the one OS thread that runs it.
+pub struct AssertSend<T>(pub T);
+// SAFETY: see the type's documentation; a run never leaves its thread.
+unsafe impl<T> Send for AssertSend<T> {}
+// SAFETY: as above.
+unsafe impl<T> Sync for AssertSend<T> {}
+
+impl<F: Future> Future for AssertSend<F> {
+    type Output = F::Output;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        // SAFETY: structural pinning of the only field.
+        unsafe { self.map_unchecked_mut(|s| &mut s.0) }.poll(cx)
+    }
+}
+
+/// What a node's boot function receives, once per incarnation.
+#[derive(Clone)]
+pub struct NodeCtx {
+    /// The world.
+    pub sim: Sim,
+    /// This node.
+    pub node: NodeId,
+    /// 0 for the first boot, +1 on each restart.
+    pub incarnation: u32,
+}
+
+/// A node's boot function: starts its services. The future must never return.
+pub type BootFn = Rc<dyn Fn(NodeCtx) -> LocalBoxFuture<'static, ()>>;
+
+struct NodeSlot {
+    madsim: Option<madsim::task::NodeId>,
+    up: bool,
+    paused: bool,
+    incarnation: u32,
+}
+
+pub(crate) struct World {
+    pub(crate) seed: u64,
+    mutants: BTreeSet<String>,
+    pub(crate) history: History,
+    rngs: RefCell<BTreeMap<String, Rng>>,
+    nodes: RefCell<BTreeMap<NodeId, NodeSlot>>,
+    pub(crate) disks: RefCell<BTreeMap<NodeId, Rc<RefCell<DiskState>>>>,
+    pub(crate) net: RefCell<NetState>,
+    ext: RefCell<BTreeMap<TypeId, Rc<dyn Any>>>,
+}
+
+/// Handle to the world of one run. Cheap to clone.
+#[derive(Clone)]
+pub struct Sim(pub(crate) Rc<World>);
+
+impl Sim {
+    /// A new world. Must be called inside a madsim runtime (`block_on`).
+    pub fn new(seed: u64, mutants: &[String], net: NetConfig, history: History) -> Sim {
+        Sim(Rc::new(World {
+            seed,
+            mutants: mutants.iter().cloned().collect(),
+            history,
+            rngs: RefCell::new(BTreeMap::new()),
+            nodes: RefCell::new(BTreeMap::new()),
+            disks: RefCell::new(BTreeMap::new()),
+            net: RefCell::new(NetState::new(net)),
+            ext: RefCell::new(BTreeMap::new()),
+        }))
+    }
+
+    /// The run's single instance of `T` (created on first use): per-run registries of other
+    /// crates (e.g. injection points) live here, never in statics.
+    pub fn ext<T: Default + 'static>(&self) -> Rc<T> {
+        let v = self
+            .0
+            .ext
+            .borrow_mut()
+            .entry(TypeId::of::<T>())
+            .or_insert_with(|| Rc::new(T::default()) as Rc<dyn Any>)
+            .clone();
+        v.downcast::<T>().expect("ext type")
+    }
+
+    /// Virtual time since the run started.
+    pub fn now(&self) -> SimInstant {
+        match madsim::time::TimeHandle::try_current() {
+            Some(t) => SimInstant(t.elapsed().as_nanos() as u64),
+            // Outside the runtime (tasks dropped while it shuts down): the last recorded time.
+            None => self
+                .0
+                .history
+                .entries()
+                .last()
+                .map_or(SimInstant(0), |e| e.at),
+        }
+    }
+
+    /// The run seed.
+    pub fn seed(&self) -> u64 {
+        self.0.seed
+    }
+
+    /// The named random stream `name` of this run.
+    pub fn rng(&self, name: &str) -> Rng {
+        let mut rngs = self.0.rngs.borrow_mut();
+        if let Some(r) = rngs.get(name) {
+            return r.clone();
+        }
+        let r = Rng::new(self.0.seed, name);
+        rngs.insert(name.to_string(), r.clone());
+        r
+    }
+
+    /// Is mutant `name` switched on for this run?
+    pub fn mutant(&self, name: &str) -> bool {
+        !self.0.mutants.is_empty() && self.0.mutants.contains(name)
+    }
+
+    /// Record a protocol event; returns its history index.
+    pub fn record(&self, node: Option<NodeId>, ev: impl ProtoEvent) -> usize {
+        self.0
+            .history
+            .push(self.now(), node, Event::Proto(Box::new(ev)))
+    }
+
+    /// Record a harness event.
+    pub fn record_sim(&self, node: Option<NodeId>, ev: SimEvent) -> usize {
+        self.0.history.push(self.now(), node, Event::Sim(ev))
+    }
+
+    /// Count a coverage mark.
+    pub fn mark(&self, name: &'static str) {
+        self.0.history.mark(name);
+    }
+
+    /// Add to a named counter of the run report.
+    pub fn metric_add(&self, name: &str, v: u64) {
+        self.0.history.metric_add(name, v);
+    }
+
+    /// Raise a named maximum of the run report.
+    pub fn metric_max(&self, name: &str, v: u64) {
+        self.0.history.metric_max(name, v);
+    }
+
+    /// The history (read side).
+    pub fn history(&self) -> History {
+        self.0.history.clone()
+    }
+
+    /// The transport.
+    pub fn net(&self) -> Net {
+        Net(self.clone())
+    }
+
+    /// The disk of `node`.
+    pub fn disk(&self, node: NodeId) -> Disk {
+        let state = self
+            .0
+            .disks
+            .borrow_mut()
+            .entry(node)
+            .or_insert_with(|| Rc::new(RefCell::new(DiskState::default())))
+            .clone();
+        Disk {
+            sim: self.clone(),
+            node,
+            state,
+        }
+    }
+
+    /// Add a node that boots with `boot` now and on every restart. Ids are 1, 2, ...
+    pub fn add_node(
+        &self,
+        boot: impl Fn(NodeCtx) -> LocalBoxFuture<'static, ()> + 'static,
+    ) -> NodeId {
+        let id = NodeId(self.0.nodes.borrow().len() as u32 + 1);
+        let boot: BootFn = Rc::new(boot);
+        let init = AssertSend((self.clone(), boot));
+        // The slot must exist before madsim runs `init` (which happens inside `build`).
+        self.0.nodes.borrow_mut().insert(
+            id,
+            NodeSlot {
+                madsim: None,
+                up: true,
+                paused: false,
+                incarnation: 0,
+            },
+        );
+        let handle = madsim::runtime::Handle::current()
+            .create_node()
+            .name(id.to_string())
+            .init(move || {
+                let whole = &init;
+                let (sim, boot) = (&whole.0 .0, &whole.0 .1);
+                let incarnation = sim.incarnation(id);
+                sim.record_sim(Some(id), SimEvent::Start { incarnation });
+                boot(NodeCtx {
+                    sim: sim.clone(),
+                    node: id,
+                    incarnation,
+                })
+            })
+            .build();
+        self.0.nodes.borrow_mut().get_mut(&id).expect("slot").madsim = Some(handle.id());
+        id
+    }
+
+    /// Every node, in id order.
+    pub fn nodes(&self) -> Vec<NodeId> {
+        self.0.nodes.borrow().keys().copied().collect()
+    }
+
+    /// Is `node` running (not crashed)? A paused node is up.
+    pub fn is_up(&self, node: NodeId) -> bool {
+        self.0.nodes.borrow().get(&node).is_some_and(|s| s.up)
+    }
+
+    /// Is `node` paused?
+    pub fn is_paused(&self, node: NodeId) -> bool {
+        self.0.nodes.borrow().get(&node).is_some_and(|s| s.paused)
+    }
+
+    /// Current incarnation of `node`.
+    pub fn incarnation(&self, node: NodeId) -> u32 {
+        self.0
+            .nodes
+            .borrow()
+            .get(&node)
+            .map_or(0, |s| s.incarnation)
+    }
+
+    fn madsim_id(&self, node: NodeId) -> madsim::task::NodeId {
+        self.0
+            .nodes
+            .borrow()
+            .get(&node)
+            .and_then(|s| s.madsim)
+            .expect("unknown node")
+    }
+
+    /// Crash `node`: its tasks stop, its connections die, its unsynced disk writes are lost.
+    pub fn crash(&self, node: NodeId) {
+        {
+            let mut nodes = self.0.nodes.borrow_mut();
+            let slot = nodes.get_mut(&node).expect("unknown node");
+            if !slot.up {
+                return;
+            }
+            slot.up = false;
+            slot.paused = false;
+        }
+        let lost_writes = self.disk(node).crash();
+        self.record_sim(Some(node), SimEvent::Crash { lost_writes });
+        self.net().on_crash(node);
+        madsim::runtime::Handle::current().kill(self.madsim_id(node));
+    }
+
+    /// Restart a crashed `node`: its boot function runs again with incarnation + 1.
+    pub fn restart(&self, node: NodeId) {
+        {
+            let mut nodes = self.0.nodes.borrow_mut();
+            let slot = nodes.get_mut(&node).expect("unknown node");
+            if slot.up {
+                return;
+            }
+            slot.up = true;
+            slot.incarnation += 1;
+        }
+        madsim::runtime::Handle::current().restart(self.madsim_id(node));
+    }
+
+    /// Pause `node`: its tasks stop being polled until [`Sim::resume`].
+    pub fn pause(&self, node: NodeId) {
+        if !self.is_up(node) || self.is_paused(node) {
+            return;
+        }
+        self.0
+            .nodes
+            .borrow_mut()
+            .get_mut(&node)
+            .expect("node")
+            .paused = true;
+        self.record_sim(Some(node), SimEvent::Pause { paused: true });
+        madsim::runtime::Handle::current().pause(self.madsim_id(node));
+    }
+
+    /// Resume a paused `node`.
+    pub fn resume(&self, node: NodeId) {
+        if !self.is_paused(node) {
+            return;
+        }
+        self.0
+            .nodes
+            .borrow_mut()
+            .get_mut(&node)
+            .expect("node")
+            .paused = false;
+        self.record_sim(Some(node), SimEvent::Pause { paused: false });
+        madsim::runtime::Handle::current().resume(self.madsim_id(node));
+    }
+
+    /// Spawn `f` on `node`; it dies with the node's current incarnation.
+    pub fn spawn_on<F: Future<Output = ()> + 'static>(&self, node: NodeId, f: F) {
+        if !self.is_up(node) {
+            return;
+        }
+        let handle = madsim::runtime::Handle::current()
+            .get_node(self.madsim_id(node))
+            .expect("madsim node");
+        drop(handle.spawn(AssertSend(f)));
+    }
+
+    /// Spawn `f` on the supervisor (never crashes): used by the nemesis and scenarios.
+    pub fn spawn_supervisor<F: Future<Output = ()> + 'static>(&self, f: F) {
+        drop(madsim::task::spawn_local(f));
+    }
+
+    /// Record a fault description in the history.
+    pub fn record_fault(&self, what: String) {
+        self.record_sim(None, SimEvent::Fault { what });
+    }
+
+    /// Heal everything: clear link rules and partitions, release stalls, clear disk faults,
+    /// resume paused nodes and restart crashed ones.
+    pub fn heal(&self) {
+        self.net().heal_all();
+        let disks: Vec<NodeId> = self.0.disks.borrow().keys().copied().collect();
+        for n in disks {
+            self.disk(n).clear_faults();
+        }
+        for n in self.nodes() {
+            if self.is_paused(n) {
+                self.resume(n);
+            }
+            if !self.is_up(n) {
+                self.restart(n);
+            }
+        }
+        self.record_fault("heal all".to_string());
+    }
+}

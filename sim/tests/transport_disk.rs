@@ -1,0 +1,280 @@
+//! Unit tests of the transport, the disk model and node crash/restart, each inside one seeded run.
+
+use futures::FutureExt;
+use sim::runtime::run_seed;
+use sim::time::{sleep, Duration};
+use sim::{NetConfig, NodeId, RpcError, Sim, SimEvent, StreamVerb, Verb};
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+struct Echo;
+impl Verb for Echo {
+    const NAME: &'static str = "echo";
+    type Req = u64;
+    type Resp = u64;
+}
+
+struct Slow;
+impl Verb for Slow {
+    const NAME: &'static str = "slow";
+    type Req = u64;
+    type Resp = u64;
+}
+
+struct Frags;
+impl Verb for Frags {
+    const NAME: &'static str = "frags";
+    type Req = ();
+    type Resp = u64;
+}
+impl StreamVerb for Frags {
+    type Item = u64;
+}
+
+fn idle_node(sim: &Sim) -> NodeId {
+    sim.add_node(|_ctx| std::future::pending().boxed_local())
+}
+
+fn with_sim<T>(seed: u64, f: impl AsyncFnOnce(Sim) -> T) -> T {
+    let out = run_seed(seed, |h| async move {
+        let sim = Sim::new(seed, &[], NetConfig::default(), h);
+        f(sim).await
+    });
+    out.result.expect("run did not panic")
+}
+
+#[test]
+fn call_round_trip() {
+    let got = with_sim(1, async |sim| {
+        let a = idle_node(&sim);
+        let b = idle_node(&sim);
+        sim.net()
+            .serve::<Echo>(b, |_from, x| async move { Ok(x * 2) }.boxed_local());
+        sim.net()
+            .call::<Echo>(a, b, 21, Duration::from_secs(1))
+            .await
+    });
+    assert_eq!(got, Ok(42));
+}
+
+#[test]
+fn killed_connection_fails_caller_but_receiver_keeps_running() {
+    let (res, applied, discarded) = with_sim(2, async |sim| {
+        let a = idle_node(&sim);
+        let b = idle_node(&sim);
+        let applied = Rc::new(Cell::new(false));
+        let ap = applied.clone();
+        sim.net().serve::<Slow>(b, move |_f, x| {
+            let ap = ap.clone();
+            async move {
+                sleep(Duration::from_millis(100)).await;
+                ap.set(true);
+                Ok(x)
+            }
+            .boxed_local()
+        });
+        let net = sim.net();
+        let killer = sim.clone();
+        sim.spawn_supervisor(async move {
+            sleep(Duration::from_millis(30)).await;
+            killer.net().kill_connection(a, b);
+        });
+        let res = net.call::<Slow>(a, b, 1, Duration::from_secs(5)).await;
+        let applied_at_failure = applied.get();
+        sleep(Duration::from_millis(200)).await;
+        assert!(
+            !applied_at_failure,
+            "caller failed before the handler finished"
+        );
+        let discarded = sim
+            .history()
+            .entries()
+            .iter()
+            .any(|e| matches!(e.sim(), Some(SimEvent::RpcLateResponseDiscarded { .. })));
+        (res, applied.get(), discarded)
+    });
+    assert_eq!(res, Err(RpcError::ConnectionClosed));
+    assert!(applied, "admitted handler ran to completion");
+    assert!(discarded, "late response was discarded");
+}
+
+#[test]
+fn stall_holds_until_release() {
+    let (early, late) = with_sim(3, async |sim| {
+        let a = idle_node(&sim);
+        let b = idle_node(&sim);
+        sim.net()
+            .serve::<Echo>(b, |_f, x| async move { Ok(x) }.boxed_local());
+        sim.net().stall(a, b, "echo");
+        let early = sim
+            .net()
+            .call::<Echo>(a, b, 1, Duration::from_millis(200))
+            .await;
+        let s2 = sim.clone();
+        sim.spawn_supervisor(async move {
+            sleep(Duration::from_millis(300)).await;
+            s2.net().release(a, b, "echo");
+        });
+        let late = sim
+            .net()
+            .call::<Echo>(a, b, 2, Duration::from_secs(2))
+            .await;
+        (early, late)
+    });
+    assert_eq!(early, Err(RpcError::Timeout));
+    assert_eq!(late, Ok(2));
+}
+
+#[test]
+fn partition_drops_then_heals() {
+    let (cut, healed) = with_sim(4, async |sim| {
+        let a = idle_node(&sim);
+        let b = idle_node(&sim);
+        sim.net()
+            .serve::<Echo>(b, |_f, x| async move { Ok(x) }.boxed_local());
+        sim.net().partition(&[a], &[b], false);
+        let cut = sim
+            .net()
+            .call::<Echo>(a, b, 1, Duration::from_millis(100))
+            .await;
+        sim.net().heal_partition(&[a], &[b]);
+        let healed = sim
+            .net()
+            .call::<Echo>(a, b, 2, Duration::from_millis(100))
+            .await;
+        (cut, healed)
+    });
+    assert_eq!(cut, Err(RpcError::Timeout));
+    assert_eq!(healed, Ok(2));
+}
+
+#[test]
+fn stream_delivers_in_order_and_breaks_on_kill() {
+    let (sum, broken) = with_sim(5, async |sim| {
+        let a = idle_node(&sim);
+        let b = idle_node(&sim);
+        let seen = Rc::new(RefCell::new(Vec::new()));
+        let s2 = seen.clone();
+        sim.net().serve_stream::<Frags>(b, move |_f, (), mut src| {
+            let seen = s2.clone();
+            async move {
+                let mut sum = 0;
+                while let Some(x) = src.recv().await? {
+                    seen.borrow_mut().push(x);
+                    sum += x;
+                }
+                Ok(sum)
+            }
+            .boxed_local()
+        });
+        let (mut sink, resp) = sim
+            .net()
+            .open_stream::<Frags>(a, b, (), Duration::from_secs(1));
+        for i in 1..=10 {
+            sink.send(i).await.unwrap();
+        }
+        sink.close();
+        let sum = resp.wait().await;
+        assert_eq!(*seen.borrow(), (1..=10).collect::<Vec<_>>());
+        // A second stream, broken by killing the connection.
+        let (mut sink, resp) = sim
+            .net()
+            .open_stream::<Frags>(a, b, (), Duration::from_secs(1));
+        sink.send(1).await.unwrap();
+        sim.net().kill_connection(a, b);
+        let broken = sink.send(2).await;
+        sink.close();
+        assert_eq!(resp.wait().await, Err(RpcError::ConnectionClosed));
+        (sum, broken)
+    });
+    assert_eq!(sum, Ok(55));
+    assert_eq!(broken, Err(RpcError::ConnectionClosed));
+}
+
+#[test]
+#[should_panic(expected = "dropped without close")]
+fn dropping_an_open_sink_is_a_bug() {
+    let out = run_seed(6, |h| async move {
+        let sim = Sim::new(6, &[], NetConfig::default(), h);
+        let a = idle_node(&sim);
+        let b = idle_node(&sim);
+        let s2 = sim.clone();
+        sim.spawn_on(a, async move {
+            let (_sink, _resp) = s2
+                .net()
+                .open_stream::<Frags>(a, b, (), Duration::from_secs(1));
+        });
+        sleep(Duration::from_millis(10)).await;
+    });
+    panic!("{}", out.result.err().unwrap_or_default());
+}
+
+#[test]
+fn crash_loses_unsynced_writes_and_restart_recovers_synced_ones() {
+    let (synced, unsynced, boots) = with_sim(7, async |sim| {
+        let boots = Rc::new(Cell::new(0));
+        let b2 = boots.clone();
+        let n = sim.add_node(move |_ctx| {
+            b2.set(b2.get() + 1);
+            std::future::pending().boxed_local()
+        });
+        let disk = sim.disk(n);
+        disk.put("a", 1u64);
+        disk.sync().await.unwrap();
+        disk.put("b", 2u64);
+        assert_eq!(disk.get::<u64>("b"), Some(2));
+        sim.crash(n);
+        sim.restart(n);
+        sleep(Duration::from_millis(1)).await;
+        (disk.get::<u64>("a"), disk.get::<u64>("b"), boots.get())
+    });
+    assert_eq!(synced, Some(1));
+    assert_eq!(unsynced, None);
+    assert_eq!(boots, 2);
+}
+
+#[test]
+fn disk_faults_stall_and_fail_syncs() {
+    let (stalled_for, err) = with_sim(8, async |sim| {
+        let n = idle_node(&sim);
+        let disk = sim.disk(n);
+        disk.stall();
+        let d2 = disk.clone();
+        sim.spawn_supervisor(async move {
+            sleep(Duration::from_millis(50)).await;
+            d2.release();
+        });
+        let t0 = sim.now();
+        disk.put("k", 1u8);
+        disk.sync().await.unwrap();
+        let stalled_for = sim.now().0 - t0.0;
+        disk.fail_syncs(1);
+        disk.put("k", 2u8);
+        let err = disk.sync().await;
+        (stalled_for, err)
+    });
+    assert!(stalled_for >= 50_000_000);
+    assert!(err.is_err());
+}
+
+#[test]
+fn same_seed_same_digest() {
+    let digest = |seed: u64| {
+        let out = run_seed(seed, |h| async move {
+            let sim = Sim::new(seed, &[], NetConfig::default(), h);
+            let a = idle_node(&sim);
+            let b = idle_node(&sim);
+            sim.net()
+                .serve::<Echo>(b, |_f, x| async move { Ok(x + 1) }.boxed_local());
+            for i in 0..20 {
+                let _ = sim
+                    .net()
+                    .call::<Echo>(a, b, i, Duration::from_secs(1))
+                    .await;
+            }
+        });
+        out.history.digest()
+    };
+    assert_eq!(digest(11), digest(11));
+    assert_ne!(digest(11), digest(12));
+}
