@@ -20,6 +20,8 @@ pub mod service;
 mod core_tests;
 #[cfg(test)]
 mod service_tests;
+#[cfg(test)]
+mod swarm_tests;
 
 use serde::{Deserialize, Serialize};
 
