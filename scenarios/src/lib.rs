@@ -1,1 +1,18 @@
-//! The clustersim scenario catalog, checkers and runner.
+//! clustersim's scenarios: the catalog, the checkers over the history, the runner, repro
+//! bundles, exploration, replay and shrinking. The `clustersim` binary is a thin CLI over this.
+#![warn(missing_docs)]
+
+pub mod bench;
+pub mod bundle;
+pub mod catalog;
+pub mod checkers;
+pub mod cli;
+pub mod config;
+pub mod explore;
+pub mod phases;
+pub mod runner;
+pub mod scenario;
+
+pub use config::RunConfig;
+pub use runner::{resolve, run, RunReport};
+pub use scenario::{Checker, RunEnd, ScenarioDef, Tier, Verdict, Violation};

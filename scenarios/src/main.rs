@@ -1,1 +1,5 @@
-fn main() {}
+//! `clustersim`: run, explore, replay, shrink and explain scenarios by seed.
+
+fn main() {
+    std::process::exit(scenarios::cli::main());
+}

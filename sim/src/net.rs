@@ -486,6 +486,7 @@ impl Net {
             )
         };
         if blocked && !self.0.mutant("harness-partition-leaks") {
+            self.0.mark("partition dropped a message");
             return Some("partition");
         }
         if let Some(p) = drop_p {
@@ -591,6 +592,7 @@ impl Net {
                 Some(server),
                 SimEvent::RpcLateResponseDiscarded { id, verb },
             );
+            self.0.mark("late response discarded");
             return;
         }
         self.st().messages += 1;
@@ -683,6 +685,9 @@ impl Net {
                 failed_calls: pending.len() as u64,
             },
         );
+        if !pending.is_empty() {
+            self.0.mark("connection killed with calls pending");
+        }
         for (_, tx) in pending {
             let _ = tx.send(Err(RpcError::ConnectionClosed));
         }
@@ -743,6 +748,9 @@ impl Net {
             "release {verb} {from}->{to} ({} held)",
             released.len()
         ));
+        if !released.is_empty() {
+            self.0.mark("stalled request released");
+        }
         for s in released {
             let d = self.latency();
             self.deliver_after(s.to, d, s.arrive);

@@ -270,6 +270,9 @@ impl Sim {
             slot.paused = false;
         }
         let lost_writes = self.disk(node).crash();
+        if lost_writes > 0 {
+            self.mark("unsynced writes lost on crash");
+        }
         self.record_sim(Some(node), SimEvent::Crash { lost_writes });
         self.net().on_crash(node);
         madsim::runtime::Handle::current().kill(self.madsim_id(node));

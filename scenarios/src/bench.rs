@@ -1,0 +1,185 @@
+//! `clustersim bench`: throughput figures measured in one run, so they compare like with like.
+//!
+//! 1. Raw madsim request/response over `madsim::net::Endpoint` (no clustersim code at all).
+//! 2. The same ping-pong through clustersim's transport, with history recording.
+//! 3. Seeds/second of a harness scenario with 1 and 2 jobs, and simulated/wall time.
+//!
+//! Wall-clock time is read here, outside every simulation, only to time whole runs.
+#![allow(clippy::disallowed_methods)]
+
+use crate::explore;
+use futures::FutureExt;
+use serde::Serialize;
+use sim::time::Duration;
+use sim::{NetConfig, Sim, Verb};
+use std::time::Instant;
+
+struct Ping;
+impl Verb for Ping {
+    const NAME: &'static str = "ping";
+    type Req = u64;
+    type Resp = u64;
+}
+
+/// Figures of one bench run.
+#[derive(Debug, Serialize)]
+pub struct BenchReport {
+    /// Round trips per run of the ping-pong benchmarks.
+    pub round_trips: u64,
+    /// Raw madsim: wall nanoseconds per message (request or response).
+    pub raw_madsim_ns_per_msg: f64,
+    /// clustersim transport with history: wall nanoseconds per message.
+    pub transport_ns_per_msg: f64,
+    /// transport / raw (target ≤ 2.0).
+    pub transport_cost_ratio: f64,
+    /// History events recorded per round trip by the transport.
+    pub events_per_round_trip: f64,
+    /// Scenario used for seeds/s.
+    pub scenario: String,
+    /// Seeds run per measurement.
+    pub seeds: u64,
+    /// Seeds per second with 1 job.
+    pub seeds_per_s_1_job: f64,
+    /// Seeds per second with 2 jobs.
+    pub seeds_per_s_2_jobs: f64,
+    /// 2 jobs / 1 job (target ≥ 1.7 on 2 cores).
+    pub parallel_speedup: f64,
+    /// Simulated time / wall time, 1 job.
+    pub sim_over_wall: f64,
+    /// Wall microseconds per history event, 1 job.
+    pub us_per_event: f64,
+}
+
+fn raw_madsim(round_trips: u64) -> f64 {
+    let rt = madsim::runtime::Runtime::with_seed_and_config(1, madsim::Config::default());
+    let t0 = Instant::now();
+    rt.block_on(async move {
+        let h = madsim::runtime::Handle::current();
+        let server = h
+            .create_node()
+            .name("server")
+            .ip("10.0.0.1".parse().expect("ip"))
+            .build();
+        let client = h
+            .create_node()
+            .name("client")
+            .ip("10.0.0.2".parse().expect("ip"))
+            .build();
+        server.spawn(async move {
+            let ep = madsim::net::Endpoint::bind("10.0.0.1:1")
+                .await
+                .expect("bind");
+            let mut buf = [0u8; 8];
+            loop {
+                let (_, from) = ep.recv_from(1, &mut buf).await.expect("recv");
+                ep.send_to(from, 2, &buf).await.expect("send");
+            }
+        });
+        client
+            .spawn(async move {
+                madsim::time::sleep(Duration::from_millis(1)).await;
+                let ep = madsim::net::Endpoint::bind("10.0.0.2:1")
+                    .await
+                    .expect("bind");
+                let mut buf = [0u8; 8];
+                for i in 0..round_trips {
+                    ep.send_to("10.0.0.1:1", 1, &i.to_le_bytes())
+                        .await
+                        .expect("send");
+                    ep.recv_from(2, &mut buf).await.expect("recv");
+                }
+            })
+            .await
+            .expect("client");
+    });
+    t0.elapsed().as_nanos() as f64 / (2 * round_trips) as f64
+}
+
+fn transport(round_trips: u64) -> (f64, f64) {
+    let t0 = Instant::now();
+    let out = sim::runtime::run_seed(1, |h| async move {
+        let sim = Sim::new(1, &[], NetConfig::default(), h);
+        let server = sim.add_node(|_| std::future::pending().boxed_local());
+        let client = sim.add_node(|_| std::future::pending().boxed_local());
+        sim.net()
+            .serve::<Ping>(server, |_f, x| async move { Ok(x) }.boxed_local());
+        let s = sim.clone();
+        let (tx, rx) = sim::sync::oneshot::channel();
+        sim.spawn_on(client, async move {
+            for i in 0..round_trips {
+                s.net()
+                    .call::<Ping>(client, server, i, Duration::from_secs(1))
+                    .await
+                    .expect("ping");
+            }
+            let _ = tx.send(());
+        });
+        let _ = rx.await;
+    });
+    let ns = t0.elapsed().as_nanos() as f64 / (2 * round_trips) as f64;
+    (ns, out.history.len() as f64 / round_trips as f64)
+}
+
+fn seeds_per_s(scenario: &str, seeds: u64, jobs: usize) -> (f64, f64, f64) {
+    let def = crate::runner::find(scenario).expect("bench scenario exists");
+    let s = explore::explore(&[def], 0..seeds, &[], &[], jobs, None, |_, _| {})
+        .expect("bench exploration");
+    (
+        s.seeds_per_s,
+        s.sim_s / s.wall_s.max(1e-9),
+        s.wall_s * 1e6 / s.events.max(1) as f64,
+    )
+}
+
+/// Run the benchmarks and print them.
+pub fn run(quick: bool, json: bool) -> Result<i32, String> {
+    let round_trips = if quick { 2_000 } else { 100_000 };
+    let seeds = if quick { 10 } else { 200 };
+    let scenario = "harness.receiver_outlives_killed_connection";
+    // Warm both paths once so page faults and lazy init do not count.
+    raw_madsim(100);
+    transport(100);
+    let raw = raw_madsim(round_trips);
+    let (ours, events) = transport(round_trips);
+    let (one, sim_over_wall, us_per_event) = seeds_per_s(scenario, seeds, 1);
+    let (two, _, _) = seeds_per_s(scenario, seeds, 2);
+    let r = BenchReport {
+        round_trips,
+        raw_madsim_ns_per_msg: raw,
+        transport_ns_per_msg: ours,
+        transport_cost_ratio: ours / raw,
+        events_per_round_trip: events,
+        scenario: scenario.to_string(),
+        seeds,
+        seeds_per_s_1_job: one,
+        seeds_per_s_2_jobs: two,
+        parallel_speedup: two / one,
+        sim_over_wall,
+        us_per_event,
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&r).expect("json"));
+    } else {
+        println!("ping-pong, {} round trips:", r.round_trips);
+        println!(
+            "  raw madsim Endpoint        {:8.0} ns/message",
+            r.raw_madsim_ns_per_msg
+        );
+        println!(
+            "  clustersim transport       {:8.0} ns/message  ({:.2}× raw, target ≤ 2; {:.1} history events per round trip)",
+            r.transport_ns_per_msg, r.transport_cost_ratio, r.events_per_round_trip
+        );
+        println!("{} × {} seeds:", r.scenario, r.seeds);
+        println!(
+            "  1 job                      {:8.1} seeds/s",
+            r.seeds_per_s_1_job
+        );
+        println!(
+            "  2 jobs                     {:8.1} seeds/s  ({:.2}× one job, target ≥ 1.7)",
+            r.seeds_per_s_2_jobs, r.parallel_speedup
+        );
+        println!("  simulated / wall time      {:8.0}×", r.sim_over_wall);
+        println!("  wall per history event     {:8.2} µs", r.us_per_event);
+    }
+    Ok(0)
+}

@@ -1,0 +1,654 @@
+//! The `clustersim` command line. Bad input (unknown scenario, malformed seed range, corrupt or
+//! missing bundle, bad `--set`) prints one line on stderr and exits 2; a failing run prints the
+//! line that reproduces it.
+
+use crate::bundle::{self, Bundle};
+use crate::explore::{self, Finished};
+use crate::runner;
+use crate::scenario::{ScenarioDef, Verdict};
+use clap::{Args, Parser, Subcommand};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+/// Exit code for usage and input errors.
+pub const EXIT_USAGE: i32 = 2;
+/// Exit code when a rerun's digest differs from the recorded one.
+pub const EXIT_NONDETERMINISM: i32 = 5;
+
+#[derive(Parser)]
+#[command(
+    name = "clustersim",
+    version,
+    about = "Deterministic simulation testbed for tablet-era coordination protocols"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone, Default)]
+struct RunOpts {
+    /// Switch on a mutant (a planted bug), by name; repeatable.
+    #[arg(long = "mutant", value_name = "MUTANT")]
+    mutants: Vec<String>,
+    /// Override a resolved config field by dotted name, e.g. `--set phases.chaos_ms=2000`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    sets: Vec<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List the scenario catalog.
+    List {
+        /// Print JSON (an array of objects).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run one scenario with one seed.
+    Run {
+        /// Scenario id (see `list`).
+        scenario: String,
+        /// Seed.
+        #[arg(long)]
+        seed: u64,
+        #[command(flatten)]
+        opts: RunOpts,
+        /// Print one JSON object instead of the human summary.
+        #[arg(long)]
+        json: bool,
+        /// Write the history as JSON lines to FILE.
+        #[arg(long, value_name = "FILE")]
+        trace: Option<PathBuf>,
+        /// Directory for the repro bundle of a failing run.
+        #[arg(long, default_value = "failures")]
+        out: PathBuf,
+        /// Run twice and compare digests (exit 5 if they differ).
+        #[arg(long)]
+        check_determinism: bool,
+    },
+    /// Run many seeds of one or more scenarios in parallel.
+    Explore {
+        /// Scenario ids (or `--all`).
+        scenarios: Vec<String>,
+        /// Every scenario of the catalog.
+        #[arg(long)]
+        all: bool,
+        /// Seed range: A..B (B exclusive), A..=B, or N.
+        #[arg(long, default_value = "0..100")]
+        seeds: String,
+        /// Worker threads (default: available cores).
+        #[arg(long)]
+        jobs: Option<usize>,
+        #[command(flatten)]
+        opts: RunOpts,
+        /// Directory for repro bundles of failing runs.
+        #[arg(long, default_value = "failures")]
+        out: PathBuf,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-run a repro bundle and compare verdict and digest.
+    Replay {
+        /// Bundle file.
+        bundle: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Find the smallest fault schedule that still fails like the bundle.
+    Shrink {
+        /// Bundle file.
+        bundle: PathBuf,
+        /// Most runs to try.
+        #[arg(long, default_value_t = 200)]
+        budget: usize,
+        /// Where to write the shrunk bundle (default: next to the input, `.shrunk.json`).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Print the resolved config and fault schedule of a run, without running it.
+    Explain {
+        /// Scenario id.
+        scenario: String,
+        /// Seed.
+        #[arg(long)]
+        seed: u64,
+        #[command(flatten)]
+        opts: RunOpts,
+        /// Print the config as JSON only.
+        #[arg(long)]
+        json: bool,
+    },
+    /// For each scenario's mutants: the first seed that catches it.
+    Mutants {
+        /// Seeds to try per (scenario, mutant).
+        #[arg(long, default_value_t = 50)]
+        seeds: u64,
+        /// Only these scenarios (default: all).
+        scenarios: Vec<String>,
+        /// Worker threads.
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Measure throughput: raw madsim vs the clustersim transport, seeds/s with 1 and 2 jobs.
+    Bench {
+        /// Smaller workloads (for a smoke test).
+        #[arg(long)]
+        quick: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Parse `KEY=VALUE` pairs.
+fn parse_sets(sets: &[String]) -> Result<Vec<(String, String)>, String> {
+    sets.iter()
+        .map(|s| {
+            s.split_once('=')
+                .map(|(k, v)| (k.trim().to_string(), v.to_string()))
+                .filter(|(k, _)| !k.is_empty())
+                .ok_or_else(|| format!("--set expects KEY=VALUE, got '{s}'"))
+        })
+        .collect()
+}
+
+fn default_jobs() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Entry point: returns the process exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            use clap::error::ErrorKind::*;
+            if matches!(
+                e.kind(),
+                DisplayHelp | DisplayVersion | DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
+                let _ = e.print();
+                return if e.kind() == DisplayHelpOnMissingArgumentOrSubcommand {
+                    EXIT_USAGE
+                } else {
+                    0
+                };
+            }
+            let rendered = e.render().to_string();
+            let first = rendered.lines().next().unwrap_or("error: bad arguments");
+            eprintln!("{first} (see --help)");
+            return EXIT_USAGE;
+        }
+    };
+    match dispatch(cli.command) {
+        Ok(code) => code,
+        Err(msg) => {
+            eprintln!("error: {msg}");
+            EXIT_USAGE
+        }
+    }
+}
+
+fn dispatch(cmd: Command) -> Result<i32, String> {
+    match cmd {
+        Command::List { json } => list(json),
+        Command::Run {
+            scenario,
+            seed,
+            opts,
+            json,
+            trace,
+            out,
+            check_determinism,
+        } => run(
+            &scenario,
+            seed,
+            &opts,
+            json,
+            trace.as_deref(),
+            &out,
+            check_determinism,
+        ),
+        Command::Explore {
+            scenarios,
+            all,
+            seeds,
+            jobs,
+            opts,
+            out,
+            json,
+        } => explore_cmd(&scenarios, all, &seeds, jobs, &opts, &out, json),
+        Command::Replay { bundle, json } => replay(&bundle, json),
+        Command::Shrink {
+            bundle,
+            budget,
+            out,
+        } => shrink(&bundle, budget, out),
+        Command::Explain {
+            scenario,
+            seed,
+            opts,
+            json,
+        } => explain(&scenario, seed, &opts, json),
+        Command::Mutants {
+            seeds,
+            scenarios,
+            jobs,
+            json,
+        } => mutants(seeds, &scenarios, jobs, json),
+        Command::Bench { quick, json } => crate::bench::run(quick, json),
+    }
+}
+
+fn list(json: bool) -> Result<i32, String> {
+    let all = crate::catalog::all();
+    if json {
+        let v: Vec<serde_json::Value> = all
+            .iter()
+            .map(|s| {
+                serde_json::json!({
+                    "id": s.id,
+                    "tier": s.tier,
+                    "description": s.description,
+                    "mutants": s.mutants,
+                    "marks": s.marks,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v).expect("json"));
+    } else {
+        let w = all.iter().map(|s| s.id.len()).max().unwrap_or(0);
+        for s in &all {
+            println!(
+                "{:w$}  {:10}  {}{}",
+                s.id,
+                format!("{:?}", s.tier).to_lowercase(),
+                s.description,
+                if s.mutants.is_empty() {
+                    String::new()
+                } else {
+                    format!("  [mutants: {}]", s.mutants.join(", "))
+                }
+            );
+        }
+    }
+    Ok(0)
+}
+
+fn report_json(r: &runner::RunReport, bundle: Option<&Path>) -> serde_json::Value {
+    let mut v = serde_json::to_value(r).expect("report serialises");
+    let obj = v.as_object_mut().expect("object");
+    if let Some(first) = r.first_violation() {
+        obj.insert(
+            "violation".into(),
+            serde_json::to_value(first).expect("json"),
+        );
+    }
+    if let Some(p) = &r.panic {
+        obj.insert(
+            "violation".into(),
+            serde_json::json!({"checker": "panic", "message": p}),
+        );
+    }
+    obj.insert(
+        "bundle".into(),
+        bundle.map_or(serde_json::Value::Null, |p| p.display().to_string().into()),
+    );
+    v
+}
+
+fn print_human(r: &runner::RunReport) {
+    println!(
+        "{} seed {}{}: {}",
+        r.scenario,
+        r.seed,
+        if r.mutants.is_empty() {
+            String::new()
+        } else {
+            format!(" (mutants: {})", r.mutants.join(", "))
+        },
+        r.verdict
+    );
+    println!(
+        "  {} events, {:.3} s simulated, digest {}",
+        r.events,
+        r.sim_time_ns as f64 / 1e9,
+        r.digest
+    );
+    if !r.fault_timeline.is_empty() {
+        println!("  faults:");
+        for f in &r.fault_timeline {
+            println!("    {f}");
+        }
+    }
+    if !r.marks.is_empty() {
+        let marks: Vec<String> = r.marks.iter().map(|(k, v)| format!("{k} ×{v}")).collect();
+        println!("  marks: {}", marks.join(", "));
+    }
+    if !r.missing_marks.is_empty() {
+        println!("  marks missed: {}", r.missing_marks.join(", "));
+    }
+    if let Some(p) = &r.panic {
+        println!("  panic: {p}");
+    }
+    for v in &r.violations {
+        let at = v
+            .at_index
+            .map(|i| format!(" (event #{i}, t={}ms)", v.at_ns.unwrap_or(0) / 1_000_000))
+            .unwrap_or_default();
+        println!(
+            "  VIOLATION [{}] {}: {}{}",
+            v.checker, v.verdict, v.message, at
+        );
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run(
+    scenario: &str,
+    seed: u64,
+    opts: &RunOpts,
+    json: bool,
+    trace: Option<&Path>,
+    out: &Path,
+    check_determinism: bool,
+) -> Result<i32, String> {
+    let def = runner::find(scenario)?;
+    let sets = parse_sets(&opts.sets)?;
+    let cfg = runner::resolve(&def, seed, &opts.mutants, &sets)?;
+    let (report, history) = runner::run(&def, &cfg);
+    let mut bundle_path = None;
+    if report.verdict != Verdict::Pass {
+        bundle_path = Some(Bundle::from_report(&cfg, &report).write(out)?);
+    }
+    if let Some(path) = trace {
+        let f = std::fs::File::create(path)
+            .map_err(|e| format!("cannot write trace {}: {e}", path.display()))?;
+        history
+            .write_jsonl(std::io::BufWriter::new(f))
+            .map_err(|e| format!("cannot write trace {}: {e}", path.display()))?;
+    }
+    drop(history);
+    let mut code = report.verdict.exit_code();
+    if check_determinism {
+        let (again, _) = runner::run(&def, &cfg);
+        if again.digest != report.digest {
+            eprintln!(
+                "nondeterminism: digest {} then {} for the same seed",
+                report.digest, again.digest
+            );
+            code = EXIT_NONDETERMINISM;
+        }
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report_json(&report, bundle_path.as_deref()))
+                .expect("json")
+        );
+    } else {
+        print_human(&report);
+    }
+    if let Some(p) = &bundle_path {
+        eprintln!("repro: {}", Bundle::repro_line(p));
+        eprintln!("   or: {}", bundle::run_line(&report));
+    }
+    Ok(code)
+}
+
+fn select(scenarios: &[String], all: bool) -> Result<Vec<ScenarioDef>, String> {
+    if all && !scenarios.is_empty() {
+        return Err("give scenario ids or --all, not both".into());
+    }
+    if all {
+        return Ok(crate::catalog::all());
+    }
+    if scenarios.is_empty() {
+        return Err("name at least one scenario, or pass --all".into());
+    }
+    scenarios.iter().map(|s| runner::find(s)).collect()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn explore_cmd(
+    scenarios: &[String],
+    all: bool,
+    seeds: &str,
+    jobs: Option<usize>,
+    opts: &RunOpts,
+    out: &Path,
+    json: bool,
+) -> Result<i32, String> {
+    let defs = select(scenarios, all)?;
+    let seeds = explore::parse_seeds(seeds)?;
+    let sets = parse_sets(&opts.sets)?;
+    let jobs = jobs.unwrap_or_else(default_jobs);
+    if jobs == 0 {
+        return Err("--jobs must be at least 1".into());
+    }
+    let total = defs.len() as u64 * (seeds.end - seeds.start);
+    let bar = if std::io::stderr().is_terminal() && !json {
+        let b = indicatif::ProgressBar::new(total);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:40} {pos}/{len} runs  {per_sec}  eta {eta}  {msg}",
+            )
+            .expect("template"),
+        );
+        b
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let mut failed = 0;
+    let summary = explore::explore(
+        &defs,
+        seeds,
+        &opts.mutants,
+        &sets,
+        jobs,
+        Some(out),
+        |_fin: &Finished, failure| {
+            bar.inc(1);
+            if let Some(f) = failure {
+                failed += 1;
+                bar.set_message(format!("{failed} failed"));
+                if !json {
+                    bar.suspend(|| {
+                        eprintln!(
+                            "FAIL {} seed {}: {} {}",
+                            f.scenario, f.seed, f.verdict, f.message
+                        );
+                        if let Some(p) = &f.bundle {
+                            eprintln!("     repro: {}", Bundle::repro_line(p));
+                        }
+                    });
+                }
+            }
+        },
+    )?;
+    bar.finish_and_clear();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&summary).expect("json"));
+    } else {
+        println!(
+            "{} runs, {} passed, {} failed in {:.1} s wall ({:.1} seeds/s, {:.0}× simulated/wall, {} events)",
+            summary.runs,
+            summary.passed,
+            summary.failures.len(),
+            summary.wall_s,
+            summary.seeds_per_s,
+            summary.sim_s / summary.wall_s.max(1e-9),
+            summary.events
+        );
+        for f in &summary.failures {
+            println!(
+                "  {} seed {}: {} — {}",
+                f.scenario, f.seed, f.verdict, f.message
+            );
+        }
+    }
+    Ok(if summary.failures.is_empty() { 0 } else { 1 })
+}
+
+fn replay(path: &Path, json: bool) -> Result<i32, String> {
+    let bundle = Bundle::load(path)?;
+    let def = runner::find(&bundle.scenario)?;
+    let (report, _) = runner::run(&def, &bundle.config);
+    let verdict_matches = report.verdict == bundle.verdict;
+    let digest_matches = report.digest == bundle.digest;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "scenario": bundle.scenario,
+                "seed": bundle.seed,
+                "verdict": report.verdict,
+                "recorded_verdict": bundle.verdict,
+                "verdict_matches": verdict_matches,
+                "digest": report.digest,
+                "recorded_digest": bundle.digest,
+                "digest_matches": digest_matches,
+                "violation": report.first_violation(),
+            }))
+            .expect("json")
+        );
+    } else {
+        print_human(&report);
+        println!(
+            "replay: verdict {} ({} recorded), digest {}",
+            if verdict_matches {
+                "matches"
+            } else {
+                "DIFFERS"
+            },
+            bundle.verdict,
+            if digest_matches { "matches" } else { "DIFFERS" }
+        );
+    }
+    if !digest_matches {
+        eprintln!(
+            "nondeterminism or a changed binary: digest {} recorded, {} now",
+            bundle.digest, report.digest
+        );
+        return Ok(EXIT_NONDETERMINISM);
+    }
+    Ok(report.verdict.exit_code())
+}
+
+fn shrink(path: &Path, budget: usize, out: Option<PathBuf>) -> Result<i32, String> {
+    let bundle = Bundle::load(path)?;
+    if bundle.verdict == Verdict::Pass {
+        return Err(format!(
+            "bundle {} records a passing run: nothing to shrink",
+            path.display()
+        ));
+    }
+    let def = runner::find(&bundle.scenario)?;
+    let target = bundle.verdict;
+    let mut last = None;
+    let (small, runs) = fault_injection::shrink::shrink(&bundle.config.faults, budget, |s| {
+        let mut cfg = bundle.config.clone();
+        cfg.faults = s.clone();
+        let (r, _) = runner::run(&def, &cfg);
+        let fails = r.verdict == target;
+        if fails {
+            last = Some((cfg, r));
+        }
+        fails
+    });
+    let (cfg, report) = match last {
+        Some((cfg, r)) if cfg.faults == small => (cfg, r),
+        _ => {
+            let mut cfg = bundle.config.clone();
+            cfg.faults = small.clone();
+            let (r, _) = runner::run(&def, &cfg);
+            (cfg, r)
+        }
+    };
+    let shrunk = Bundle::from_report(&cfg, &report);
+    let out = out.unwrap_or_else(|| path.with_extension("shrunk.json"));
+    let dir = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let json = serde_json::to_string_pretty(&shrunk).expect("json");
+    std::fs::write(&out, json + "\n")
+        .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+    println!(
+        "shrunk {} -> {} faults in {runs} runs; still {}",
+        bundle.config.faults.faults.len(),
+        small.faults.len(),
+        report.verdict
+    );
+    for f in &small.faults {
+        println!("  {f}");
+    }
+    println!("wrote {}", out.display());
+    eprintln!("repro: {}", Bundle::repro_line(&out));
+    Ok(report.verdict.exit_code())
+}
+
+fn explain(scenario: &str, seed: u64, opts: &RunOpts, json: bool) -> Result<i32, String> {
+    let def = runner::find(scenario)?;
+    let sets = parse_sets(&opts.sets)?;
+    let cfg = runner::resolve(&def, seed, &opts.mutants, &sets)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&cfg).expect("json"));
+        return Ok(0);
+    }
+    println!("{} — {}", def.id, def.description);
+    println!("tier: {:?}", def.tier);
+    println!("mutants it should catch: {}", def.mutants.join(", "));
+    println!("coverage marks: {}", def.marks.join(", "));
+    println!("fault schedule ({} faults):", cfg.faults.faults.len());
+    for f in &cfg.faults.faults {
+        println!("  {f}");
+    }
+    println!("resolved config:");
+    println!("{}", serde_json::to_string_pretty(&cfg).expect("json"));
+    Ok(0)
+}
+
+fn mutants(
+    seeds: u64,
+    scenarios: &[String],
+    jobs: Option<usize>,
+    json: bool,
+) -> Result<i32, String> {
+    let defs = if scenarios.is_empty() {
+        crate::catalog::all()
+    } else {
+        select(scenarios, false)?
+    };
+    let results = explore::hunt_mutants(&defs, seeds, jobs.unwrap_or_else(default_jobs));
+    let uncaught = results
+        .iter()
+        .filter(|r| r.caught_at_seed.is_none())
+        .count();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&results).expect("json"));
+    } else {
+        for r in &results {
+            match r.caught_at_seed {
+                Some(s) => println!(
+                    "{:32} {:48} caught at seed {s} ({} seeds): {} {}",
+                    r.mutant,
+                    r.scenario,
+                    r.seeds_run,
+                    r.verdict.map(|v| v.to_string()).unwrap_or_default(),
+                    r.message.clone().unwrap_or_default()
+                ),
+                None => println!(
+                    "{:32} {:48} NOT CAUGHT in {} seeds",
+                    r.mutant, r.scenario, r.seeds_run
+                ),
+            }
+        }
+    }
+    Ok(if uncaught == 0 { 0 } else { 1 })
+}

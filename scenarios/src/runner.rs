@@ -1,0 +1,217 @@
+//! Resolving a scenario and seed into a config, running it in a fresh simulation, and judging
+//! the result with the scenario's checkers.
+
+use crate::config::RunConfig;
+use crate::scenario::{RunEnd, ScenarioDef, Verdict, Violation};
+use fault_injection::NemesisEvent;
+use serde::Serialize;
+use sim::{History, Sim};
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+/// Find a scenario by id.
+pub fn find(id: &str) -> Result<ScenarioDef, String> {
+    crate::catalog::all()
+        .into_iter()
+        .find(|s| s.id == id)
+        .ok_or_else(|| format!("unknown scenario '{id}' (see `clustersim list`)"))
+}
+
+/// Every mutant some scenario of the catalog declares, sorted.
+pub fn known_mutants() -> Vec<&'static str> {
+    let mut v: Vec<&'static str> = crate::catalog::all()
+        .iter()
+        .flat_map(|s| s.mutants.iter().copied())
+        .collect();
+    v.extend(HARNESS_MUTANTS);
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// Mutants of the harness itself (checked inside `sim` and `fault_injection`).
+pub const HARNESS_MUTANTS: &[&str] = &[
+    "harness-kill-aborts-receiver",
+    "harness-stall-ignored",
+    "harness-crash-keeps-unsynced",
+    "harness-injection-no-wait",
+    "harness-partition-leaks",
+];
+
+/// Resolve `def` for `seed`: base defaults, the scenario's own, `--set` overrides, then the
+/// fault schedule drawn from the fault model (unless the config already has one).
+pub fn resolve(
+    def: &ScenarioDef,
+    seed: u64,
+    mutants: &[String],
+    sets: &[(String, String)],
+) -> Result<RunConfig, String> {
+    let known = known_mutants();
+    for m in mutants {
+        if !known.contains(&m.as_str()) {
+            return Err(format!(
+                "unknown mutant '{m}' (known: {})",
+                known.join(", ")
+            ));
+        }
+    }
+    let mut cfg = RunConfig::base(def.id, seed, mutants);
+    (def.config)(&mut cfg);
+    for (k, v) in sets {
+        cfg.set(k, v)?;
+    }
+    if cfg.nodes == 0 {
+        return Err("nodes must be at least 1".into());
+    }
+    if cfg.faults.is_empty() {
+        let mut rng = sim::rng::standalone(seed, "faults");
+        cfg.faults = fault_injection::swarm::generate(&cfg.fault_model, &cfg.node_ids(), &mut rng);
+    }
+    Ok(cfg)
+}
+
+/// The outcome of one run.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunReport {
+    /// Scenario id.
+    pub scenario: String,
+    /// Seed.
+    pub seed: u64,
+    /// Mutants on.
+    pub mutants: Vec<String>,
+    /// Verdict.
+    pub verdict: Verdict,
+    /// All violations found (the first decides the verdict).
+    pub violations: Vec<Violation>,
+    /// History digest.
+    pub digest: String,
+    /// Number of history events.
+    pub events: usize,
+    /// Virtual time at the end, ns.
+    pub sim_time_ns: u64,
+    /// Named counters.
+    pub metrics: BTreeMap<String, u64>,
+    /// Coverage marks hit.
+    pub marks: BTreeMap<String, u64>,
+    /// Required marks not hit.
+    pub missing_marks: Vec<String>,
+    /// Protocol and harness events, per kind.
+    pub events_per_kind: BTreeMap<String, u64>,
+    /// Faults applied, in order, with their virtual time in ms.
+    pub fault_timeline: Vec<String>,
+    /// What was still pending at the end.
+    pub pending: Vec<String>,
+    /// Digest of the final state.
+    pub final_state_digest: String,
+    /// Panic message, if the simulated cluster panicked.
+    pub panic: Option<String>,
+}
+
+impl RunReport {
+    /// The first violation, which decides the verdict.
+    pub fn first_violation(&self) -> Option<&Violation> {
+        self.violations
+            .iter()
+            .find(|v| v.verdict == self.verdict)
+            .or(self.violations.first())
+    }
+}
+
+/// Run `cfg` of scenario `def` and judge it. Returns the report and the full history.
+pub fn run(def: &ScenarioDef, cfg: &RunConfig) -> (RunReport, History) {
+    let cfg_rc = Rc::new(cfg.clone());
+    let out = sim::runtime::run_seed(cfg.seed, |h| {
+        let sim = Sim::new(cfg.seed, &cfg.mutants, cfg.net.clone(), h);
+        let body = (def.run)(sim.clone(), cfg_rc.clone());
+        async move {
+            let end = body.await;
+            sim.metric_add("net_messages", sim.net().messages());
+            end
+        }
+    });
+    let history = out.history;
+    let mut violations = Vec::new();
+    let (end, panic) = match out.result {
+        Ok(end) => (end, None),
+        Err(msg) => (RunEnd::default(), Some(msg)),
+    };
+    if panic.is_none() {
+        for checker in def.checkers {
+            violations.extend(checker.check(cfg, &history, &end));
+        }
+        if !end.pending.is_empty() {
+            violations.push(Violation::liveness(
+                "converge",
+                format!(
+                    "still pending after the converge budget: {}",
+                    end.pending.join("; ")
+                ),
+            ));
+        }
+    }
+    let marks: BTreeMap<String, u64> = history
+        .marks()
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    let missing_marks: Vec<String> = def
+        .marks
+        .iter()
+        .filter(|m| !marks.contains_key(**m))
+        .map(|m| m.to_string())
+        .collect();
+    if panic.is_none() && cfg.mutants.is_empty() && !missing_marks.is_empty() {
+        violations.push(Violation::liveness(
+            "coverage",
+            format!("never reached: {}", missing_marks.join(", ")),
+        ));
+    }
+    let verdict = if panic.is_some() {
+        Verdict::Panic
+    } else if violations.iter().any(|v| v.verdict == Verdict::Safety) {
+        Verdict::Safety
+    } else if !violations.is_empty() {
+        Verdict::Liveness
+    } else {
+        Verdict::Pass
+    };
+    let fault_timeline = history
+        .entries()
+        .iter()
+        .filter_map(|e| {
+            e.proto::<NemesisEvent>().map(|n| match n {
+                NemesisEvent::Applied { fault, .. } => format!("{}ms {fault}", e.at.as_millis()),
+                NemesisEvent::Undone { fault, .. } => {
+                    format!("{}ms undo {fault}", e.at.as_millis())
+                }
+                NemesisEvent::Skipped { index, reason } => {
+                    format!("{}ms skip #{index}: {reason}", e.at.as_millis())
+                }
+            })
+        })
+        .collect();
+    let final_json = serde_json::to_vec(&end.final_state).expect("final state serialises");
+    let report = RunReport {
+        scenario: def.id.to_string(),
+        seed: cfg.seed,
+        mutants: cfg.mutants.clone(),
+        verdict,
+        violations,
+        digest: history.digest(),
+        events: history.len(),
+        sim_time_ns: out.sim_time_ns,
+        metrics: history.metrics(),
+        marks,
+        missing_marks,
+        events_per_kind: history
+            .kind_counts()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+        fault_timeline,
+        pending: end.pending.clone(),
+        final_state_digest: blake3::hash(&final_json).to_hex()[..16].to_string(),
+        panic,
+    };
+    (report, history)
+}
