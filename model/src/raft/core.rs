@@ -182,19 +182,18 @@ pub enum Response {
 }
 
 /// Something the shell records in the history.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum CoreEvent {
+#[derive(Clone, Debug, PartialEq)]
+pub enum CoreEvent<C> {
     /// This node won the election of `term`.
     BecameLeader {
         /// The term.
         term: u64,
     },
-    /// As leader, this node advanced the commit index over `lo..=hi`.
+    /// As leader, this node advanced the commit index over these entries (copied at commit
+    /// time: only the commit mutant could overwrite them before the shell records them).
     Committed {
-        /// First newly committed index.
-        lo: u64,
-        /// Last newly committed index.
-        hi: u64,
+        /// The newly committed entries, in index order.
+        entries: Vec<Entry<C>>,
     },
 }
 
@@ -238,7 +237,7 @@ pub struct Ready<C> {
     /// Finished read-index requests: (id, commit index to wait for).
     pub reads: Vec<(u64, Result<u64, CoreError>)>,
     /// History events.
-    pub events: Vec<CoreEvent>,
+    pub events: Vec<CoreEvent<C>>,
 }
 
 impl<C> Ready<C> {
@@ -964,9 +963,9 @@ impl<C: Clone> Core<C> {
         let lo = self.commit + 1;
         self.commit = candidate;
         self.hard_dirty = true;
-        self.ready
-            .events
-            .push(CoreEvent::Committed { lo, hi: candidate });
+        self.ready.events.push(CoreEvent::Committed {
+            entries: self.log.slice(lo, candidate, usize::MAX),
+        });
         if !self.reads_waiting.is_empty() {
             let ids = std::mem::take(&mut self.reads_waiting);
             self.start_reads(ids);

@@ -170,6 +170,10 @@ impl<S: StateMachine> Raft<S> {
     /// Starts the member on `ctx.node`: recovers term, vote, commit and log from its disk,
     /// registers the RPC handlers and spawns the tick and driver tasks (they die with the node).
     /// Committed entries are re-applied to `sm` from index 1.
+    ///
+    /// Call it from inside the node's boot future (`async move { Raft::start(&ctx, ..); .. }`),
+    /// not synchronously in the boot closure: on a node's first boot the closure runs before
+    /// the node is registered, and spawning its tasks would fail.
     pub fn start(ctx: &NodeCtx, members: Vec<NodeId>, sm: S, cfg: RaftConfig) -> Self {
         assert!(
             members.contains(&ctx.node),
@@ -487,23 +491,19 @@ impl<S: StateMachine> Inner<S> {
         }
     }
 
-    fn record_core_event(&self, ev: CoreEvent) {
+    fn record_core_event(&self, ev: CoreEvent<S::Command>) {
         match ev {
             CoreEvent::BecameLeader { term } => {
                 self.sim
                     .record(Some(self.node), RaftEvent::BecameLeader { t: term });
             }
-            CoreEvent::Committed { lo, hi } => {
-                let core = self.core.borrow();
-                for i in lo..=hi {
-                    let e = core
-                        .log()
-                        .entry(i)
-                        .expect("committed entry in the leader's log");
+            CoreEvent::Committed { entries } => {
+                for e in entries {
+                    let h = command_hash(e.cmd.as_ref());
                     let ev = RaftEvent::Committed {
-                        i,
+                        i: e.index,
                         t: e.term,
-                        h: command_hash(e.cmd.as_ref()),
+                        h,
                     };
                     self.sim.record(Some(self.node), ev);
                 }
