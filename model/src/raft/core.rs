@@ -181,6 +181,13 @@ pub enum Response {
     Vote(VoteResp),
 }
 
+/// Coverage mark: a follower truncated conflicting entries (log repair).
+pub const MARK_CONFLICT_TRUNCATED: &str = "raft follower truncated conflicting entries";
+/// Coverage mark: a leader without a majority's contact stepped down (check-quorum).
+pub const MARK_STEPPED_DOWN: &str = "raft leader stepped down without quorum";
+/// Coverage mark: a majority stored an older-term entry and the leader did not count it.
+pub const MARK_OLD_TERM_NOT_COUNTED: &str = "raft old-term entry not committed by counting";
+
 /// Something the shell records in the history.
 #[derive(Clone, Debug, PartialEq)]
 pub enum CoreEvent<C> {
@@ -189,6 +196,8 @@ pub enum CoreEvent<C> {
         /// The term.
         term: u64,
     },
+    /// A coverage mark (one of the `MARK_*` constants).
+    Mark(&'static str),
     /// As leader, this node advanced the commit index over these entries (copied at commit
     /// time: only the commit mutant could overwrite them before the shell records them).
     Committed {
@@ -411,6 +420,7 @@ impl<C: Clone> Core<C> {
                     p.active = false;
                 }
                 if active < self.quorum() {
+                    self.ready.events.push(CoreEvent::Mark(MARK_STEPPED_DOWN));
                     self.become_follower(self.term, None);
                 }
             }
@@ -779,6 +789,15 @@ impl<C: Clone> Core<C> {
         // checker must see the divergence) instead of asserting.
         let mutant = self.cfg.commit_without_majority;
         let committed = if mutant { 0 } else { self.commit };
+        if self.log.term(r.prev_index) == Some(r.prev_term)
+            && r.entries
+                .iter()
+                .any(|e| self.log.term(e.index).is_some_and(|t| t != e.term))
+        {
+            self.ready
+                .events
+                .push(CoreEvent::Mark(MARK_CONFLICT_TRUNCATED));
+        }
         let res = self
             .log
             .maybe_append(r.prev_index, r.prev_term, &r.entries, committed);
@@ -957,7 +976,14 @@ impl<C: Clone> Core<C> {
             matches.sort_unstable_by(|a, b| b.cmp(a));
             matches[self.quorum() - 1]
         };
-        if candidate <= self.commit || self.log.term(candidate) != Some(self.term) {
+        if candidate <= self.commit {
+            return;
+        }
+        if self.log.term(candidate) != Some(self.term) {
+            // Raft figure 8: a majority stores an entry of an earlier term; wait for ours.
+            self.ready
+                .events
+                .push(CoreEvent::Mark(MARK_OLD_TERM_NOT_COUNTED));
             return;
         }
         let lo = self.commit + 1;

@@ -497,6 +497,7 @@ impl<S: StateMachine> Inner<S> {
                 self.sim
                     .record(Some(self.node), RaftEvent::BecameLeader { t: term });
             }
+            CoreEvent::Mark(name) => self.sim.mark(name),
             CoreEvent::Committed { entries } => {
                 for e in entries {
                     let h = command_hash(e.cmd.as_ref());
