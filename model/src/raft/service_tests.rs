@@ -170,3 +170,44 @@ fn restarted_node_reapplies_from_index_one() {
         .collect();
     assert_eq!(applied, vec![(0, 1), (0, 2), (1, 1), (1, 2)]);
 }
+
+#[test]
+fn propose_in_term_is_bound_to_the_term() {
+    let out = sim::runtime::run_seed(4, |history| async move {
+        let sim = Sim::new(4, &[], NetConfig::default(), history);
+        let reg = boot_cluster(&sim, 3);
+        let l = wait_leader(&sim, &reg).await;
+        let r = handle(&reg, l);
+        let term = r.term();
+        let follower = handle(&reg, (1..=3).map(NodeId).find(|&n| n != l).unwrap());
+        let (tx, rx) = futures::channel::oneshot::channel();
+        let (r2, f2) = (r.clone(), follower.clone());
+        sim.spawn_on(l, async move {
+            let wrong = r2.propose_in_term(term + 1, 1).await;
+            let right = r2.propose_in_term(term, 2).await;
+            let _ = tx.send((wrong, right));
+        });
+        let (wrong, right) = rx.await.unwrap();
+        let (tx, rx) = futures::channel::oneshot::channel();
+        sim.spawn_on(follower.node(), async move {
+            let _ = tx.send(f2.propose_in_term(term, 3).await);
+        });
+        let on_follower = rx.await.unwrap();
+        // `changed` fires when the leader crashes and another takes over.
+        let (tx, rx) = futures::channel::oneshot::channel();
+        let f3 = follower.clone();
+        sim.spawn_on(follower.node(), async move {
+            while f3.leader() == Some(l) {
+                f3.changed().await;
+            }
+            let _ = tx.send(());
+        });
+        sim.crash(l);
+        rx.await.unwrap();
+        (wrong, right, on_follower)
+    });
+    let (wrong, right, on_follower) = out.result.unwrap();
+    assert_eq!(wrong, Err(RaftError::TermChanged));
+    assert!(right.is_ok(), "{right:?}");
+    assert_eq!(on_follower, Err(RaftError::TermChanged));
+}
