@@ -490,6 +490,33 @@ impl<C: Clone> Core<C> {
         }
     }
 
+    /// Re-checks a response produced by [`Core::step_request`] just before it leaves the node,
+    /// after the sync that makes it durable. If the term moved on meanwhile, the log the
+    /// response describes may have been truncated by a newer leader (an append acknowledgement
+    /// would claim entries we no longer hold), so it becomes a rejection in the current term,
+    /// which also tells the stale sender to step down.
+    pub fn revalidate(&self, resp: Response) -> Response {
+        let term = self.term;
+        match resp {
+            Response::Append(a) if a.term < term => Response::Append(AppendResp {
+                term,
+                success: false,
+                match_index: 0,
+                reject_index: a.reject_index,
+                hint: 0,
+            }),
+            Response::Heartbeat(h) if h.term < term => {
+                Response::Heartbeat(HeartbeatResp { term, seq: h.seq })
+            }
+            Response::Vote(v) if v.term < term => Response::Vote(VoteResp {
+                term,
+                granted: false,
+                pre_vote: v.pre_vote,
+            }),
+            r => r,
+        }
+    }
+
     /// Handles the response from `from` to a request this core sent in `sent_term`.
     pub fn step_response(&mut self, from: NodeId, sent_term: u64, resp: Response) {
         match resp {

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::core::{Core, CoreConfig, CoreEvent, HardState, Message, Request, Role};
+use super::core::{Core, CoreConfig, CoreEvent, HardState, Message, Request, Response, Role};
 use super::log::Entry;
 use super::NodeId;
 
@@ -60,6 +60,8 @@ struct Net {
     cores: BTreeMap<NodeId, Core<u32>>,
     disks: BTreeMap<NodeId, Disk>,
     queue: VecDeque<(NodeId, Message<u32>)>,
+    /// Responses held back by a slow sync on the responder: (from, to, sent_term, response).
+    held: Vec<(NodeId, NodeId, u64, Response)>,
     /// Directed links that drop everything.
     cut: BTreeSet<(NodeId, NodeId)>,
     down: BTreeSet<NodeId>,
@@ -84,6 +86,7 @@ impl Net {
             cores: BTreeMap::new(),
             disks,
             queue: VecDeque::new(),
+            held: Vec::new(),
             cut: BTreeSet::new(),
             down: BTreeSet::new(),
             applied: BTreeMap::new(),
@@ -112,6 +115,18 @@ impl Net {
         self.down.insert(id);
         self.cores.remove(&id);
         self.queue.retain(|(from, _)| *from != id);
+        // Responses the crashed node had not synced yet never leave it; its own calls die.
+        let held = std::mem::take(&mut self.held);
+        for (from, to, sent_term, resp) in held {
+            if to == id {
+                if matches!(resp, Response::Append(_)) && from != id {
+                    self.core(from).append_failed(to, sent_term);
+                    self.collect(from);
+                }
+            } else if from != id {
+                self.held.push((from, to, sent_term, resp));
+            }
+        }
         // Calls to the crashed node fail (the shell's RPC times out).
         self.drop_where(|_, m| m.to == id);
     }
@@ -174,6 +189,12 @@ impl Net {
 
     /// Delivers the queued message at position `pos` and its response.
     fn deliver_at(&mut self, pos: usize) {
+        self.deliver(pos, false)
+    }
+
+    /// Delivers queued message `pos`; with `hold`, its response waits (a slow sync) until
+    /// [`Net::release_held`].
+    fn deliver(&mut self, pos: usize, hold: bool) {
         let (from, m) = self.queue.remove(pos).unwrap();
         let is_append = matches!(m.req, Request::Append(_));
         if self.cut.contains(&(from, m.to)) || self.down.contains(&m.to) {
@@ -185,6 +206,10 @@ impl Net {
         }
         let resp = self.core(m.to).step_request(from, m.req);
         self.collect(m.to);
+        if hold {
+            self.held.push((from, m.to, m.sent_term, resp));
+            return;
+        }
         if self.down.contains(&from) {
             return;
         }
@@ -196,6 +221,21 @@ impl Net {
             return;
         }
         self.core(from).step_response(m.to, m.sent_term, resp);
+        self.collect(from);
+    }
+
+    fn release_held(&mut self, k: usize) {
+        let (from, to, sent_term, resp) = self.held.remove(k);
+        let is_append = matches!(resp, Response::Append(_));
+        let resp = self.cores[&to].revalidate(resp);
+        if self.cut.contains(&(to, from)) {
+            if is_append {
+                self.core(from).append_failed(to, sent_term);
+                self.collect(from);
+            }
+            return;
+        }
+        self.core(from).step_response(to, sent_term, resp);
         self.collect(from);
     }
 
@@ -625,10 +665,22 @@ fn fuzz(seed: u64, mutant: bool) {
     let mut next_cmd = 0u32;
     for _ in 0..3000 {
         match rng.gen_range(0..100) {
-            0..=39 => {
+            0..=34 => {
                 if !net.queue.is_empty() {
                     let pos = rng.gen_range(0..net.queue.len().min(4));
                     net.deliver_at(pos);
+                }
+            }
+            35..=37 => {
+                if !net.queue.is_empty() {
+                    let pos = rng.gen_range(0..net.queue.len().min(4));
+                    net.deliver(pos, true);
+                }
+            }
+            38..=39 => {
+                if !net.held.is_empty() {
+                    let k = rng.gen_range(0..net.held.len());
+                    net.release_held(k);
                 }
             }
             40..=44 => {
@@ -673,6 +725,9 @@ fn fuzz(seed: u64, mutant: bool) {
     }
     // Heal and converge.
     net.cut.clear();
+    while !net.held.is_empty() {
+        net.release_held(0);
+    }
     let down: Vec<NodeId> = net.down.iter().copied().collect();
     for a in down {
         net.boot(a);
@@ -706,4 +761,37 @@ fn fuzz_safety_holds() {
 fn fuzz_catches_commit_without_majority() {
     let caught = (0..40).any(|seed| std::panic::catch_unwind(|| fuzz(seed, true)).is_err());
     assert!(caught, "the mutant must break agreement on some seed");
+}
+
+/// An acknowledgement held back by a slow sync must not claim entries a newer leader has
+/// truncated in the meantime.
+#[test]
+fn revalidate_turns_stale_ack_into_rejection() {
+    use super::core::AppendReq;
+    let mut net = Net::new(3, 12, Opts::default());
+    let ent = |t: u64| Entry {
+        index: 1,
+        term: t,
+        cmd: Some(t as u32),
+    };
+    let req = |term: u64, e: Entry<u32>| {
+        Request::Append(AppendReq {
+            term,
+            prev_index: 0,
+            prev_term: 0,
+            entries: vec![e],
+            commit: 0,
+        })
+    };
+    let first = net.core(n(2)).step_request(n(1), req(1, ent(1)));
+    assert!(matches!(&first, Response::Append(a) if a.success && a.match_index == 1));
+    // Before `first` leaves (its sync is slow), a term-2 leader overwrites index 1.
+    let second = net.core(n(2)).step_request(n(3), req(2, ent(2)));
+    assert!(matches!(&second, Response::Append(a) if a.success && a.term == 2));
+    assert_eq!(net.cores[&n(2)].log().term(1), Some(2));
+    match net.cores[&n(2)].revalidate(first) {
+        Response::Append(a) => assert!(!a.success && a.term == 2, "{a:?}"),
+        r => panic!("{r:?}"),
+    }
+    assert!(matches!(net.cores[&n(2)].revalidate(second), Response::Append(a) if a.success));
 }

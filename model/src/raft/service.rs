@@ -578,7 +578,8 @@ impl<S: StateMachine> Inner<S> {
     async fn handle(&self, from: NodeId, req: Request<S::Command>) -> Response {
         let resp = self.with_core(|c| c.step_request(from, req));
         self.sync_retry().await;
-        resp
+        // The term may have moved on while we synced: never acknowledge a log we dropped.
+        self.core.borrow().revalidate(resp)
     }
 
     fn serve(self: &Rc<Self>) {
