@@ -154,6 +154,19 @@ struct Inner<S: StateMachine> {
 }
 
 /// Handle to the Raft group member on one node incarnation. Cheap to clone.
+///
+/// Typical boot code (see `scenarios/src/catalog/raft.rs`):
+///
+/// ```text
+/// sim.add_node(move |ctx| async move {
+///     let raft = Raft::start(&ctx, members, MySm::default(), RaftConfig::default());
+///     registry.borrow_mut().insert(ctx.node, raft.clone());   // for leader probes, clients
+///     std::future::pending::<()>().await
+/// }.boxed_local());
+/// ```
+///
+/// Client calls (`propose`, `read_barrier`) should run on the node itself
+/// (`sim.spawn_on(node, ..)`), so they die with it.
 pub struct Raft<S: StateMachine> {
     inner: Rc<Inner<S>>,
 }
