@@ -48,7 +48,29 @@ pub struct BenchReport {
     pub sim_over_wall: f64,
     /// Wall microseconds per history event, 1 job.
     pub us_per_event: f64,
+    /// Per protocol scenario: seeds/s and transport messages/s with 1 job.
+    pub scenarios: Vec<ScenarioFigures>,
 }
+
+/// Throughput of one scenario (1 job).
+#[derive(Debug, Serialize)]
+pub struct ScenarioFigures {
+    /// Scenario id.
+    pub scenario: String,
+    /// Seeds run.
+    pub seeds: u64,
+    /// Seeds per wall second.
+    pub seeds_per_s: f64,
+    /// Transport messages per wall second.
+    pub messages_per_s: f64,
+    /// Simulated time / wall time.
+    pub sim_over_wall: f64,
+    /// Wall microseconds per history event.
+    pub us_per_event: f64,
+}
+
+/// Protocol scenarios measured when the catalog has them.
+const PROTOCOL_SCENARIOS: &[&str] = &["raft.swarm", "topology.swarm", "batchlog.swarm"];
 
 fn raw_madsim(round_trips: u64) -> f64 {
     let rt = madsim::runtime::Runtime::with_seed_and_config(1, madsim::Config::default());
@@ -120,10 +142,13 @@ fn transport(round_trips: u64) -> (f64, f64) {
     (ns, out.history.len() as f64 / round_trips as f64)
 }
 
-fn seeds_per_s(scenario: &str, seeds: u64, jobs: usize) -> (f64, f64, f64) {
+fn explore_summary(scenario: &str, seeds: u64, jobs: usize) -> explore::Summary {
     let def = crate::runner::find(scenario).expect("bench scenario exists");
-    let s = explore::explore(&[def], 0..seeds, &[], &[], jobs, None, |_, _| {})
-        .expect("bench exploration");
+    explore::explore(&[def], 0..seeds, &[], &[], jobs, None, |_, _| {}).expect("bench exploration")
+}
+
+fn seeds_per_s(scenario: &str, seeds: u64, jobs: usize) -> (f64, f64, f64) {
+    let s = explore_summary(scenario, seeds, jobs);
     (
         s.seeds_per_s,
         s.sim_s / s.wall_s.max(1e-9),
@@ -134,7 +159,7 @@ fn seeds_per_s(scenario: &str, seeds: u64, jobs: usize) -> (f64, f64, f64) {
 /// Run the benchmarks and print them.
 pub fn run(quick: bool, json: bool) -> Result<i32, String> {
     let round_trips = if quick { 2_000 } else { 100_000 };
-    let seeds = if quick { 10 } else { 200 };
+    let seeds = if quick { 10 } else { 1_000 };
     let scenario = "harness.receiver_outlives_killed_connection";
     // Warm both paths once so page faults and lazy init do not count.
     raw_madsim(100);
@@ -143,6 +168,23 @@ pub fn run(quick: bool, json: bool) -> Result<i32, String> {
     let (ours, events) = transport(round_trips);
     let (one, sim_over_wall, us_per_event) = seeds_per_s(scenario, seeds, 1);
     let (two, _, _) = seeds_per_s(scenario, seeds, 2);
+    let protocol_seeds = if quick { 3 } else { 50 };
+    let scenarios = PROTOCOL_SCENARIOS
+        .iter()
+        .filter(|id| crate::runner::find(id).is_ok())
+        .map(|id| {
+            let s = explore_summary(id, protocol_seeds, 1);
+            let wall = s.wall_s.max(1e-9);
+            ScenarioFigures {
+                scenario: id.to_string(),
+                seeds: protocol_seeds,
+                seeds_per_s: s.seeds_per_s,
+                messages_per_s: s.messages as f64 / wall,
+                sim_over_wall: s.sim_s / wall,
+                us_per_event: wall * 1e6 / s.events.max(1) as f64,
+            }
+        })
+        .collect();
     let r = BenchReport {
         round_trips,
         raw_madsim_ns_per_msg: raw,
@@ -156,6 +198,7 @@ pub fn run(quick: bool, json: bool) -> Result<i32, String> {
         parallel_speedup: two / one,
         sim_over_wall,
         us_per_event,
+        scenarios,
     };
     if json {
         println!("{}", serde_json::to_string_pretty(&r).expect("json"));
@@ -180,6 +223,19 @@ pub fn run(quick: bool, json: bool) -> Result<i32, String> {
         );
         println!("  simulated / wall time      {:8.0}×", r.sim_over_wall);
         println!("  wall per history event     {:8.2} µs", r.us_per_event);
+        for f in &r.scenarios {
+            println!(
+                "{} × {} seeds (1 job): {:.1} seeds/s, {:.0} messages/s ({:.2}× the raw madsim message rate of {:.0}/s), {:.0}× simulated/wall, {:.2} µs per event",
+                f.scenario,
+                f.seeds,
+                f.seeds_per_s,
+                f.messages_per_s,
+                f.messages_per_s / (1e9 / r.raw_madsim_ns_per_msg),
+                1e9 / r.raw_madsim_ns_per_msg,
+                f.sim_over_wall,
+                f.us_per_event
+            );
+        }
     }
     Ok(0)
 }

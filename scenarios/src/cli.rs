@@ -120,6 +120,14 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Re-run a bundle and render its history as a self-contained HTML timeline.
+    Timeline {
+        /// Bundle file.
+        bundle: PathBuf,
+        /// Output file (default: the bundle's path with `.html`).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// For each scenario's mutants: the first seed that catches it.
     Mutants {
         /// Seeds to try per (scenario, mutant).
@@ -241,6 +249,7 @@ fn dispatch(cmd: Command) -> Result<i32, String> {
             json,
         } => mutants(seeds, &scenarios, jobs, json),
         Command::Bench { quick, json } => crate::bench::run(quick, json),
+        Command::Timeline { bundle, out } => timeline(&bundle, out),
     }
 }
 
@@ -651,4 +660,20 @@ fn mutants(
         }
     }
     Ok(if uncaught == 0 { 0 } else { 1 })
+}
+
+fn timeline(path: &Path, out: Option<PathBuf>) -> Result<i32, String> {
+    let bundle = Bundle::load(path)?;
+    let def = runner::find(&bundle.scenario)?;
+    let (report, history) = runner::run(&def, &bundle.config);
+    let html = crate::timeline::render(&report, &history);
+    let out = out.unwrap_or_else(|| path.with_extension("html"));
+    std::fs::write(&out, html).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+    println!(
+        "wrote {} ({} events, {})",
+        out.display(),
+        report.events,
+        report.verdict
+    );
+    Ok(0)
 }

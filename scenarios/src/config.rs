@@ -138,9 +138,12 @@ impl RunConfig {
         let updated: RunConfig =
             serde_json::from_value(root).map_err(|e| format!("--set {key}={value}: {e}"))?;
         // Sections are typed by their protocol: a value of the wrong type must not slip in.
-        if let (Some(old), Some(new)) = (self.params.get(path[1]), updated.params.get(path[1])) {
-            if path[0] == "params" && !same_shape(old, new) {
-                return Err(format!("--set {key}={value}: wrong type for this key"));
+        if path[0] == "params" && path.len() > 1 {
+            if let (Some(old), Some(new)) = (self.params.get(path[1]), updated.params.get(path[1]))
+            {
+                if !same_shape(old, new) {
+                    return Err(format!("--set {key}={value}: wrong type for this key"));
+                }
             }
         }
         *self = updated;

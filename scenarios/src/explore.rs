@@ -73,6 +73,8 @@ pub struct Summary {
     pub sim_s: f64,
     /// History events over all runs.
     pub events: u64,
+    /// Transport messages over all runs.
+    pub messages: u64,
 }
 
 /// One failure of an exploration.
@@ -122,6 +124,7 @@ pub fn explore(
             summary.runs += 1;
             summary.sim_s += fin.report.sim_time_ns as f64 / 1e9;
             summary.events += fin.report.events as u64;
+            summary.messages += fin.report.metrics.get("net_messages").copied().unwrap_or(0);
             if fin.report.verdict == Verdict::Pass {
                 summary.passed += 1;
                 on_run(&fin, None);

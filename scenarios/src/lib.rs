@@ -12,6 +12,7 @@ pub mod explore;
 pub mod phases;
 pub mod runner;
 pub mod scenario;
+pub mod timeline;
 
 pub use config::RunConfig;
 pub use runner::{resolve, run, RunReport};

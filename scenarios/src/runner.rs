@@ -215,3 +215,27 @@ pub fn run(def: &ScenarioDef, cfg: &RunConfig) -> (RunReport, History) {
     };
     (report, history)
 }
+
+/// The normalised report kept in `snapshots/`: resolved config, fault timeline, events per
+/// kind, verdicts, coverage marks, metrics and digests. Nothing in it depends on wall-clock
+/// time, addresses or hash-map order.
+pub fn normalized(cfg: &RunConfig, r: &RunReport) -> serde_json::Value {
+    serde_json::json!({
+        "scenario": r.scenario,
+        "seed": r.seed,
+        "mutants": r.mutants,
+        "verdict": r.verdict,
+        "violations": r.violations.iter().map(|v| format!("[{}] {}: {}", v.checker, v.verdict, v.message)).collect::<Vec<_>>(),
+        "panic": r.panic,
+        "history_digest": r.digest,
+        "final_state_digest": r.final_state_digest,
+        "events": r.events,
+        "sim_time_ms": r.sim_time_ns / 1_000_000,
+        "fault_timeline": r.fault_timeline,
+        "events_per_kind": r.events_per_kind,
+        "marks": r.marks,
+        "metrics": r.metrics,
+        "pending": r.pending,
+        "config": cfg,
+    })
+}

@@ -278,3 +278,31 @@ fn same_seed_same_digest() {
     assert_eq!(digest(11), digest(11));
     assert_ne!(digest(11), digest(12));
 }
+
+#[test]
+fn a_paused_node_answers_only_after_resume() {
+    let (answered_ms, paused_flag) = with_sim(9, async |sim| {
+        let a = idle_node(&sim);
+        let b = idle_node(&sim);
+        sim.net()
+            .serve::<Echo>(b, |_f, x| async move { Ok(x) }.boxed_local());
+        sim.pause(b);
+        let paused_flag = sim.is_paused(b) && sim.is_up(b);
+        let s2 = sim.clone();
+        sim.spawn_supervisor(async move {
+            sleep(Duration::from_millis(300)).await;
+            s2.resume(b);
+        });
+        let r = sim
+            .net()
+            .call::<Echo>(a, b, 5, Duration::from_secs(2))
+            .await;
+        assert_eq!(r, Ok(5));
+        (sim.now().as_millis(), paused_flag)
+    });
+    assert!(paused_flag);
+    assert!(
+        answered_ms >= 300,
+        "answered at {answered_ms} ms, before the resume"
+    );
+}

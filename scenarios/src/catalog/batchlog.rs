@@ -1,8 +1,458 @@
-//! The `batchlog.*` scenarios (placeholder until this area lands).
+//! The `batchlog.*` scenarios (SPEC §5): logged batches through a small cluster, with the
+//! coordinator failing between the batchlog write and the apply, or between the apply and the
+//! delete; replicas down while the batchlog is replayed; repair's flush; and a randomised swarm.
+//! Every scenario runs under either layout (`--set batchlog.layout=v1`); v2 is the default.
+//!
+//! Each story runs inside the chaos phase, beside a light client workload where noted; after the
+//! heal the converge phase waits for every batchlog to drain.
 
-use crate::scenario::ScenarioDef;
+use crate::checkers::batchlog as chk;
+use crate::config::RunConfig;
+use crate::phases;
+use crate::scenario::{RunEnd, ScenarioDef, Tier};
+use fault_injection::{FaultKind, FaultModel, Injections};
+use futures::future::LocalBoxFuture;
+use futures::FutureExt;
+use model::batchlog::manager::{
+    INJ_REPLAY_STALL, MUTANT_CLEANUP_COVERS_FAILED, MUTANT_NO_FAILED_STAGE,
+    MUTANT_NO_RANGE_TOMBSTONE, MUTANT_REPLAY_TOO_YOUNG,
+};
+use model::batchlog::types::TableId;
+use model::batchlog::write_path::MUTANT_DELETE_BEFORE_APPLY;
+use model::batchlog::{BatchlogConfig, BatchlogEvent, Cluster};
+use rand::Rng;
+use sim::time::{sleep, Duration};
+use sim::{NodeId, Sim};
+use std::cell::Cell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
 
 /// Every `batchlog.*` scenario, in catalog order.
 pub fn scenarios() -> Vec<ScenarioDef> {
-    vec![]
+    vec![
+        ScenarioDef {
+            id: "batchlog.coordinator_crash_before_apply",
+            tier: Tier::Scripted,
+            description: "the coordinator fails after the batchlog write and before applying the batch, then crashes; the batchlog endpoints replay it",
+            mutants: &[MUTANT_DELETE_BEFORE_APPLY],
+            marks: &["storage_proxy_fail_send_batch", "batchlog entry replayed"],
+            config: |cfg| base(cfg, 4, 6_000),
+            run: |sim, cfg| run_story(sim, cfg, LIGHT, story_crash_before_apply).boxed_local(),
+            checkers: chk::ALL,
+        },
+        ScenarioDef {
+            id: "batchlog.coordinator_crash_before_delete",
+            tier: Tier::Scripted,
+            description: "the coordinator applies the batch but fails to delete its batchlog entry, then crashes; the replay re-applies it and deletes the entry",
+            mutants: &[],
+            marks: &["storage_proxy_fail_remove_from_batchlog", "batchlog entry replayed"],
+            config: |cfg| base(cfg, 4, 6_000),
+            run: |sim, cfg| run_story(sim, cfg, LIGHT, story_crash_before_delete).boxed_local(),
+            checkers: chk::ALL,
+        },
+        ScenarioDef {
+            id: "batchlog.replica_down_during_replay",
+            tier: Tier::Scripted,
+            description: "replicas are down while a failed batch is replayed: the replay fails, the entry moves to failed_replay (v2) and is replayed once they are back",
+            mutants: &[MUTANT_CLEANUP_COVERS_FAILED, MUTANT_NO_FAILED_STAGE],
+            marks: &["replay send failed", "failed entry kept for a later replay", "batchlog entry replayed"],
+            config: |cfg| base(cfg, 4, 6_000),
+            run: |sim, cfg| run_story(sim, cfg, LIGHT, story_replica_down).boxed_local(),
+            checkers: chk::ALL,
+        },
+        ScenarioDef {
+            id: "batchlog.repair_flush",
+            tier: Tier::Scripted,
+            description: "repair's hints-and-batchlog flush replays with cleanup=no: a too-young entry or a skipped replay reports not all replayed, a later flush replays it",
+            mutants: &[MUTANT_REPLAY_TOO_YOUNG],
+            marks: &["too young entry kept", "skip_batch_replay", "batchlog entry replayed", "repair flush all replayed"],
+            config: |cfg| {
+                base(cfg, 4, 4_000);
+                // Only manual replays: the loop's first replay comes after the run.
+                let mut bl: BatchlogConfig = cfg.section("batchlog");
+                bl.ring_delay_ms = 3_600_000;
+                cfg.set_section("batchlog", &bl);
+            },
+            run: |sim, cfg| run_story(sim, cfg, NONE, story_repair_flush).boxed_local(),
+            checkers: chk::ALL,
+        },
+        ScenarioDef {
+            id: "batchlog.v1_to_v2_migration",
+            tier: Tier::Scripted,
+            description: "a mixed-version cluster: a failed batch waits in system.batchlog (its v1 replays fail) until the batchlog_v2 feature is enabled; each node migrates it into failed_replay and replays it from there",
+            mutants: &[],
+            marks: &["storage_proxy_fail_send_batch", "v1 entry migrated to failed_replay", "failed_replay entry replayed"],
+            config: |cfg| {
+                base(cfg, 4, 5_000);
+                let mut bl: BatchlogConfig = cfg.section("batchlog");
+                bl.layout = model::batchlog::Layout::V1;
+                bl.enable_v2_at_ms = 2_500;
+                cfg.set_section("batchlog", &bl);
+            },
+            run: |sim, cfg| run_story(sim, cfg, NONE, story_migration).boxed_local(),
+            checkers: chk::ALL,
+        },
+        ScenarioDef {
+            id: "batchlog.steady_cleanup",
+            tier: Tier::Scripted,
+            description: "the issue #23358 workload: a steady stream of logged batches that succeed and are deleted at once, with a replay every second; v2's replay scans stay bounded, v1's grow",
+            mutants: &[MUTANT_NO_RANGE_TOMBSTONE],
+            marks: &["replay pass with cleanup"],
+            config: |cfg| {
+                base(cfg, 4, 25_000);
+                // Small memtables, so that the scan bound is tight and a pile-up shows early.
+                let mut bl: BatchlogConfig = cfg.section("batchlog");
+                bl.memtable_flush_fragments = 32;
+                bl.commitlog_segment_mutations = 32;
+                cfg.set_section("batchlog", &bl);
+            },
+            run: |sim, cfg| run_story(sim, cfg, STEADY, story_none).boxed_local(),
+            checkers: chk::ALL,
+        },
+        ScenarioDef {
+            id: "batchlog.swarm",
+            tier: Tier::Randomised,
+            description: "a logged-batch workload under random crashes, killed connections, partitions, delays and pauses, random batchlog injections and a table drop",
+            mutants: &[],
+            marks: &[],
+            config: |cfg| {
+                base(cfg, 5, 5_000);
+                // Table 1 uses repair-mode tombstone GC: its batches replay after its shorter
+                // propagation delay (SPEC §5.5 step 2).
+                let mut bl: BatchlogConfig = cfg.section("batchlog");
+                bl.repair_mode_tables = vec![1];
+                bl.propagation_delay_ms = 700;
+                cfg.set_section("batchlog", &bl);
+                cfg.fault_model = FaultModel {
+                    kinds: vec![
+                        FaultKind::Crash,
+                        FaultKind::KillConnection,
+                        FaultKind::Partition,
+                        FaultKind::Delay,
+                        FaultKind::Pause,
+                        FaultKind::Drop,
+                    ],
+                    min_faults: 1,
+                    max_faults: 4,
+                    window_ms: 4_000,
+                    max_duration_ms: 2_000,
+                    verbs: Vec::new(),
+                    max_down: 1,
+                };
+            },
+            run: |sim, cfg| run_story(sim, cfg, LIGHT, story_swarm).boxed_local(),
+            checkers: chk::ALL,
+        },
+    ]
+}
+
+/// The batchlog section every scenario starts from: the real knobs, shrunk to keep runs small
+/// (8 batchlog shards, 1 s ring delay and replay interval, replay timeout 1 s).
+pub fn small_config() -> BatchlogConfig {
+    BatchlogConfig {
+        shard_count: 8,
+        ring_delay_ms: 1_000,
+        replay_interval_ms: 1_000,
+        write_request_timeout_ms: 500,
+        replay_write_timeout_ms: 2_000,
+        memtable_flush_fragments: 64,
+        commitlog_segment_mutations: 64,
+        ..Default::default()
+    }
+}
+
+fn base(cfg: &mut RunConfig, nodes: u32, chaos_ms: u64) {
+    cfg.nodes = nodes;
+    cfg.phases.warmup_ms = 200;
+    cfg.phases.chaos_ms = chaos_ms;
+    cfg.phases.converge_budget_ms = 20_000;
+    cfg.set_section("batchlog", &small_config());
+}
+
+type Story = fn(Sim, Cluster) -> LocalBoxFuture<'static, ()>;
+
+/// The client workload beside a story: clients, and the pause between a client's batches.
+#[derive(Clone, Copy)]
+struct Workload {
+    clients: u64,
+    gap_ms: (u64, u64),
+}
+
+const NONE: Workload = Workload {
+    clients: 0,
+    gap_ms: (0, 0),
+};
+const LIGHT: Workload = Workload {
+    clients: 2,
+    gap_ms: (30, 120),
+};
+const STEADY: Workload = Workload {
+    clients: 4,
+    gap_ms: (5, 25),
+};
+
+/// Warmup, then the story beside the workload during chaos, heal, converge until drained.
+async fn run_story(sim: Sim, cfg: Rc<RunConfig>, workload: Workload, story: Story) -> RunEnd {
+    let bl: BatchlogConfig = cfg.section("batchlog");
+    let c = Cluster::start(&sim, bl, cfg.nodes as usize);
+    phases::warmup(&sim, &cfg).await;
+    let stop = Rc::new(Cell::new(false));
+    for client in 0..workload.clients {
+        sim.spawn_supervisor(client_loop(
+            sim.clone(),
+            c.clone(),
+            stop.clone(),
+            client,
+            workload.gap_ms,
+        ));
+    }
+    sim.spawn_supervisor(story(sim.clone(), c.clone()));
+    phases::chaos(&sim, &cfg, None).await;
+    stop.set(true);
+    phases::heal(&sim);
+    let c2 = c.clone();
+    let pending = phases::converge(&sim, &cfg, 200, move || c2.pending()).await;
+    RunEnd {
+        final_state: c.final_state(),
+        pending,
+    }
+}
+
+/// One client: logged batches of 2–4 writes over the user tables, to a random live coordinator.
+async fn client_loop(sim: Sim, c: Cluster, stop: Rc<Cell<bool>>, client: u64, gap_ms: (u64, u64)) {
+    let mut rng = sim.rng("workload");
+    let tables = c.cfg().tables;
+    let mut n = 0u64;
+    while !stop.get() {
+        let nodes: Vec<NodeId> = c.nodes().into_iter().filter(|x| sim.is_up(*x)).collect();
+        if !nodes.is_empty() {
+            let coord = nodes[rng.gen_range(0..nodes.len())];
+            let k = rng.gen_range(2..=4);
+            let writes: Vec<(TableId, u64, u64)> = (0..k)
+                .map(|_| {
+                    (
+                        TableId(rng.gen_range(0..tables)),
+                        rng.gen_range(0..64),
+                        client * 1_000_000 + n,
+                    )
+                })
+                .filter(|(t, _, _)| !c.is_dropped(*t))
+                .collect();
+            n += 1;
+            if !writes.is_empty() {
+                c.execute(coord, writes).await;
+            }
+        }
+        sleep(Duration::from_millis(rng.gen_range(gap_ms.0..gap_ms.1))).await;
+    }
+}
+
+/// One key per distinct replica set of the ring: a batch over them has, for any two nodes, a
+/// mutation whose replicas include both (with 4 nodes and RF 3).
+fn keys_over_all_replica_sets(c: &Cluster) -> Vec<(TableId, u64, u64)> {
+    let mut seen: BTreeMap<Vec<NodeId>, u64> = BTreeMap::new();
+    for key in 1_000..2_000u64 {
+        let mut r = c.replicas(key);
+        r.sort();
+        seen.entry(r).or_insert(key);
+    }
+    seen.values()
+        .enumerate()
+        .map(|(i, k)| (TableId((i % 2) as u32), *k, 7))
+        .collect()
+}
+
+/// The batchlog endpoints a batch was acknowledged by, from the history.
+fn endpoints_of(sim: &Sim, coord: NodeId) -> Vec<NodeId> {
+    let h = sim.history();
+    let entries = h.entries();
+    entries
+        .iter()
+        .rev()
+        .filter(|e| e.node == Some(coord))
+        .find_map(|e| match e.proto::<BatchlogEvent>() {
+            Some(BatchlogEvent::BatchlogWriteAcked { endpoints, .. }) => Some(endpoints.clone()),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
+fn story_none(_sim: Sim, _c: Cluster) -> LocalBoxFuture<'static, ()> {
+    async {}.boxed_local()
+}
+
+fn story_crash_before_apply(sim: Sim, c: Cluster) -> LocalBoxFuture<'static, ()> {
+    async move {
+        let n1 = NodeId(1);
+        let inj = Injections::of(&sim);
+        sleep(Duration::from_millis(300)).await;
+        inj.enable(
+            &sim,
+            n1,
+            "storage_proxy_fail_send_batch",
+            true,
+            BTreeMap::new(),
+        );
+        c.execute(n1, keys_over_all_replica_sets(&c)).await;
+        // Let the coordinator's last messages leave, then crash it; it comes back later.
+        sleep(Duration::from_millis(50)).await;
+        sim.crash(n1);
+        sleep(Duration::from_millis(2_000)).await;
+        sim.restart(n1);
+    }
+    .boxed_local()
+}
+
+fn story_crash_before_delete(sim: Sim, c: Cluster) -> LocalBoxFuture<'static, ()> {
+    async move {
+        let n1 = NodeId(1);
+        let inj = Injections::of(&sim);
+        sleep(Duration::from_millis(300)).await;
+        inj.enable(
+            &sim,
+            n1,
+            "storage_proxy_fail_remove_from_batchlog",
+            true,
+            BTreeMap::new(),
+        );
+        c.execute(n1, keys_over_all_replica_sets(&c)).await;
+        sim.crash(n1);
+        sleep(Duration::from_millis(2_000)).await;
+        sim.restart(n1);
+    }
+    .boxed_local()
+}
+
+fn story_replica_down(sim: Sim, c: Cluster) -> LocalBoxFuture<'static, ()> {
+    async move {
+        let n1 = NodeId(1);
+        let inj = Injections::of(&sim);
+        sleep(Duration::from_millis(300)).await;
+        inj.enable(
+            &sim,
+            n1,
+            "storage_proxy_fail_send_batch",
+            true,
+            BTreeMap::new(),
+        );
+        c.execute(n1, keys_over_all_replica_sets(&c)).await;
+        // Crash the coordinator and the one node that holds no copy of the entry: every replay
+        // of it then misses a quorum for at least one mutation.
+        let endpoints = endpoints_of(&sim, n1);
+        let x = c
+            .nodes()
+            .into_iter()
+            .find(|n| *n != n1 && !endpoints.contains(n))
+            .unwrap_or(NodeId(2));
+        sim.crash(n1);
+        sim.crash(x);
+        sleep(Duration::from_millis(3_500)).await;
+        sim.restart(n1);
+        sim.restart(x);
+    }
+    .boxed_local()
+}
+
+fn story_migration(sim: Sim, c: Cluster) -> LocalBoxFuture<'static, ()> {
+    async move {
+        let n1 = NodeId(1);
+        let inj = Injections::of(&sim);
+        sleep(Duration::from_millis(100)).await;
+        // Replays fail until the feature is on, so the entry is still in v1 when it switches.
+        for n in c.nodes() {
+            inj.enable(
+                &sim,
+                n,
+                "storage_proxy_fail_replay_batch",
+                false,
+                BTreeMap::new(),
+            );
+        }
+        inj.enable(
+            &sim,
+            n1,
+            "storage_proxy_fail_send_batch",
+            true,
+            BTreeMap::new(),
+        );
+        c.execute(n1, keys_over_all_replica_sets(&c)).await;
+        let at = c.cfg().enable_v2_at_ms;
+        let now = sim.now().as_millis();
+        sleep(Duration::from_millis(at.saturating_sub(now) + 100)).await;
+        for n in c.nodes() {
+            inj.disable(&sim, n, "storage_proxy_fail_replay_batch");
+        }
+    }
+    .boxed_local()
+}
+
+fn story_repair_flush(sim: Sim, c: Cluster) -> LocalBoxFuture<'static, ()> {
+    async move {
+        let n1 = NodeId(1);
+        let inj = Injections::of(&sim);
+        sleep(Duration::from_millis(100)).await;
+        inj.enable(
+            &sim,
+            n1,
+            "storage_proxy_fail_remove_from_batchlog",
+            true,
+            BTreeMap::new(),
+        );
+        c.execute(n1, keys_over_all_replica_sets(&c)).await;
+        let endpoints = endpoints_of(&sim, n1);
+        let Some(&e) = endpoints.first() else { return };
+        // Too young: the flush must report "not all replayed".
+        if c.repair_flush(n1, e).await == Some(false) {
+            sim.mark("repair flush not all replayed");
+        }
+        sleep(Duration::from_millis(c.cfg().replay_timeout_ms() + 200)).await;
+        inj.enable(&sim, e, "skip_batch_replay", true, BTreeMap::new());
+        if c.repair_flush(n1, e).await == Some(false) {
+            sim.mark("repair flush not all replayed");
+        }
+        for &e in &endpoints {
+            if c.repair_flush(n1, e).await == Some(true) {
+                sim.mark("repair flush all replayed");
+            }
+        }
+    }
+    .boxed_local()
+}
+
+fn story_swarm(sim: Sim, c: Cluster) -> LocalBoxFuture<'static, ()> {
+    async move {
+        let mut rng = sim.rng("workload_faults");
+        let inj = Injections::of(&sim);
+        let nodes = c.nodes();
+        let drop_at = rng.gen_bool(0.5).then(|| rng.gen_range(500..4_000u64));
+        // Sometimes one node's replays stall for a while, then are released by a message.
+        if rng.gen_bool(0.5) {
+            let node = nodes[rng.gen_range(0..nodes.len())];
+            let hold = rng.gen_range(500..2_500u64);
+            let s = sim.clone();
+            let inj2 = inj.clone();
+            sim.spawn_supervisor(async move {
+                inj2.enable(&s, node, INJ_REPLAY_STALL, true, BTreeMap::new());
+                sleep(Duration::from_millis(hold)).await;
+                inj2.message(&s, node, INJ_REPLAY_STALL);
+            });
+        }
+        let mut t = 0;
+        while t < 4_500 {
+            let dt = rng.gen_range(200..800);
+            sleep(Duration::from_millis(dt)).await;
+            t += dt;
+            if drop_at.is_some_and(|d| d <= t) && !c.is_dropped(TableId(2)) {
+                c.drop_table(TableId(2));
+            }
+            let node = nodes[rng.gen_range(0..nodes.len())];
+            let name = [
+                "storage_proxy_fail_send_batch",
+                "storage_proxy_fail_remove_from_batchlog",
+                "storage_proxy_fail_replay_batch",
+            ][rng.gen_range(0..3)];
+            inj.enable(&sim, node, name, true, BTreeMap::new());
+        }
+    }
+    .boxed_local()
 }

@@ -1,8 +1,460 @@
-//! The `raft.*` scenarios (placeholder until this area lands).
+//! The `raft.*` scenarios: group0 on its own, replicating a small append-only list.
+//!
+//! - `raft.swarm`: 3..5 nodes, clients proposing and read-barriering from random nodes, swarm
+//!   faults (crash/restart, leader kill, partitions, killed connections, stalled and dropped
+//!   Raft verbs, disk stalls and errors, pauses), heal, then converge: a leader exists and every
+//!   node applied its commit index.
+//! - `raft.leader_crash_elects_new_leader`: a scripted story: the leader crashes, the others
+//!   elect a new one in a higher term, proposals commit under it, the old leader restarts and
+//!   catches up.
 
-use crate::scenario::ScenarioDef;
+use crate::checkers::raft as chk;
+use crate::config::RunConfig;
+use crate::phases;
+use crate::scenario::{RunEnd, ScenarioDef, Tier};
+use fault_injection::{FaultKind, FaultModel, LeaderProbe};
+use futures::FutureExt;
+use model::raft::{
+    command_hash, service::VERBS, Raft, RaftConfig, RaftError, StateMachine,
+    MUTANT_COMMIT_WITHOUT_MAJORITY,
+};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use sim::time::{sleep, Duration};
+use sim::{EventKind, NodeId, Sim};
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::rc::Rc;
 
 /// Every `raft.*` scenario, in catalog order.
 pub fn scenarios() -> Vec<ScenarioDef> {
-    vec![]
+    vec![
+        ScenarioDef {
+            id: "raft.swarm",
+            tier: Tier::Randomised,
+            description: "group0 under swarm faults: one leader per term, committed entries never change, every node applies the same sequence, and the group converges after the heal",
+            mutants: &[MUTANT_COMMIT_WITHOUT_MAJORITY],
+            marks: &[],
+            config: config_swarm,
+            run: |sim, cfg| run_swarm(sim, cfg).boxed_local(),
+            checkers: &[&chk::ElectionSafety, &chk::LogAgreement, &chk::AcknowledgedOps],
+        },
+        ScenarioDef {
+            id: "raft.leader_crash_elects_new_leader",
+            tier: Tier::Scripted,
+            description: "the group0 leader crashes; the others elect a new leader in a higher term, proposals commit under it, and the old leader restarts and catches up",
+            mutants: &[],
+            marks: &[
+                MARK_LEADER_CRASHED,
+                MARK_NEW_LEADER,
+                MARK_COMMIT_UNDER_NEW_LEADER,
+                MARK_OLD_LEADER_CAUGHT_UP,
+            ],
+            config: config_leader_crash,
+            run: |sim, cfg| run_leader_crash(sim, cfg).boxed_local(),
+            checkers: &[&chk::ElectionSafety, &chk::LogAgreement, &chk::AcknowledgedOps],
+        },
+    ]
+}
+
+const MARK_LEADER_CRASHED: &str = "raft leader crashed";
+const MARK_NEW_LEADER: &str = "raft new leader elected after crash";
+const MARK_COMMIT_UNDER_NEW_LEADER: &str = "raft proposal committed under new leader";
+const MARK_OLD_LEADER_CAUGHT_UP: &str = "raft restarted leader caught up";
+
+// ----- config ------------------------------------------------------------------------------
+
+/// The `raft` section of a run's params.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RaftParams {
+    /// The group's timing.
+    pub group: RaftConfig,
+    /// Shortest pause between two client operations.
+    pub op_interval_ms_min: u64,
+    /// Longest pause between two client operations.
+    pub op_interval_ms_max: u64,
+    /// Share of client operations that are read barriers (the rest are proposals).
+    pub read_barrier_percent: u32,
+}
+
+impl Default for RaftParams {
+    fn default() -> Self {
+        RaftParams {
+            group: RaftConfig::default(),
+            op_interval_ms_min: 10,
+            op_interval_ms_max: 60,
+            read_barrier_percent: 20,
+        }
+    }
+}
+
+fn config_swarm(cfg: &mut RunConfig) {
+    let mut rng = sim::rng::standalone(cfg.seed, "cluster");
+    cfg.nodes = rng.gen_range(3..=5);
+    cfg.shards = 1;
+    cfg.phases.warmup_ms = 1_000;
+    cfg.phases.chaos_ms = 5_000;
+    cfg.phases.converge_budget_ms = 20_000;
+    cfg.fault_model = FaultModel {
+        kinds: vec![
+            FaultKind::Crash,
+            FaultKind::KillLeader,
+            FaultKind::Partition,
+            FaultKind::KillConnection,
+            FaultKind::Stall,
+            FaultKind::Drop,
+            FaultKind::Delay,
+            FaultKind::Pause,
+            FaultKind::DiskStall,
+            FaultKind::DiskError,
+            FaultKind::DiskLatency,
+        ],
+        min_faults: 3,
+        max_faults: 10,
+        window_ms: 4_500,
+        max_duration_ms: 1_500,
+        verbs: VERBS.iter().map(|v| v.to_string()).collect(),
+        max_down: (cfg.nodes - 1) / 2,
+    };
+    cfg.set_section("raft", &RaftParams::default());
+}
+
+fn config_leader_crash(cfg: &mut RunConfig) {
+    cfg.nodes = 3;
+    cfg.shards = 1;
+    cfg.phases.warmup_ms = 1_000;
+    cfg.phases.chaos_ms = 0;
+    cfg.phases.converge_budget_ms = 10_000;
+    cfg.set_section("raft", &RaftParams::default());
+}
+
+// ----- the replicated state machine and client events ---------------------------------------
+
+/// The test state machine: the list of client operation ids, in apply order.
+#[derive(Clone, Debug, Default)]
+pub struct OpList {
+    /// Applied operation ids.
+    pub items: Vec<u64>,
+}
+
+impl StateMachine for OpList {
+    type Command = u64;
+    fn apply(&mut self, _index: u64, cmd: &u64) {
+        self.items.push(*cmd);
+    }
+}
+
+/// Client operations of the `raft.*` workloads (node: where the client ran).
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "e", rename_all = "snake_case")]
+pub enum RaftClientEvent {
+    /// Proposal of operation `op` started.
+    Propose {
+        /// Operation id (the command).
+        op: u64,
+    },
+    /// Proposal of `op` ended: `ok` (committed at `index`), `fail` (definitely not committed)
+    /// or `unknown`.
+    Proposed {
+        /// Operation id.
+        op: u64,
+        /// `ok`, `fail` or `unknown`.
+        outcome: &'static str,
+        /// Index, when `ok`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        index: Option<u64>,
+    },
+    /// Read barrier `op` started on incarnation `inc`.
+    Read {
+        /// Operation id.
+        op: u64,
+        /// Incarnation of the node.
+        inc: u32,
+    },
+    /// Read barrier `op` ended.
+    ReadDone {
+        /// Operation id.
+        op: u64,
+        /// Did it succeed.
+        ok: bool,
+    },
+}
+
+impl EventKind for RaftClientEvent {
+    fn kind(&self) -> &'static str {
+        match self {
+            RaftClientEvent::Propose { .. } => "raft_client_propose",
+            RaftClientEvent::Proposed { .. } => "raft_client_proposed",
+            RaftClientEvent::Read { .. } => "raft_client_read",
+            RaftClientEvent::ReadDone { .. } => "raft_client_read_done",
+        }
+    }
+}
+
+/// The command hash of operation `op` (what `raft_applied` events carry for it).
+pub fn op_hash(op: u64) -> u64 {
+    command_hash(Some(&op))
+}
+
+// ----- the group ---------------------------------------------------------------------------
+
+/// A running group0 of `cfg.nodes` nodes: each boot (and restart) starts a fresh [`Raft`]
+/// incarnation and registers its handle here.
+#[derive(Clone)]
+struct Group {
+    sim: Sim,
+    handles: Rc<RefCell<BTreeMap<NodeId, Raft<OpList>>>>,
+    next_op: Rc<Cell<u64>>,
+}
+
+impl Group {
+    fn start(sim: &Sim, cfg: &RunConfig) -> Group {
+        let params: RaftParams = cfg.section("raft");
+        let members = cfg.node_ids();
+        let handles: Rc<RefCell<BTreeMap<NodeId, Raft<OpList>>>> = Rc::default();
+        for _ in 0..cfg.nodes {
+            let (handles, members, group_cfg) =
+                (handles.clone(), members.clone(), params.group.clone());
+            sim.add_node(move |ctx| {
+                let (handles, members, group_cfg) =
+                    (handles.clone(), members.clone(), group_cfg.clone());
+                // Raft::start runs inside the boot future, i.e. on the node.
+                async move {
+                    let r = Raft::start(&ctx, members, OpList::default(), group_cfg);
+                    handles.borrow_mut().insert(ctx.node, r);
+                    std::future::pending::<()>().await
+                }
+                .boxed_local()
+            });
+        }
+        Group {
+            sim: sim.clone(),
+            handles,
+            next_op: Rc::new(Cell::new(1)),
+        }
+    }
+
+    fn handle(&self, n: NodeId) -> Raft<OpList> {
+        self.handles.borrow()[&n].clone()
+    }
+
+    /// The live, unpaused node that leads the highest term.
+    fn leader(&self) -> Option<NodeId> {
+        self.handles
+            .borrow()
+            .iter()
+            .filter(|(n, r)| self.sim.is_up(**n) && !self.sim.is_paused(**n) && r.is_leader())
+            .max_by_key(|(_, r)| r.term())
+            .map(|(n, _)| *n)
+    }
+
+    fn probe(&self) -> LeaderProbe {
+        let g = self.clone();
+        Rc::new(move || g.leader())
+    }
+
+    /// Starts a proposal of a new operation on `node` (it dies with the node); returns the op.
+    fn propose_on(&self, node: NodeId) -> Rc<RefCell<Option<Result<u64, RaftError>>>> {
+        let op = self.next_op.get();
+        self.next_op.set(op + 1);
+        let result = Rc::new(RefCell::new(None));
+        if !self.sim.is_up(node) {
+            return result;
+        }
+        let (r, sim, res) = (self.handle(node), self.sim.clone(), result.clone());
+        sim.record(Some(node), RaftClientEvent::Propose { op });
+        self.sim.spawn_on(node, async move {
+            let out = r.propose(op).await;
+            let (outcome, index) = match out {
+                Ok(i) => ("ok", Some(i)),
+                Err(RaftError::Timeout) => ("unknown", None),
+                Err(_) => ("fail", None),
+            };
+            sim.record(Some(node), RaftClientEvent::Proposed { op, outcome, index });
+            *res.borrow_mut() = Some(out);
+        });
+        result
+    }
+
+    /// Starts a read barrier on `node`.
+    fn read_on(&self, node: NodeId) {
+        let op = self.next_op.get();
+        self.next_op.set(op + 1);
+        if !self.sim.is_up(node) {
+            return;
+        }
+        let (r, sim) = (self.handle(node), self.sim.clone());
+        sim.record(
+            Some(node),
+            RaftClientEvent::Read {
+                op,
+                inc: sim.incarnation(node),
+            },
+        );
+        self.sim.spawn_on(node, async move {
+            let ok = r.read_barrier().await.is_ok();
+            sim.record(Some(node), RaftClientEvent::ReadDone { op, ok });
+        });
+    }
+
+    /// What keeps the group from having converged, by name.
+    fn pending(&self) -> Vec<String> {
+        let Some(l) = self.leader() else {
+            return vec!["group0 has no leader".into()];
+        };
+        let handles = self.handles.borrow();
+        let commit = handles[&l].commit_index();
+        let mut left = Vec::new();
+        for (n, r) in handles.iter() {
+            if !self.sim.is_up(*n) {
+                left.push(format!("{n} is down"));
+            } else if r.applied_index() < commit {
+                left.push(format!(
+                    "{n} applied {} of leader {l}'s commit index {commit}",
+                    r.applied_index()
+                ));
+            }
+        }
+        left
+    }
+
+    fn final_state(&self) -> serde_json::Value {
+        let handles = self.handles.borrow();
+        let nodes: BTreeMap<String, serde_json::Value> = handles
+            .iter()
+            .map(|(n, r)| {
+                let items = r.with_state(|s| s.items.clone());
+                (
+                    n.to_string(),
+                    serde_json::json!({
+                        "term": r.term(),
+                        "applied": r.applied_index(),
+                        "items": items.len(),
+                        "items_hash": command_hash(Some(&items)),
+                    }),
+                )
+            })
+            .collect();
+        serde_json::json!({
+            "leader": self.leader().map(|n| n.to_string()),
+            "nodes": nodes,
+        })
+    }
+
+    /// Waits (up to `ms`) for a leader other than `not`.
+    async fn wait_leader(&self, not: Option<NodeId>, ms: u64) -> Option<NodeId> {
+        let deadline = self.sim.now().0 + ms * 1_000_000;
+        while self.sim.now().0 < deadline {
+            if let Some(l) = self.leader().filter(|l| Some(*l) != not) {
+                return Some(l);
+            }
+            sleep(Duration::from_millis(10)).await;
+        }
+        None
+    }
+
+    /// Proposes on `node` and waits for the outcome (None: the node died first).
+    async fn propose_and_wait(&self, node: NodeId) -> Option<Result<u64, RaftError>> {
+        let res = self.propose_on(node);
+        let deadline = self.sim.now().0 + 30_000 * 1_000_000;
+        while self.sim.now().0 < deadline {
+            if let Some(r) = *res.borrow() {
+                return Some(r);
+            }
+            sleep(Duration::from_millis(5)).await;
+        }
+        None
+    }
+}
+
+// ----- raft.swarm --------------------------------------------------------------------------
+
+async fn run_swarm(sim: Sim, cfg: Rc<RunConfig>) -> RunEnd {
+    let params: RaftParams = cfg.section("raft");
+    let group = Group::start(&sim, &cfg);
+    phases::warmup(&sim, &cfg).await;
+    // Clients: one operation at a time from a random node, for the chaos phase.
+    let (g, s) = (group.clone(), sim.clone());
+    let nodes = cfg.node_ids();
+    let end_at = sim.now().0 + cfg.phases.chaos_ms * 1_000_000;
+    sim.spawn_supervisor(async move {
+        let mut rng = s.rng("workload");
+        while s.now().0 < end_at {
+            let node = nodes[rng.gen_range(0..nodes.len())];
+            if rng.gen_range(0..100) < params.read_barrier_percent {
+                g.read_on(node);
+            } else {
+                g.propose_on(node);
+            }
+            sleep(Duration::from_millis(rng.gen_range(
+                params.op_interval_ms_min..=params.op_interval_ms_max,
+            )))
+            .await;
+        }
+    });
+    phases::chaos(&sim, &cfg, Some(group.probe())).await;
+    phases::heal(&sim);
+    let pending = phases::converge(&sim, &cfg, 50, || group.pending()).await;
+    RunEnd {
+        final_state: group.final_state(),
+        pending,
+    }
+}
+
+// ----- raft.leader_crash_elects_new_leader --------------------------------------------------
+
+async fn run_leader_crash(sim: Sim, cfg: Rc<RunConfig>) -> RunEnd {
+    let group = Group::start(&sim, &cfg);
+    phases::warmup(&sim, &cfg).await;
+    let fail = |what: &str| RunEnd {
+        final_state: group.final_state(),
+        pending: vec![what.into()],
+    };
+    // 1. A leader is elected and commits a few proposals made from a follower.
+    let Some(old) = group.wait_leader(None, 5_000).await else {
+        return fail("no leader elected at start");
+    };
+    let old_term = group.handle(old).term();
+    let follower = cfg
+        .node_ids()
+        .into_iter()
+        .find(|&n| n != old)
+        .expect("3 nodes");
+    for _ in 0..3 {
+        if !matches!(group.propose_and_wait(follower).await, Some(Ok(_))) {
+            return fail("proposal before the crash did not commit");
+        }
+    }
+    // 2. The leader crashes.
+    phases::enter(&sim, "chaos");
+    sim.record_fault(format!("crash group0 leader {old}"));
+    sim.crash(old);
+    sim.mark(MARK_LEADER_CRASHED);
+    // 3. The survivors elect a new leader in a higher term.
+    let Some(new) = group.wait_leader(Some(old), 5_000).await else {
+        return fail("no new leader after the crash");
+    };
+    assert!(
+        group.handle(new).term() > old_term,
+        "new leader in a higher term"
+    );
+    sim.mark(MARK_NEW_LEADER);
+    // 4. Proposals commit under the new leader, from every survivor.
+    for n in cfg.node_ids().into_iter().filter(|&n| n != old) {
+        match group.propose_and_wait(n).await {
+            Some(Ok(_)) => sim.mark(MARK_COMMIT_UNDER_NEW_LEADER),
+            _ => return fail("proposal under the new leader did not commit"),
+        }
+    }
+    // 5. The old leader restarts, recovers from its disk and catches up.
+    phases::heal(&sim);
+    let pending = phases::converge(&sim, &cfg, 20, || group.pending()).await;
+    if pending.is_empty() {
+        sim.mark(MARK_OLD_LEADER_CAUGHT_UP);
+    }
+    RunEnd {
+        final_state: group.final_state(),
+        pending,
+    }
 }

@@ -1,1 +1,70 @@
-//! Checkers of the batchlog area (placeholder until this area lands).
+//! Checkers of the batchlog area (SPEC §5.12), one file each. They read only the history (the
+//! model's [`BatchlogEvent`]s) and the final state the scenario returns.
+
+pub mod bounded_cleanup;
+pub mod drained;
+pub mod no_early_replay;
+pub mod no_lost_batch;
+pub mod range_tombstone;
+
+use crate::scenario::{Checker, Verdict, Violation};
+use model::batchlog::BatchlogEvent;
+use sim::{History, NodeId};
+
+pub use bounded_cleanup::BoundedCleanup;
+pub use drained::BatchlogDrained;
+pub use no_early_replay::NoEarlyReplay;
+pub use no_lost_batch::NoLostBatch;
+pub use range_tombstone::RangeTombstoneSafety;
+
+/// Every batchlog checker, as the batchlog scenarios use them.
+pub const ALL: &[&dyn Checker] = &[
+    &NoLostBatch,
+    &NoEarlyReplay,
+    &RangeTombstoneSafety,
+    &BoundedCleanup,
+    &BatchlogDrained,
+];
+
+/// A batchlog event with where it sits in the history.
+pub(crate) struct Ev {
+    /// History index.
+    pub index: usize,
+    /// Virtual time, ns.
+    pub at_ns: u64,
+    /// Node that recorded it.
+    pub node: Option<NodeId>,
+    /// The event.
+    pub ev: BatchlogEvent,
+}
+
+/// The batchlog events of a history, in order.
+pub(crate) fn events(h: &History) -> Vec<Ev> {
+    h.entries()
+        .iter()
+        .filter_map(|e| {
+            e.proto::<BatchlogEvent>().map(|ev| Ev {
+                index: e.index,
+                at_ns: e.at.0,
+                node: e.node,
+                ev: ev.clone(),
+            })
+        })
+        .collect()
+}
+
+/// A safety violation at `ev` (if given).
+pub(crate) fn safety(checker: &str, message: String, ev: Option<&Ev>) -> Violation {
+    Violation {
+        checker: checker.to_string(),
+        verdict: Verdict::Safety,
+        message,
+        at_index: ev.map(|e| e.index),
+        at_ns: ev.map(|e| e.at_ns),
+    }
+}
+
+/// The batchlog config section of a run.
+pub(crate) fn config(cfg: &crate::config::RunConfig) -> model::batchlog::BatchlogConfig {
+    cfg.section("batchlog")
+}

@@ -1,0 +1,223 @@
+//! The batchlog's history events: what checkers read (never the model's internals).
+//!
+//! Every event about durable state (an entry written, deleted, moved; a range tombstone; a
+//! mutation applied on a replica) is recorded only after the disk sync that made it durable, so
+//! a crash can never make the history claim more than the disks hold.
+
+use super::table::RtEnd;
+use super::types::{BatchId, Layout, Stage, TableId, WriteMutation};
+use serde::Serialize;
+use sim::{EventKind, NodeId};
+
+/// A client outcome, three-valued.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Every mutation acknowledged at the user's CL.
+    Ok,
+    /// Definitely not applied (rejected before the batchlog write).
+    Failed,
+    /// May be applied now or later (the batchlog entry may exist and be replayed).
+    Unknown,
+}
+
+/// Who deleted a batchlog entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeletedBy {
+    /// The coordinator's step 5 (CL ANY).
+    WritePath,
+    /// A replay after a successful send (or all tables dropped).
+    Replay,
+}
+
+/// Events of the batchlog area.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "ev", rename_all = "snake_case")]
+pub enum BatchlogEvent {
+    /// A client sent a logged batch to a coordinator.
+    BatchInvoke {
+        /// Batch.
+        id: BatchId,
+        /// The mutations.
+        mutations: Vec<WriteMutation>,
+        /// Acknowledgements each mutation needs at the user's CL.
+        cl_acks: usize,
+    },
+    /// The coordinator answered the client.
+    BatchComplete {
+        /// Batch.
+        id: BatchId,
+        /// Outcome.
+        outcome: Outcome,
+        /// Why, when not ok.
+        reason: String,
+    },
+    /// Step 3 succeeded: the entry is durable on at least one batchlog endpoint.
+    BatchlogWriteAcked {
+        /// Batch.
+        id: BatchId,
+        /// Its written_at.
+        written_at: u64,
+        /// The endpoints written to.
+        endpoints: Vec<NodeId>,
+    },
+    /// A batchlog entry became durable on this node.
+    EntryWritten {
+        /// Batch.
+        id: BatchId,
+        /// written_at.
+        written_at: u64,
+        /// Stage.
+        stage: Stage,
+        /// Batchlog shard (v2) or 0 (v1).
+        shard: u32,
+        /// Write timestamp of the row (µs).
+        ts: u64,
+        /// The table it went to (`system.batchlog` or `system.batchlog_v2`).
+        layout: Layout,
+    },
+    /// A v1 entry was migrated into v2 stage `failed_replay` (copy and v1 delete durable).
+    EntryMigrated {
+        /// Batch.
+        id: BatchId,
+        /// written_at (kept).
+        written_at: u64,
+        /// Its v2 batchlog shard.
+        shard: u32,
+    },
+    /// The cluster feature `batchlog_v2` was enabled: writers and replays use v2 from now on.
+    FeatureBatchlogV2Enabled,
+    /// A batchlog entry was deleted on this node (row or partition tombstone, durable).
+    EntryDeleted {
+        /// Batch.
+        id: BatchId,
+        /// written_at.
+        written_at: u64,
+        /// Stage.
+        stage: Stage,
+        /// Who.
+        by: DeletedBy,
+        /// The pass's `now` when by replay.
+        now_ms: Option<u64>,
+        /// Deletion timestamp, when by the write path (µs): a store racing with its own
+        /// delete on a paused node is dead if this is newer, whatever order they apply in.
+        ts: Option<u64>,
+    },
+    /// A failed `initial` entry was moved to `failed_replay` (copy and delete durable).
+    EntryMoved {
+        /// Batch.
+        id: BatchId,
+        /// written_at.
+        written_at: u64,
+        /// Batchlog shard.
+        shard: u32,
+        /// The pass's `now`.
+        now_ms: u64,
+    },
+    /// A replay pass started on this node.
+    ReplayPassStart {
+        /// Layout.
+        layout: Layout,
+        /// Fixed `now` of the pass.
+        now_ms: u64,
+        /// `now - replay_timeout`.
+        cutoff_ms: u64,
+        /// post_replay_cleanup.
+        cleanup: bool,
+    },
+    /// An entry was sent and acknowledged at EACH_QUORUM (or had only dropped tables).
+    EntryReplayed {
+        /// Batch.
+        id: BatchId,
+        /// The pass's `now`.
+        now_ms: u64,
+        /// written_at.
+        written_at: u64,
+        /// Stage.
+        stage: Stage,
+        /// Mutations skipped because their table was dropped.
+        dropped_mutations: usize,
+    },
+    /// Sending an entry failed.
+    ReplayFailed {
+        /// Batch.
+        id: BatchId,
+        /// The pass's `now`.
+        now_ms: u64,
+        /// written_at.
+        written_at: u64,
+        /// Stage.
+        stage: Stage,
+        /// Why.
+        reason: String,
+    },
+    /// A cleanup range tombstone became durable in a shard's `initial` partition.
+    RangeTombstoneWritten {
+        /// Batchlog shard.
+        shard: u32,
+        /// End bound (the start is before all rows).
+        end: RtEnd,
+        /// The pass's `now`.
+        now_ms: u64,
+    },
+    /// A replay pass ended.
+    ReplayPassEnd {
+        /// Layout.
+        layout: Layout,
+        /// Fixed `now` of the pass.
+        now_ms: u64,
+        /// `now - replay_timeout`.
+        cutoff_ms: u64,
+        /// post_replay_cleanup.
+        cleanup: bool,
+        /// Live rows the scans returned.
+        live_scanned: u64,
+        /// Dead entries the scans stepped over.
+        dead_scanned: u64,
+        /// Entries replayed.
+        replayed: u64,
+        /// Entries whose send failed.
+        failed: u64,
+        /// Entries too young.
+        too_young: u64,
+        /// Did every entry get replayed?
+        all_replayed: bool,
+    },
+    /// A replica durably applied a batch's mutation.
+    MutationApplied {
+        /// Batch.
+        batch: BatchId,
+        /// The mutation.
+        m: WriteMutation,
+        /// Through a replay (true) or the write path (false).
+        replay: bool,
+    },
+    /// A user table was dropped (schema change, cluster-wide).
+    TableDropped {
+        /// Table.
+        table: TableId,
+    },
+}
+
+impl EventKind for BatchlogEvent {
+    fn kind(&self) -> &'static str {
+        match self {
+            BatchlogEvent::BatchInvoke { .. } => "batch_invoke",
+            BatchlogEvent::BatchComplete { .. } => "batch_complete",
+            BatchlogEvent::BatchlogWriteAcked { .. } => "batchlog_write_acked",
+            BatchlogEvent::EntryWritten { .. } => "batchlog_entry_written",
+            BatchlogEvent::EntryDeleted { .. } => "batchlog_entry_deleted",
+            BatchlogEvent::EntryMoved { .. } => "batchlog_entry_moved",
+            BatchlogEvent::EntryMigrated { .. } => "batchlog_entry_migrated",
+            BatchlogEvent::FeatureBatchlogV2Enabled => "feature_batchlog_v2_enabled",
+            BatchlogEvent::ReplayPassStart { .. } => "replay_pass_start",
+            BatchlogEvent::EntryReplayed { .. } => "batchlog_entry_replayed",
+            BatchlogEvent::ReplayFailed { .. } => "batchlog_replay_failed",
+            BatchlogEvent::RangeTombstoneWritten { .. } => "batchlog_range_tombstone",
+            BatchlogEvent::ReplayPassEnd { .. } => "replay_pass_end",
+            BatchlogEvent::MutationApplied { .. } => "mutation_applied",
+            BatchlogEvent::TableDropped { .. } => "table_dropped",
+        }
+    }
+}

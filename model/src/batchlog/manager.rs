@@ -1,0 +1,377 @@
+//! The batchlog manager of one node (SPEC §5.4): the replay loop, and `do_batch_log_replay`
+//! run at most once at a time per node, driving the pure pass core of [`super::replay`] over the
+//! node's table and sending the selected batches at EACH_QUORUM.
+//!
+//! Promises kept here: one replay per node at a time; one fixed `now` per pass; the mutations
+//! of a unit (moves before the range tombstone) are applied in the order the core gives and are
+//! recorded only once durable.
+
+use super::cluster::{Cluster, NodeState};
+use super::events::{BatchlogEvent, DeletedBy};
+use super::replay::{self, Effect, PassParams, ReplayMutants, SendOutcome};
+use super::types::{Layout, Payload, Stage};
+use super::write_path::write_to_replicas;
+use fault_injection::Injections;
+use sim::time::{sleep, Duration};
+use sim::NodeId;
+use std::rc::Rc;
+
+/// Mutant names of the replay core.
+pub const MUTANT_REPLAY_TOO_YOUNG: &str = "batchlog-replay-too-young";
+/// Range tombstone laid over entries whose replay failed, without moving them.
+pub const MUTANT_CLEANUP_COVERS_FAILED: &str = "batchlog-cleanup-covers-failed";
+/// A failed entry is deleted from `initial` without its `failed_replay` copy.
+pub const MUTANT_NO_FAILED_STAGE: &str = "batchlog-no-failed-stage";
+
+/// v2 without the cleanup range tombstone.
+pub const MUTANT_NO_RANGE_TOMBSTONE: &str = "batchlog-no-range-tombstone";
+
+/// Injection: hold every replay pass at its start until a message arrives (clustersim's own
+/// name for "replay stalled").
+pub const INJ_REPLAY_STALL: &str = "batchlog_replay_stall";
+
+/// The replay loop: wait `ring_delay`, then replay every interval; every
+/// `cleanup_after_replays`-th iteration with cleanup.
+pub async fn replay_loop(c: Cluster, node: NodeId) {
+    let sim = c.sim().clone();
+    let cfg = c.cfg().clone();
+    let inj = Injections::of(&sim);
+    sleep(Duration::from_millis(cfg.ring_delay_ms)).await;
+    let n = cfg.cleanup_after_replays.max(1);
+    let mut iteration: u64 = 0;
+    loop {
+        iteration += 1;
+        let cleanup = iteration.is_multiple_of(n);
+        do_batch_log_replay(&c, node, cleanup).await;
+        let interval = if inj.is_enabled(node, "short_batchlog_manager_replay_interval") {
+            1000
+        } else {
+            cfg.replay_interval_ms
+        };
+        sleep(Duration::from_millis(interval)).await;
+    }
+}
+
+struct RunningGuard(Rc<NodeState>);
+
+impl Drop for RunningGuard {
+    fn drop(&mut self) {
+        self.0.replay_running.set(false);
+        self.0.replay_done.notify();
+    }
+}
+
+/// Replays `node`'s batchlog once (waiting for a running replay first). Returns whether every
+/// entry was replayed.
+pub async fn do_batch_log_replay(c: &Cluster, node: NodeId, cleanup: bool) -> bool {
+    let Some(st) = c.state(node) else {
+        return false;
+    };
+    sim::sync::wait_until(&st.replay_done, || !st.replay_running.get()).await;
+    st.replay_running.set(true);
+    let _guard = RunningGuard(st.clone());
+    let sim = c.sim().clone();
+    let inj = Injections::of(&sim);
+    if inj.enter(&sim, node, "skip_batch_replay") {
+        sim.mark("skip_batch_replay");
+        return false;
+    }
+    if let Some(h) = inj.handler(&sim, node, INJ_REPLAY_STALL) {
+        sim.mark("replay stalled");
+        while !h.poll_for_message() && inj.is_enabled(node, INJ_REPLAY_STALL) {
+            sleep(Duration::from_millis(10)).await;
+        }
+    }
+    replay_pass(c, &st, cleanup).await
+}
+
+async fn replay_pass(c: &Cluster, st: &Rc<NodeState>, cleanup: bool) -> bool {
+    let sim = c.sim().clone();
+    let cfg = c.cfg().clone();
+    let node = st.node;
+    let inj = Injections::of(&sim);
+    let m = ReplayMutants {
+        replay_too_young: sim.mutant(MUTANT_REPLAY_TOO_YOUNG),
+        cleanup_covers_failed: sim.mutant(MUTANT_CLEANUP_COVERS_FAILED),
+        no_failed_stage: sim.mutant(MUTANT_NO_FAILED_STAGE),
+        no_range_tombstone: sim.mutant(MUTANT_NO_RANGE_TOMBSTONE),
+    };
+    let layout = c.layout();
+    if layout == Layout::V2 && !st.migrated.get() && !migrate(c, st).await {
+        return false;
+    }
+    let p = PassParams {
+        layout,
+        shard_count: cfg.shard_count,
+        now_ms: sim.now().as_millis(),
+        replay_timeout_ms: cfg.replay_timeout_ms(),
+        cleanup,
+    };
+    sim.record(
+        Some(node),
+        BatchlogEvent::ReplayPassStart {
+            layout: p.layout,
+            now_ms: p.now_ms,
+            cutoff_ms: p.cutoff_ms(),
+            cleanup,
+        },
+    );
+    let c2 = c.clone();
+    let timeout_of = move |data: &Payload| -> u64 {
+        let cfg = c2.cfg();
+        let repair = data
+            .mutations
+            .iter()
+            .any(|w| cfg.repair_mode_tables.contains(&w.table.0) && !c2.is_dropped(w.table));
+        if repair {
+            cfg.replay_timeout_ms().min(cfg.propagation_delay_ms)
+        } else {
+            cfg.replay_timeout_ms()
+        }
+    };
+    let (mut live, mut dead, mut replayed, mut failed, mut too_young) = (0, 0, 0, 0, 0);
+    let mut all_replayed = true;
+    for unit in replay::units(p.layout, p.shard_count) {
+        let scan = {
+            let t = st.table.borrow();
+            replay::scan_unit(&t, &p, unit, &timeout_of, m)
+        };
+        live += scan.cost.live;
+        dead += scan.cost.dead;
+        too_young += scan.too_young.len() as u64;
+        if !scan.too_young.is_empty() {
+            sim.mark("too young entry kept");
+        }
+        // The scan's honest cost in virtual time.
+        let scan_ns = (scan.cost.live + scan.cost.dead) * cfg.scan_ns_per_fragment;
+        if scan_ns > 0 {
+            sleep(Duration::from_nanos(scan_ns)).await;
+        }
+        let mut outcomes = Vec::with_capacity(scan.candidates.len());
+        for cand in &scan.candidates {
+            let o = send_batch(c, node, &cand.data, &inj).await;
+            match &o {
+                Ok(dropped) => {
+                    replayed += 1;
+                    sim.mark("batchlog entry replayed");
+                    sim.record(
+                        Some(node),
+                        BatchlogEvent::EntryReplayed {
+                            id: cand.ck.id,
+                            now_ms: p.now_ms,
+                            written_at: cand.ck.written_at,
+                            stage: cand.stage,
+                            dropped_mutations: *dropped,
+                        },
+                    );
+                    if *dropped > 0 {
+                        sim.mark("replay skipped dropped table mutations");
+                    }
+                    if cand.stage == Stage::FailedReplay {
+                        sim.mark("failed_replay entry replayed");
+                    }
+                    outcomes.push(if *dropped == cand.data.mutations.len() {
+                        SendOutcome::Dropped
+                    } else {
+                        SendOutcome::Replayed
+                    });
+                }
+                Err(reason) => {
+                    failed += 1;
+                    sim.mark("replay send failed");
+                    sim.record(
+                        Some(node),
+                        BatchlogEvent::ReplayFailed {
+                            id: cand.ck.id,
+                            now_ms: p.now_ms,
+                            written_at: cand.ck.written_at,
+                            stage: cand.stage,
+                            reason: reason.clone(),
+                        },
+                    );
+                    outcomes.push(SendOutcome::Failed);
+                }
+            }
+        }
+        let mut ts = || st.new_ts(&sim);
+        let r = replay::finish_unit(&scan, &outcomes, &p, &mut ts, m);
+        all_replayed &= r.all_replayed;
+        if !r.mutations.is_empty() && c.apply_batchlog(st, r.mutations).await.is_err() {
+            return false;
+        }
+        for e in r.effects {
+            record_effect(c, node, &p, e);
+        }
+    }
+    sim.record(
+        Some(node),
+        BatchlogEvent::ReplayPassEnd {
+            layout: p.layout,
+            now_ms: p.now_ms,
+            cutoff_ms: p.cutoff_ms(),
+            cleanup,
+            live_scanned: live,
+            dead_scanned: dead,
+            replayed,
+            failed,
+            too_young,
+            all_replayed,
+        },
+    );
+    sim.metric_add("replay_passes", 1);
+    sim.metric_add("replay_live_scanned_total", live);
+    sim.metric_add("replay_dead_scanned_total", dead);
+    sim.metric_max("replay_dead_scanned_max", dead);
+    sim.metric_add("batches_replayed", replayed);
+    sim.metric_add("replay_failures", failed);
+    if p.layout == Layout::V1 {
+        sim.mark("v1 replay pass");
+    }
+    if cleanup {
+        sim.mark("replay pass with cleanup");
+    }
+    all_replayed
+}
+
+fn record_effect(c: &Cluster, node: NodeId, p: &PassParams, e: Effect) {
+    let sim = c.sim();
+    match e {
+        Effect::Deleted {
+            id,
+            written_at,
+            stage,
+        } => {
+            sim.record(
+                Some(node),
+                BatchlogEvent::EntryDeleted {
+                    id,
+                    written_at,
+                    stage,
+                    by: DeletedBy::Replay,
+                    now_ms: Some(p.now_ms),
+                    ts: None,
+                },
+            );
+        }
+        Effect::Moved {
+            id,
+            written_at,
+            copied,
+        } => {
+            let shard = super::types::batchlog_shard(written_at, p.shard_count);
+            sim.mark("failed entry kept for a later replay");
+            if copied {
+                sim.mark("entry moved to failed_replay");
+                sim.record(
+                    Some(node),
+                    BatchlogEvent::EntryMoved {
+                        id,
+                        written_at,
+                        shard,
+                        now_ms: p.now_ms,
+                    },
+                );
+            } else {
+                sim.record(
+                    Some(node),
+                    BatchlogEvent::EntryDeleted {
+                        id,
+                        written_at,
+                        stage: Stage::Initial,
+                        by: DeletedBy::Replay,
+                        now_ms: Some(p.now_ms),
+                        ts: None,
+                    },
+                );
+            }
+        }
+        Effect::Kept { .. } => sim.mark("failed entry kept for a later replay"),
+        Effect::RangeTombstone { shard, end } => {
+            sim.mark("range tombstone written");
+            sim.record(
+                Some(node),
+                BatchlogEvent::RangeTombstoneWritten {
+                    shard,
+                    end,
+                    now_ms: p.now_ms,
+                },
+            );
+            sim.metric_add("range_tombstones_written", 1);
+        }
+    }
+}
+
+/// Sends a batch's mutations at EACH_QUORUM, skipping those of dropped tables. `Ok(skipped)` on
+/// success.
+async fn send_batch(
+    c: &Cluster,
+    node: NodeId,
+    data: &Payload,
+    inj: &Injections,
+) -> Result<usize, String> {
+    let sim = c.sim();
+    let live: Vec<_> = data
+        .mutations
+        .iter()
+        .filter(|m| !c.is_dropped(m.table))
+        .copied()
+        .collect();
+    let dropped = data.mutations.len() - live.len();
+    if live.is_empty() {
+        return Ok(dropped);
+    }
+    if inj
+        .fail(sim, node, "storage_proxy_fail_replay_batch")
+        .is_err()
+    {
+        return Err("injected: storage_proxy_fail_replay_batch".into());
+    }
+    let timeout = Duration::from_millis(c.cfg().replay_write_timeout_ms);
+    let results = futures::future::join_all(
+        live.iter()
+            .map(|m| write_to_replicas(c, node, data.id, *m, c.quorum(), timeout, true)),
+    )
+    .await;
+    let errors: Vec<String> = results.into_iter().filter_map(|r| r.err()).collect();
+    if errors.is_empty() {
+        Ok(dropped)
+    } else {
+        Err(errors.join("; "))
+    }
+}
+
+/// The v1→v2 migration, once per incarnation before the first v2 replay (SPEC §5.8); a failure
+/// (injection `batchlog_manager_fail_migration`, or a failed sync) is retried on the next
+/// replay. Returns whether it is done.
+async fn migrate(c: &Cluster, st: &Rc<NodeState>) -> bool {
+    let sim = c.sim().clone();
+    let node = st.node;
+    if Injections::of(&sim)
+        .fail(&sim, node, "batchlog_manager_fail_migration")
+        .is_err()
+    {
+        sim.mark("batchlog_manager_fail_migration");
+        return false;
+    }
+    let (muts, migrated) = {
+        let t = st.table.borrow();
+        let mut ts = || st.new_ts(&sim);
+        replay::migrate_v1(&t, c.cfg().shard_count, &mut ts)
+    };
+    if !muts.is_empty() && c.apply_batchlog(st, muts).await.is_err() {
+        return false;
+    }
+    for m in migrated {
+        sim.mark("v1 entry migrated to failed_replay");
+        sim.record(
+            Some(node),
+            BatchlogEvent::EntryMigrated {
+                id: m.id,
+                written_at: m.written_at,
+                shard: m.shard,
+            },
+        );
+    }
+    st.migrated.set(true);
+    true
+}

@@ -1,0 +1,717 @@
+//! The async shell of a Raft node on the harness: it moves the pure [`Core`]'s messages over
+//! `sim.net()`, drives its clock with `sim::time::sleep`, persists its state on `sim.disk(node)`
+//! and applies committed entries to the application state machine.
+//!
+//! Promises kept here (the core keeps the protocol's):
+//! - Durability before acknowledgement: every core mutation is written to the disk buffer at
+//!   once, and nothing leaves the node (a vote, an append acknowledgement, a candidate's vote
+//!   request) before a `sync()` that covers it has succeeded. The leader counts its own copy of
+//!   an entry only after it is synced.
+//! - Recovery: a restarted node reads term, vote, commit index and log from disk and rebuilds
+//!   the state machine by re-applying the committed entries from index 1.
+//! - Apply order: committed entries are applied in index order, each exactly once per
+//!   incarnation, and recorded as [`RaftEvent::Applied`].
+//!
+//! RPC verbs: `raft_append_entries`, `raft_heartbeat`, `raft_request_vote` (core to core),
+//! `raft_forward_proposal` (a follower's `propose`), `raft_read_index` (a follower's
+//! `read_barrier`).
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::marker::PhantomData;
+use std::rc::Rc;
+
+use futures::channel::oneshot;
+use futures::future::LocalBoxFuture;
+use sim::sync::Notify;
+use sim::time::{sleep, timeout, Duration};
+use sim::{Disk, NodeCtx, NodeId, RpcError, Sim, SimInstant, Verb};
+
+use super::core::{
+    AppendReq, AppendResp, Core, CoreConfig, CoreError, CoreEvent, HardState, HeartbeatReq,
+    HeartbeatResp, Message, Request, Response, VoteReq, VoteResp,
+};
+use super::events::{command_hash, RaftEvent};
+use super::log::Entry;
+use super::{RaftConfig, RaftError, StateMachine, MUTANT_COMMIT_WITHOUT_MAJORITY};
+
+const KEY_HARD_STATE: &str = "raft/hard_state";
+const KEY_LOG_PREFIX: &str = "raft/log/";
+
+fn log_key(index: u64) -> String {
+    format!("{KEY_LOG_PREFIX}{index:020}")
+}
+
+// ----- verbs -------------------------------------------------------------------------------
+
+/// AppendEntries between cores.
+pub struct AppendEntriesVerb<C>(PhantomData<C>);
+impl<C: Debug + 'static> Verb for AppendEntriesVerb<C> {
+    const NAME: &'static str = "raft_append_entries";
+    type Req = AppendReq<C>;
+    type Resp = AppendResp;
+}
+
+/// Heartbeats between cores.
+pub struct HeartbeatVerb;
+impl Verb for HeartbeatVerb {
+    const NAME: &'static str = "raft_heartbeat";
+    type Req = HeartbeatReq;
+    type Resp = HeartbeatResp;
+}
+
+/// RequestVote (and pre-vote) between cores.
+pub struct RequestVoteVerb;
+impl Verb for RequestVoteVerb {
+    const NAME: &'static str = "raft_request_vote";
+    type Req = VoteReq;
+    type Resp = VoteResp;
+}
+
+/// Answer of the leader to a forwarded proposal.
+#[derive(Clone, Debug)]
+pub enum ForwardResp {
+    /// Appended to the leader's log at (index, term).
+    Appended {
+        /// Index of the new entry.
+        index: u64,
+        /// Term of the new entry.
+        term: u64,
+    },
+    /// The callee is not the leader (nothing appended).
+    NotLeader,
+}
+
+/// A follower forwards a proposal to the leader.
+pub struct ForwardProposalVerb<C>(PhantomData<C>);
+impl<C: Debug + 'static> Verb for ForwardProposalVerb<C> {
+    const NAME: &'static str = "raft_forward_proposal";
+    type Req = C;
+    type Resp = ForwardResp;
+}
+
+/// Answer of the leader to a read-index request.
+#[derive(Clone, Debug)]
+pub enum ReadIndexResp {
+    /// Wait until the local applied index reaches this.
+    Index(u64),
+    /// The callee is not (or no longer) the leader.
+    NotLeader,
+}
+
+/// A follower asks the leader for a read index.
+pub struct ReadIndexVerb;
+impl Verb for ReadIndexVerb {
+    const NAME: &'static str = "raft_read_index";
+    type Req = ();
+    type Resp = ReadIndexResp;
+}
+
+/// Every verb name of the Raft group (for fault models).
+pub const VERBS: &[&str] = &[
+    "raft_append_entries",
+    "raft_heartbeat",
+    "raft_request_vote",
+    "raft_forward_proposal",
+    "raft_read_index",
+];
+
+// ----- the handle --------------------------------------------------------------------------
+
+#[derive(Default)]
+struct Io {
+    /// Bumped at every buffered write.
+    written_seq: u64,
+    /// Highest `written_seq` covered by a successful sync.
+    synced_seq: u64,
+    /// Last log index stored on disk (buffered included).
+    disk_last: u64,
+    /// Log end (index, term) at the last buffered write.
+    mark: (u64, u64),
+}
+
+type ProposalWaiter = (u64, oneshot::Sender<Result<u64, RaftError>>);
+
+struct Inner<S: StateMachine> {
+    sim: Sim,
+    node: NodeId,
+    incarnation: u32,
+    cfg: RaftConfig,
+    disk: Disk,
+    core: RefCell<Core<S::Command>>,
+    sm: RefCell<S>,
+    applied: Cell<u64>,
+    io: RefCell<Io>,
+    /// Wakes the driver: the core may have something ready.
+    wake: Notify,
+    /// Fires on every apply and every leadership / term change.
+    changed: Notify,
+    last_seen: Cell<(u64, bool, Option<NodeId>)>,
+    waiters: RefCell<BTreeMap<u64, Vec<ProposalWaiter>>>,
+    reads: RefCell<BTreeMap<u64, oneshot::Sender<Result<u64, CoreError>>>>,
+    next_read_id: Cell<u64>,
+}
+
+/// Handle to the Raft group member on one node incarnation. Cheap to clone.
+///
+/// Typical boot code (see `scenarios/src/catalog/raft.rs`):
+///
+/// ```text
+/// sim.add_node(move |ctx| async move {
+///     let raft = Raft::start(&ctx, members, MySm::default(), RaftConfig::default());
+///     registry.borrow_mut().insert(ctx.node, raft.clone());   // for leader probes, clients
+///     std::future::pending::<()>().await
+/// }.boxed_local());
+/// ```
+///
+/// Client calls (`propose`, `read_barrier`) should run on the node itself
+/// (`sim.spawn_on(node, ..)`), so they die with it.
+pub struct Raft<S: StateMachine> {
+    inner: Rc<Inner<S>>,
+}
+
+impl<S: StateMachine> Clone for Raft<S> {
+    fn clone(&self) -> Self {
+        Raft {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<S: StateMachine> Raft<S> {
+    /// Starts the member on `ctx.node`: recovers term, vote, commit and log from its disk,
+    /// registers the RPC handlers and spawns the tick and driver tasks (they die with the node).
+    /// Committed entries are re-applied to `sm` from index 1.
+    ///
+    /// Call it from inside the node's boot future (`async move { Raft::start(&ctx, ..); .. }`),
+    /// not synchronously in the boot closure: on a node's first boot the closure runs before
+    /// the node is registered, and spawning its tasks would fail.
+    pub fn start(ctx: &NodeCtx, members: Vec<NodeId>, sm: S, cfg: RaftConfig) -> Self {
+        assert!(
+            members.contains(&ctx.node),
+            "{} is not a member of its Raft group",
+            ctx.node
+        );
+        assert!(cfg.tick_ms >= 1 && cfg.heartbeat_ms >= cfg.tick_ms);
+        assert!(cfg.election_timeout_ms_min <= cfg.election_timeout_ms_max);
+        assert!(
+            cfg.heartbeat_ms < cfg.election_timeout_ms_min,
+            "heartbeats must beat elections"
+        );
+        let sim = ctx.sim.clone();
+        let node = ctx.node;
+        let disk = sim.disk(node);
+        let hs: HardState = disk.get(KEY_HARD_STATE).unwrap_or_default();
+        let entries: Vec<Entry<S::Command>> = disk
+            .scan::<Entry<S::Command>>(KEY_LOG_PREFIX)
+            .into_iter()
+            .map(|(_, e)| e)
+            .collect();
+        let disk_last = entries.len() as u64;
+        let mark = entries.last().map_or((0, 0), |e| (e.index, e.term));
+        let ticks = |ms: u64| ms.div_ceil(cfg.tick_ms).max(1);
+        let core_cfg = CoreConfig {
+            id: node,
+            members,
+            election_ticks_min: ticks(cfg.election_timeout_ms_min),
+            election_ticks_max: ticks(cfg.election_timeout_ms_max),
+            heartbeat_ticks: ticks(cfg.heartbeat_ms),
+            max_entries_per_append: cfg.max_entries_per_append,
+            pre_vote: cfg.pre_vote,
+            check_quorum: cfg.check_quorum,
+            commit_without_majority: sim.mutant(MUTANT_COMMIT_WITHOUT_MAJORITY),
+        };
+        let rng = Box::new(sim.rng(&format!("raft/{node}/{}", ctx.incarnation)));
+        let core = Core::new(core_cfg, hs, entries, rng);
+        let inner = Rc::new(Inner {
+            sim: sim.clone(),
+            node,
+            incarnation: ctx.incarnation,
+            cfg,
+            disk,
+            last_seen: Cell::new((core.term(), false, None)),
+            core: RefCell::new(core),
+            sm: RefCell::new(sm),
+            applied: Cell::new(0),
+            io: RefCell::new(Io {
+                written_seq: 0,
+                synced_seq: 0,
+                disk_last,
+                mark,
+            }),
+            wake: Notify::new(),
+            changed: Notify::new(),
+            waiters: RefCell::new(BTreeMap::new()),
+            reads: RefCell::new(BTreeMap::new()),
+            next_read_id: Cell::new(1),
+        });
+        inner.serve();
+        let i = inner.clone();
+        sim.spawn_on(node, async move { i.drive().await });
+        let i = inner.clone();
+        sim.spawn_on(node, async move { i.tick_loop().await });
+        Raft { inner }
+    }
+
+    /// Proposes `cmd` from any node (forwarded to the leader). Resolves once the entry is
+    /// committed and applied on this node, with its index. `Timeout` is an unknown outcome;
+    /// `NotLeader`, `Unavailable` and `Dropped` mean it was not (and will not be) committed.
+    pub async fn propose(&self, cmd: S::Command) -> Result<u64, RaftError> {
+        let me = &self.inner;
+        let deadline = me.deadline();
+        loop {
+            let local = me.with_core(|c| c.propose(cmd.clone()));
+            if let Ok((index, term)) = local {
+                return me.wait_applied(index, term, deadline).await;
+            }
+            if let Some(leader) = self.leader().filter(|&l| l != me.node) {
+                let res = me
+                    .sim
+                    .net()
+                    .call::<ForwardProposalVerb<S::Command>>(
+                        me.node,
+                        leader,
+                        cmd.clone(),
+                        me.rpc_timeout(),
+                    )
+                    .await;
+                match res {
+                    Ok(ForwardResp::Appended { index, term }) => {
+                        return me.wait_applied(index, term, deadline).await;
+                    }
+                    // Definitely not appended: try again.
+                    Ok(ForwardResp::NotLeader) | Err(RpcError::NoHandler) => {}
+                    // The leader may have appended it: the outcome is unknown.
+                    Err(_) => return Err(RaftError::Timeout),
+                }
+            }
+            if !me.wait_for_change(deadline).await {
+                return Err(RaftError::Unavailable);
+            }
+        }
+    }
+
+    /// Proposes `cmd` only if this node is the leader of exactly `term` (the topology
+    /// coordinator is bound to its term). Resolves like [`Raft::propose`].
+    pub async fn propose_in_term(&self, term: u64, cmd: S::Command) -> Result<u64, RaftError> {
+        let me = &self.inner;
+        let deadline = me.deadline();
+        match me.with_core(|c| c.propose_in_term(term, cmd)) {
+            Ok((index, t)) => {
+                assert_eq!(t, term);
+                me.wait_applied(index, t, deadline).await
+            }
+            Err(_) => Err(RaftError::TermChanged),
+        }
+    }
+
+    /// Read barrier: resolves once this node has applied at least the leader's commit index as
+    /// of the call (read index through the leader). `Timeout` if that takes too long.
+    pub async fn read_barrier(&self) -> Result<(), RaftError> {
+        let me = &self.inner;
+        let deadline = me.deadline();
+        loop {
+            let index = match self.leader() {
+                Some(l) if l == me.node => me.local_read_index().await,
+                Some(l) => {
+                    match me
+                        .sim
+                        .net()
+                        .call::<ReadIndexVerb>(me.node, l, (), me.rpc_timeout())
+                        .await
+                    {
+                        Ok(ReadIndexResp::Index(i)) => Some(i),
+                        _ => None,
+                    }
+                }
+                None => None,
+            };
+            if let Some(index) = index {
+                return me.wait_applied_index(index, deadline).await;
+            }
+            if !me.wait_for_change(deadline).await {
+                return Err(RaftError::Timeout);
+            }
+        }
+    }
+
+    /// Runs `f` on this node's copy of the state machine.
+    pub fn with_state<R>(&self, f: impl FnOnce(&S) -> R) -> R {
+        f(&self.inner.sm.borrow())
+    }
+
+    /// Highest index applied on this node (incarnation).
+    pub fn applied_index(&self) -> u64 {
+        self.inner.applied.get()
+    }
+
+    /// Resolves on the next apply or leadership / term change on this node.
+    pub async fn changed(&self) {
+        self.inner.changed.notified().await
+    }
+
+    /// Is this node the leader?
+    pub fn is_leader(&self) -> bool {
+        self.inner.core.borrow().is_leader()
+    }
+
+    /// Current term of this node.
+    pub fn term(&self) -> u64 {
+        self.inner.core.borrow().term()
+    }
+
+    /// The leader this node follows (itself if leader), if known.
+    pub fn leader(&self) -> Option<NodeId> {
+        self.inner.core.borrow().leader()
+    }
+
+    /// This node.
+    pub fn node(&self) -> NodeId {
+        self.inner.node
+    }
+
+    /// This node's commit index.
+    pub fn commit_index(&self) -> u64 {
+        self.inner.core.borrow().commit()
+    }
+}
+
+impl<S: StateMachine> Inner<S> {
+    fn rpc_timeout(&self) -> Duration {
+        Duration::from_millis(self.cfg.rpc_timeout_ms)
+    }
+
+    fn deadline(&self) -> SimInstant {
+        SimInstant(self.sim.now().0 + self.cfg.op_timeout_ms * 1_000_000)
+    }
+
+    fn remaining(&self, deadline: SimInstant) -> Option<Duration> {
+        let now = self.sim.now();
+        (deadline > now).then(|| Duration::from_nanos(deadline.0 - now.0))
+    }
+
+    /// Waits for a change (or a heartbeat interval), false once past `deadline`.
+    async fn wait_for_change(&self, deadline: SimInstant) -> bool {
+        let Some(left) = self.remaining(deadline) else {
+            return false;
+        };
+        let step = left.min(Duration::from_millis(self.cfg.heartbeat_ms));
+        let _ = timeout(step, self.changed.notified()).await;
+        self.remaining(deadline).is_some()
+    }
+
+    /// Mutates the core, then writes what it must persist to the disk buffer, notes
+    /// leadership changes and wakes the driver.
+    fn with_core<R>(&self, f: impl FnOnce(&mut Core<S::Command>) -> R) -> R {
+        let r = f(&mut self.core.borrow_mut());
+        self.write_persist();
+        let seen = {
+            let c = self.core.borrow();
+            (c.term(), c.is_leader(), c.leader())
+        };
+        if seen != self.last_seen.get() {
+            self.last_seen.set(seen);
+            self.changed.notify();
+        }
+        self.wake.notify();
+        r
+    }
+
+    fn write_persist(&self) {
+        let mut core = self.core.borrow_mut();
+        let p = core.take_persist();
+        if p.hard_state.is_none() && p.log.is_none() {
+            return;
+        }
+        let mut io = self.io.borrow_mut();
+        io.written_seq += 1;
+        if let Some(hs) = p.hard_state {
+            self.disk.put(KEY_HARD_STATE, hs);
+        }
+        if let Some(u) = p.log {
+            for e in u.entries {
+                self.disk.put(&log_key(e.index), e);
+            }
+            for i in u.last_index + 1..=io.disk_last {
+                self.disk.delete(&log_key(i));
+            }
+            io.disk_last = u.last_index;
+        }
+        io.mark = (core.log().last_index(), core.log().last_term());
+    }
+
+    /// Makes every buffered write so far durable (no-op if already synced), then tells the
+    /// core how far its log is durable.
+    async fn sync(&self) -> Result<(), sim::DiskError> {
+        let (seq, mark) = {
+            let io = self.io.borrow();
+            (io.written_seq, io.mark)
+        };
+        if self.io.borrow().synced_seq >= seq {
+            return Ok(());
+        }
+        self.disk.sync().await?;
+        {
+            let mut io = self.io.borrow_mut();
+            io.synced_seq = io.synced_seq.max(seq);
+        }
+        self.with_core(|c| c.persisted(mark.0, mark.1));
+        Ok(())
+    }
+
+    /// Like [`Inner::sync`], retrying failed syncs (I/O errors) until one succeeds.
+    async fn sync_retry(&self) {
+        while self.sync().await.is_err() {
+            sleep(Duration::from_millis(self.cfg.tick_ms)).await;
+        }
+    }
+
+    async fn tick_loop(self: Rc<Self>) {
+        loop {
+            sleep(Duration::from_millis(self.cfg.tick_ms)).await;
+            self.with_core(|c| c.tick());
+        }
+    }
+
+    /// The driver: records events, applies committed entries, answers reads, and sends the
+    /// core's messages once everything they depend on is synced.
+    async fn drive(self: Rc<Self>) {
+        loop {
+            let woken = self.wake.notified();
+            let rd = self.core.borrow_mut().take_ready();
+            if rd.is_empty() {
+                woken.await;
+                continue;
+            }
+            for ev in rd.events {
+                self.record_core_event(ev);
+            }
+            for e in rd.committed {
+                self.apply(e);
+            }
+            for (id, res) in rd.reads {
+                if let Some(tx) = self.reads.borrow_mut().remove(&id) {
+                    let _ = tx.send(res);
+                }
+            }
+            if !rd.messages.is_empty() {
+                self.sync_retry().await;
+                for m in rd.messages {
+                    self.send(m);
+                }
+            }
+        }
+    }
+
+    fn record_core_event(&self, ev: CoreEvent<S::Command>) {
+        match ev {
+            CoreEvent::BecameLeader { term } => {
+                self.sim
+                    .record(Some(self.node), RaftEvent::BecameLeader { t: term });
+            }
+            CoreEvent::Mark(name) => self.sim.mark(name),
+            CoreEvent::Committed { entries } => {
+                for e in entries {
+                    let h = command_hash(e.cmd.as_ref());
+                    let ev = RaftEvent::Committed {
+                        i: e.index,
+                        t: e.term,
+                        h,
+                    };
+                    self.sim.record(Some(self.node), ev);
+                }
+            }
+        }
+    }
+
+    fn apply(&self, e: Entry<S::Command>) {
+        assert_eq!(
+            e.index,
+            self.applied.get() + 1,
+            "apply out of order on {}",
+            self.node
+        );
+        let ev = RaftEvent::Applied {
+            inc: self.incarnation,
+            i: e.index,
+            t: e.term,
+            h: command_hash(e.cmd.as_ref()),
+        };
+        self.sim.record(Some(self.node), ev);
+        if let Some(cmd) = &e.cmd {
+            self.sm.borrow_mut().apply(e.index, cmd);
+        }
+        self.applied.set(e.index);
+        if let Some(ws) = self.waiters.borrow_mut().remove(&e.index) {
+            for (term, tx) in ws {
+                let res = if term == e.term {
+                    Ok(e.index)
+                } else {
+                    Err(RaftError::Dropped)
+                };
+                let _ = tx.send(res);
+            }
+        }
+        self.changed.notify();
+    }
+
+    fn send(self: &Rc<Self>, m: Message<S::Command>) {
+        let me = self.clone();
+        let net = self.sim.net();
+        let (from, to, sent_term, rpc_timeout) = (self.node, m.to, m.sent_term, self.rpc_timeout());
+        self.sim.spawn_on(self.node, async move {
+            match m.req {
+                Request::Append(r) => {
+                    match net
+                        .call::<AppendEntriesVerb<S::Command>>(from, to, r, rpc_timeout)
+                        .await
+                    {
+                        Ok(a) => {
+                            me.with_core(|c| c.step_response(to, sent_term, Response::Append(a)))
+                        }
+                        Err(_) => me.with_core(|c| c.append_failed(to, sent_term)),
+                    }
+                }
+                Request::Heartbeat(r) => {
+                    if let Ok(h) = net.call::<HeartbeatVerb>(from, to, r, rpc_timeout).await {
+                        me.with_core(|c| c.step_response(to, sent_term, Response::Heartbeat(h)));
+                    }
+                }
+                Request::Vote(r) => {
+                    if let Ok(v) = net.call::<RequestVoteVerb>(from, to, r, rpc_timeout).await {
+                        me.with_core(|c| c.step_response(to, sent_term, Response::Vote(v)));
+                    }
+                }
+            }
+        });
+    }
+
+    /// Steps a request from a peer, then syncs before the response may leave.
+    async fn handle(&self, from: NodeId, req: Request<S::Command>) -> Response {
+        let resp = self.with_core(|c| c.step_request(from, req));
+        self.sync_retry().await;
+        // The term may have moved on while we synced: never acknowledge a log we dropped.
+        self.core.borrow().revalidate(resp)
+    }
+
+    fn serve(self: &Rc<Self>) {
+        let net = self.sim.net();
+        let me = self.clone();
+        net.serve::<AppendEntriesVerb<S::Command>>(self.node, move |from, req| {
+            let me = me.clone();
+            Box::pin(async move {
+                match me.handle(from, Request::Append(req)).await {
+                    Response::Append(a) => Ok(a),
+                    r => unreachable!("append answered with {r:?}"),
+                }
+            }) as LocalBoxFuture<'static, _>
+        });
+        let me = self.clone();
+        net.serve::<HeartbeatVerb>(self.node, move |from, req| {
+            let me = me.clone();
+            Box::pin(async move {
+                match me.handle(from, Request::Heartbeat(req)).await {
+                    Response::Heartbeat(h) => Ok(h),
+                    r => unreachable!("heartbeat answered with {r:?}"),
+                }
+            }) as LocalBoxFuture<'static, _>
+        });
+        let me = self.clone();
+        net.serve::<RequestVoteVerb>(self.node, move |from, req| {
+            let me = me.clone();
+            Box::pin(async move {
+                match me.handle(from, Request::Vote(req)).await {
+                    Response::Vote(v) => Ok(v),
+                    r => unreachable!("vote answered with {r:?}"),
+                }
+            }) as LocalBoxFuture<'static, _>
+        });
+        let me = self.clone();
+        net.serve::<ForwardProposalVerb<S::Command>>(self.node, move |_from, cmd| {
+            let res = me.with_core(|c| c.propose(cmd));
+            Box::pin(async move {
+                Ok(match res {
+                    Ok((index, term)) => ForwardResp::Appended { index, term },
+                    Err(_) => ForwardResp::NotLeader,
+                })
+            }) as LocalBoxFuture<'static, _>
+        });
+        let me = self.clone();
+        net.serve::<ReadIndexVerb>(self.node, move |_from, ()| {
+            let me = me.clone();
+            Box::pin(async move {
+                Ok(match me.local_read_index().await {
+                    Some(i) => ReadIndexResp::Index(i),
+                    None => ReadIndexResp::NotLeader,
+                })
+            }) as LocalBoxFuture<'static, _>
+        });
+    }
+
+    /// As leader: the read index (commit index at the call, confirmed by a majority).
+    async fn local_read_index(&self) -> Option<u64> {
+        let id = self.next_read_id.get();
+        self.next_read_id.set(id + 1);
+        let (tx, rx) = oneshot::channel();
+        self.reads.borrow_mut().insert(id, tx);
+        if self.with_core(|c| c.read_index(id)).is_err() {
+            self.reads.borrow_mut().remove(&id);
+            return None;
+        }
+        let res = timeout(self.rpc_timeout(), rx).await;
+        self.reads.borrow_mut().remove(&id);
+        match res {
+            Ok(Ok(Ok(i))) => Some(i),
+            _ => None,
+        }
+    }
+
+    /// Waits until entry `index` is applied here: `Ok` if it is the entry of `term` we
+    /// proposed, `Dropped` if another entry took its place.
+    async fn wait_applied(
+        &self,
+        index: u64,
+        term: u64,
+        deadline: SimInstant,
+    ) -> Result<u64, RaftError> {
+        if self.applied.get() >= index {
+            // (Only the commit mutant can have truncated an applied entry.)
+            let t = self.core.borrow().log().term(index);
+            return if t == Some(term) {
+                Ok(index)
+            } else {
+                Err(RaftError::Dropped)
+            };
+        }
+        let (tx, rx) = oneshot::channel();
+        self.waiters
+            .borrow_mut()
+            .entry(index)
+            .or_default()
+            .push((term, tx));
+        let Some(left) = self.remaining(deadline) else {
+            return Err(RaftError::Timeout);
+        };
+        match timeout(left, rx).await {
+            Ok(Ok(res)) => res,
+            _ => Err(RaftError::Timeout),
+        }
+    }
+
+    /// Waits until the applied index reaches `index`.
+    async fn wait_applied_index(&self, index: u64, deadline: SimInstant) -> Result<(), RaftError> {
+        loop {
+            let changed = self.changed.notified();
+            if self.applied.get() >= index {
+                return Ok(());
+            }
+            let Some(left) = self.remaining(deadline) else {
+                return Err(RaftError::Timeout);
+            };
+            if timeout(left, changed).await.is_err() {
+                return Err(RaftError::Timeout);
+            }
+        }
+    }
+}

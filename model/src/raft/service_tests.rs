@@ -1,0 +1,213 @@
+//! Tests of the async shell inside a seeded madsim run: replication from any node, leader
+//! crash and re-election, restart and recovery from disk, read barriers, determinism.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use sim::time::{sleep, Duration};
+use sim::{NetConfig, NodeId, Sim};
+
+use super::{Raft, RaftConfig, RaftError, RaftEvent, StateMachine};
+
+#[derive(Default)]
+struct ListSm {
+    items: Vec<(u64, u32)>,
+}
+
+impl StateMachine for ListSm {
+    type Command = u32;
+    fn apply(&mut self, index: u64, cmd: &u32) {
+        self.items.push((index, *cmd));
+    }
+}
+
+type Registry = Rc<RefCell<BTreeMap<NodeId, Raft<ListSm>>>>;
+
+fn boot_cluster(sim: &Sim, size: u32) -> Registry {
+    let reg: Registry = Rc::default();
+    let members: Vec<NodeId> = (1..=size).map(NodeId).collect();
+    for _ in 0..size {
+        let reg = reg.clone();
+        let members = members.clone();
+        sim.add_node(move |ctx| {
+            let reg = reg.clone();
+            let members = members.clone();
+            Box::pin(async move {
+                let r = Raft::start(&ctx, members, ListSm::default(), RaftConfig::default());
+                reg.borrow_mut().insert(ctx.node, r);
+                std::future::pending::<()>().await
+            })
+        });
+    }
+    reg
+}
+
+fn leader(sim: &Sim, reg: &Registry) -> Option<NodeId> {
+    reg.borrow()
+        .iter()
+        .filter(|(n, r)| sim.is_up(**n) && r.is_leader())
+        .max_by_key(|(_, r)| r.term())
+        .map(|(n, _)| *n)
+}
+
+async fn wait_leader(sim: &Sim, reg: &Registry) -> NodeId {
+    for _ in 0..200 {
+        if let Some(l) = leader(sim, reg) {
+            return l;
+        }
+        sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no leader");
+}
+
+fn handle(reg: &Registry, n: NodeId) -> Raft<ListSm> {
+    reg.borrow()[&n].clone()
+}
+
+/// Proposes from `from` on that node (so the call dies with it).
+async fn propose_on(sim: &Sim, reg: &Registry, from: NodeId, cmd: u32) -> Result<u64, RaftError> {
+    let (tx, rx) = futures::channel::oneshot::channel();
+    let r = handle(reg, from);
+    sim.spawn_on(from, async move {
+        let _ = tx.send(r.propose(cmd).await);
+    });
+    rx.await.unwrap_or(Err(RaftError::Timeout))
+}
+
+fn scenario(seed: u64) -> (String, Vec<Vec<(u64, u32)>>) {
+    let out = sim::runtime::run_seed(seed, |history| async move {
+        let sim = Sim::new(seed, &[], NetConfig::default(), history);
+        let reg = boot_cluster(&sim, 3);
+        let l = wait_leader(&sim, &reg).await;
+        // Propose from every node.
+        for k in 0..6u32 {
+            let from = NodeId(k % 3 + 1);
+            let idx = propose_on(&sim, &reg, from, k)
+                .await
+                .expect("proposal commits");
+            assert!(idx >= 2);
+        }
+        // Crash the leader: a new one is elected and proposals continue.
+        sim.crash(l);
+        let l2 = wait_leader(&sim, &reg).await;
+        assert_ne!(l2, l);
+        let other = (1..=3).map(NodeId).find(|&n| n != l && n != l2).unwrap();
+        propose_on(&sim, &reg, other, 100)
+            .await
+            .expect("commits without the old leader");
+        // Restart: the node recovers from disk and catches up.
+        sim.restart(l);
+        sleep(Duration::from_millis(50)).await;
+        propose_on(&sim, &reg, l, 101)
+            .await
+            .expect("restarted node proposes");
+        let r = handle(&reg, l);
+        let (tx, rx) = futures::channel::oneshot::channel();
+        let r2 = r.clone();
+        sim.spawn_on(l, async move {
+            let _ = tx.send(r2.read_barrier().await);
+        });
+        rx.await.unwrap().expect("read barrier");
+        sleep(Duration::from_millis(500)).await;
+        let states: Vec<Vec<(u64, u32)>> = (1..=3)
+            .map(|n| handle(&reg, NodeId(n)).with_state(|s| s.items.clone()))
+            .collect();
+        states
+    });
+    let states = out.result.expect("run");
+    (out.history.digest(), states)
+}
+
+#[test]
+fn replicates_survives_leader_crash_and_recovers() {
+    for seed in [1, 2, 3] {
+        let (_, states) = scenario(seed);
+        assert_eq!(
+            states[0].len(),
+            8,
+            "6 + 2 proposals applied: {:?}",
+            states[0]
+        );
+        assert!(
+            states.iter().all(|s| s == &states[0]),
+            "all nodes applied the same"
+        );
+    }
+}
+
+#[test]
+fn same_seed_same_digest() {
+    let (a, _) = scenario(5);
+    let (b, _) = scenario(5);
+    assert_eq!(a, b);
+}
+
+#[test]
+fn restarted_node_reapplies_from_index_one() {
+    let out = sim::runtime::run_seed(9, |history| async move {
+        let sim = Sim::new(9, &[], NetConfig::default(), history);
+        let reg = boot_cluster(&sim, 3);
+        let l = wait_leader(&sim, &reg).await;
+        propose_on(&sim, &reg, l, 7).await.unwrap();
+        let f = (1..=3).map(NodeId).find(|&n| n != l).unwrap();
+        sleep(Duration::from_millis(200)).await;
+        sim.crash(f);
+        sim.restart(f);
+        sleep(Duration::from_millis(1000)).await;
+        (f, handle(&reg, f).with_state(|s| s.items.clone()))
+    });
+    let (f, items) = out.result.unwrap();
+    assert_eq!(items, vec![(2, 7)]);
+    let entries = out.history.entries();
+    let applied: Vec<(u32, u64)> = entries
+        .iter()
+        .filter(|e| e.node == Some(f))
+        .filter_map(|e| match e.proto::<RaftEvent>() {
+            Some(RaftEvent::Applied { inc, i, .. }) => Some((*inc, *i)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(applied, vec![(0, 1), (0, 2), (1, 1), (1, 2)]);
+}
+
+#[test]
+fn propose_in_term_is_bound_to_the_term() {
+    let out = sim::runtime::run_seed(4, |history| async move {
+        let sim = Sim::new(4, &[], NetConfig::default(), history);
+        let reg = boot_cluster(&sim, 3);
+        let l = wait_leader(&sim, &reg).await;
+        let r = handle(&reg, l);
+        let term = r.term();
+        let follower = handle(&reg, (1..=3).map(NodeId).find(|&n| n != l).unwrap());
+        let (tx, rx) = futures::channel::oneshot::channel();
+        let (r2, f2) = (r.clone(), follower.clone());
+        sim.spawn_on(l, async move {
+            let wrong = r2.propose_in_term(term + 1, 1).await;
+            let right = r2.propose_in_term(term, 2).await;
+            let _ = tx.send((wrong, right));
+        });
+        let (wrong, right) = rx.await.unwrap();
+        let (tx, rx) = futures::channel::oneshot::channel();
+        sim.spawn_on(follower.node(), async move {
+            let _ = tx.send(f2.propose_in_term(term, 3).await);
+        });
+        let on_follower = rx.await.unwrap();
+        // `changed` fires when the leader crashes and another takes over.
+        let (tx, rx) = futures::channel::oneshot::channel();
+        let f3 = follower.clone();
+        sim.spawn_on(follower.node(), async move {
+            while f3.leader() == Some(l) {
+                f3.changed().await;
+            }
+            let _ = tx.send(());
+        });
+        sim.crash(l);
+        rx.await.unwrap();
+        (wrong, right, on_follower)
+    });
+    let (wrong, right, on_follower) = out.result.unwrap();
+    assert_eq!(wrong, Err(RaftError::TermChanged));
+    assert!(right.is_ok(), "{right:?}");
+    assert_eq!(on_follower, Err(RaftError::TermChanged));
+}

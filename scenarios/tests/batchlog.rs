@@ -1,0 +1,369 @@
+//! The batchlog area: storage-model unit tests in the shape of the boost test (SPEC §5.13),
+//! every scenario passing a fixed seed range unmutated (under both layouts), each mutant caught
+//! within 50 seeds, determinism, and the v1/v2 comparison.
+
+use model::batchlog::replay::{self, PassParams, ReplayMutants, SendOutcome};
+use model::batchlog::table::{Mutation, Table, TableConfig};
+use model::batchlog::types::*;
+use scenarios::catalog::batchlog_compare::{compare, render};
+use scenarios::runner::{find, resolve, run};
+use scenarios::Verdict;
+use std::rc::Rc;
+
+fn run_seed(id: &str, seed: u64, mutants: &[&str], sets: &[(&str, &str)]) -> scenarios::RunReport {
+    let def = find(id).expect("scenario");
+    let mutants: Vec<String> = mutants.iter().map(|m| m.to_string()).collect();
+    let sets: Vec<(String, String)> = sets
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let cfg = resolve(&def, seed, &mutants, &sets).expect("resolve");
+    run(&def, &cfg).0
+}
+
+fn assert_passes(id: &str, seeds: std::ops::Range<u64>, sets: &[(&str, &str)]) {
+    for seed in seeds {
+        let r = run_seed(id, seed, &[], sets);
+        assert_eq!(
+            r.verdict,
+            Verdict::Pass,
+            "{id} seed {seed} {sets:?}: {:?} missing marks {:?} panic {:?}",
+            r.violations,
+            r.missing_marks,
+            r.panic
+        );
+    }
+}
+
+fn caught_within(id: &str, mutant: &str, seeds: u64) -> u64 {
+    for seed in 0..seeds {
+        let r = run_seed(id, seed, &[mutant], &[]);
+        if r.verdict == Verdict::Safety {
+            return seed;
+        }
+    }
+    panic!("{mutant} not caught by {id} within {seeds} seeds");
+}
+
+/// Writes batch `i` (written_at = i ms) into `t`; unless `fail_send`, the write path deletes it.
+fn write_batch(t: &mut Table, layout: Layout, i: u64, fail_send: bool, shards: u32) {
+    let id = BatchId(i);
+    let body = Rc::new(BatchBody {
+        id,
+        mutations: (0..i + 2)
+            .map(|k| WriteMutation {
+                table: TableId(0),
+                key: k,
+                value: i,
+                ts: 1,
+            })
+            .collect(),
+    });
+    let ck = ClusteringKey { written_at: i, id };
+    let pk = replay::entry_partition(layout, id, i, shards);
+    t.apply(Mutation::Insert {
+        pk,
+        ck,
+        ts: 10 * i + 100,
+        data: body,
+    });
+    if !fail_send {
+        t.apply(replay::delete_entry(layout, pk, ck, 10 * i + 101));
+    }
+}
+
+/// One manual replay (replay timeout 0, as in the boost test's setup); every send fails or
+/// every send succeeds. `clock` hands out increasing local timestamps across passes.
+fn replay_all(
+    t: &mut Table,
+    layout: Layout,
+    cleanup: bool,
+    fail: bool,
+    shards: u32,
+    clock: &mut u64,
+) {
+    let p = PassParams {
+        layout,
+        shard_count: shards,
+        now_ms: 1_000,
+        replay_timeout_ms: 0,
+        cleanup,
+    };
+    let ts = clock;
+    for unit in replay::units(layout, shards) {
+        let scan = replay::scan_unit(t, &p, unit, &|_| u64::MAX, ReplayMutants::default());
+        let o = vec![
+            if fail {
+                SendOutcome::Failed
+            } else {
+                SendOutcome::Replayed
+            };
+            scan.candidates.len()
+        ];
+        let mut next = || {
+            *ts += 1;
+            *ts
+        };
+        for m in replay::finish_unit(&scan, &o, &p, &mut next, ReplayMutants::default()).mutations {
+            t.apply(m);
+        }
+    }
+}
+
+fn live_in(t: &Table, stage: Stage) -> usize {
+    t.live_rows()
+        .iter()
+        .filter(|r| match r.pk {
+            PartitionKey::V1(_) => stage == Stage::Initial,
+            PartitionKey::V2 { stage: s, .. } => s == stage,
+        })
+        .count()
+}
+
+fn eight(layout: Layout, shards: u32) -> Table {
+    let mut t = Table::new(TableConfig::default());
+    for i in 0..8 {
+        write_batch(&mut t, layout, i, i % 2 == 1, shards);
+    }
+    t
+}
+
+#[test]
+fn storage_v1_replay_and_replay_fails() {
+    for fail in [false, true] {
+        let mut t = eight(Layout::V1, 1);
+        replay_all(&mut t, Layout::V1, true, fail, 1, &mut 10_000);
+        assert_eq!(live_in(&t, Stage::Initial), if fail { 4 } else { 0 });
+        let (_, cost) = t.scan_all();
+        assert!(cost.live + cost.dead >= 8, "eight partitions in total");
+    }
+}
+
+#[test]
+fn storage_v2_replay_with_and_without_cleanup() {
+    let shards = 256;
+    for fail in [false, true] {
+        let mut t = eight(Layout::V2, shards);
+        replay_all(&mut t, Layout::V2, true, fail, shards, &mut 10_000);
+        let rts: usize = (0..shards)
+            .map(|s| t.range_tombstone_count(&PartitionKey::v2(Stage::Initial, s)))
+            .sum();
+        let contributed: std::collections::BTreeSet<u32> =
+            (0..8).map(|i| batchlog_shard(i, shards)).collect();
+        assert_eq!(
+            rts,
+            contributed.len(),
+            "one range tombstone per contributing partition"
+        );
+        assert_eq!(live_in(&t, Stage::Initial), 0);
+        assert_eq!(live_in(&t, Stage::FailedReplay), if fail { 4 } else { 0 });
+        let frts: usize = (0..shards)
+            .map(|s| t.range_tombstone_count(&PartitionKey::v2(Stage::FailedReplay, s)))
+            .sum();
+        assert_eq!(frts, 0, "no range tombstones in failed_replay");
+
+        let mut t = eight(Layout::V2, shards);
+        replay_all(&mut t, Layout::V2, false, fail, shards, &mut 10_000);
+        let rts: usize = (0..shards)
+            .map(|s| t.range_tombstone_count(&PartitionKey::v2(Stage::Initial, s)))
+            .sum();
+        assert_eq!(rts, 0);
+        assert_eq!(live_in(&t, Stage::FailedReplay), 0);
+        assert_eq!(live_in(&t, Stage::Initial), if fail { 4 } else { 0 });
+    }
+}
+
+#[test]
+fn storage_v2_replay_stage() {
+    let shards = 256;
+    let mut t = Table::new(TableConfig::default());
+    let mut clock = 10_000;
+    for i in 0..8 {
+        write_batch(&mut t, Layout::V2, i, true, shards);
+    }
+    for _ in 0..3 {
+        replay_all(&mut t, Layout::V2, false, true, shards, &mut clock);
+    }
+    assert_eq!(live_in(&t, Stage::Initial), 8);
+    for _ in 0..3 {
+        replay_all(&mut t, Layout::V2, true, true, shards, &mut clock);
+    }
+    assert_eq!(live_in(&t, Stage::FailedReplay), 8);
+    assert_eq!(live_in(&t, Stage::Initial), 0);
+    replay_all(&mut t, Layout::V2, true, false, shards, &mut clock);
+    assert!(t.live_rows().is_empty());
+    assert!(
+        t.total_fragments() <= 256 * 2 + 16,
+        "at most 256x2 range-tombstone changes plus 16 rows remain"
+    );
+}
+
+const SCENARIOS: &[&str] = &[
+    "batchlog.coordinator_crash_before_apply",
+    "batchlog.coordinator_crash_before_delete",
+    "batchlog.replica_down_during_replay",
+    "batchlog.repair_flush",
+    "batchlog.v1_to_v2_migration",
+    "batchlog.swarm",
+];
+
+#[test]
+fn scenarios_pass_unmutated_v2() {
+    for id in SCENARIOS {
+        assert_passes(id, 0..20, &[]);
+    }
+}
+
+#[test]
+fn scenarios_pass_unmutated_v1() {
+    for id in SCENARIOS {
+        assert_passes(id, 0..10, &[("batchlog.layout", "v1")]);
+    }
+}
+
+/// The #23358 workload is long (25 s simulated): a few seeds under each layout.
+#[test]
+fn steady_cleanup_passes_under_both_layouts() {
+    assert_passes("batchlog.steady_cleanup", 0..3, &[]);
+    assert_passes(
+        "batchlog.steady_cleanup",
+        0..2,
+        &[("batchlog.layout", "v1")],
+    );
+    // v1's replay scans grow with the batches written; v2's stay far below.
+    let v1 = run_seed(
+        "batchlog.steady_cleanup",
+        0,
+        &[],
+        &[("batchlog.layout", "v1")],
+    );
+    let v2 = run_seed("batchlog.steady_cleanup", 0, &[], &[]);
+    let max = |r: &scenarios::RunReport| r.metrics["replay_dead_scanned_max"];
+    assert!(
+        max(&v1) > 2 * max(&v2),
+        "v1 {} vs v2 {}",
+        max(&v1),
+        max(&v2)
+    );
+}
+
+#[test]
+fn mutants_caught_within_50_seeds() {
+    for (id, mutant) in [
+        (
+            "batchlog.coordinator_crash_before_apply",
+            "batchlog-delete-before-apply",
+        ),
+        (
+            "batchlog.replica_down_during_replay",
+            "batchlog-cleanup-covers-failed",
+        ),
+        (
+            "batchlog.replica_down_during_replay",
+            "batchlog-no-failed-stage",
+        ),
+        ("batchlog.repair_flush", "batchlog-replay-too-young"),
+        ("batchlog.steady_cleanup", "batchlog-no-range-tombstone"),
+    ] {
+        let seed = caught_within(id, mutant, 50);
+        eprintln!("{mutant}: caught by {id} at seed {seed}");
+    }
+    // The range tombstone laid over a failed entry is named by its own checker too.
+    let r = (0..50)
+        .map(|seed| {
+            run_seed(
+                "batchlog.replica_down_during_replay",
+                seed,
+                &["batchlog-cleanup-covers-failed"],
+                &[],
+            )
+        })
+        .find(|r| r.verdict == Verdict::Safety)
+        .expect("caught");
+    assert!(
+        r.violations
+            .iter()
+            .any(|v| v.checker == "batchlog_range_tombstone_safety"),
+        "{:?}",
+        r.violations
+    );
+}
+
+#[test]
+fn same_seed_same_digest() {
+    for id in SCENARIOS {
+        let a = run_seed(id, 7, &[], &[]);
+        let b = run_seed(id, 7, &[], &[]);
+        assert_eq!(a.digest, b.digest, "{id}");
+        assert_eq!(a.final_state_digest, b.final_state_digest, "{id}");
+    }
+}
+
+#[test]
+fn compare_v1_grows_v2_flat() {
+    let rows = compare(&[1000, 10_000], 1);
+    assert_eq!(rows.len(), 4);
+    let dead = |layout: &str, n: u64| {
+        rows.iter()
+            .find(|r| r.layout == layout && r.batches_written == n)
+            .expect("row")
+            .replay_dead_scanned
+    };
+    let (v1a, v1b, v2a, v2b) = (
+        dead("v1", 1000),
+        dead("v1", 10_000),
+        dead("v2", 1000),
+        dead("v2", 10_000),
+    );
+    assert!(
+        v1b >= 10_000 && v1b >= 5 * v1a,
+        "v1 grows ~linearly: {v1a} -> {v1b}"
+    );
+    assert!(
+        v2b <= 5 * 1024 && v2a <= 5 * 1024,
+        "v2 stays flat: {v2a} -> {v2b}"
+    );
+    assert!(2 * v2b < v1b);
+    let table = render(&rows);
+    assert!(table.starts_with("layout"), "{table}");
+    assert_eq!(table.lines().count(), 5);
+    eprintln!("{table}");
+}
+
+/// A manual explorer: `BL_ID=.. BL_SEEDS=.. BL_LAYOUT=.. BL_MUTANT=.. cargo test --test batchlog
+/// explore_one -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn explore_one() {
+    let id = std::env::var("BL_ID").unwrap_or_else(|_| "batchlog.swarm".into());
+    let seeds: u64 = std::env::var("BL_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let layout = std::env::var("BL_LAYOUT").unwrap_or_else(|_| "v2".into());
+    let mutant = std::env::var("BL_MUTANT").ok();
+    for seed in 0..seeds {
+        let m: Vec<&str> = mutant.iter().map(|s| s.as_str()).collect();
+        let r = run_seed(&id, seed, &m, &[("batchlog.layout", &layout)]);
+        eprintln!(
+            "{id} {layout} seed {seed}: {:?} {:?} missing {:?} panic {:?} metrics {:?}",
+            r.verdict,
+            r.violations.first(),
+            r.missing_marks,
+            r.panic,
+            r.metrics.get("replay_dead_scanned_max")
+        );
+    }
+}
+
+/// The full comparison table (1k to 1M batches): `cargo test --release --test batchlog
+/// compare_table_full -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn compare_table_full() {
+    let sizes: Vec<u64> = std::env::var("BL_SIZES")
+        .ok()
+        .map(|s| s.split(',').map(|x| x.parse().expect("size")).collect())
+        .unwrap_or_else(|| vec![1_000, 10_000, 100_000, 1_000_000]);
+    eprintln!("{}", render(&compare(&sizes, 1)));
+}
