@@ -170,7 +170,9 @@ impl Storage {
 
     /// Remove a cell entirely (cleanup, truncate: no tombstone left behind).
     pub fn remove(&self, shard: ShardId, tablet: TabletId, key: Key) {
-        self.sim.disk(self.node).delete(&row_key(shard, tablet, key));
+        self.sim
+            .disk(self.node)
+            .delete(&row_key(shard, tablet, key));
     }
 
     /// Read a row's live value.
