@@ -6,21 +6,18 @@
 //! the session mirror step, in the same atomic step. It also records the history events of each
 //! commit once per group0 index (replays on restart do not duplicate them).
 //!
-//! TEMPORARY: until `helper/raft` lands, [`Group0`] is a single-sequencer stand-in (one log per
-//! run, leader = lowest-id live member, term bumped whenever the leader changes, every live
-//! member applies at commit). It keeps the same method names so the switch is local to this file.
+//! [`Group0`] is a thin handle over `model::raft::Raft<TopologySm>` (every node of the cluster is
+//! a voting member), mapping Raft's errors onto the two the topology code distinguishes.
 
 use super::data::ErmTracker;
 use super::events::TopologyEvent;
 use super::ids::NodeId;
 use super::session::SessionManager;
 use super::state::{ApplyOutcome, Group0Command, TopologyState};
-use sim::sync::Notify;
-use sim::time::{sleep, Duration};
-use sim::Sim;
-use std::cell::{Cell, RefCell};
+use crate::raft::{Raft, RaftConfig, RaftError, StateMachine};
+use sim::{NodeCtx, Sim};
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
-use std::rc::Rc;
 
 /// The group0 indexes whose events were recorded already (run-scoped, via `sim.ext`).
 #[derive(Default)]
@@ -92,7 +89,7 @@ impl TopologySm {
 
     /// Apply the command at `index` (every node applies the same sequence).
     pub fn apply(&mut self, index: u64, cmd: &Group0Command) {
-        assert_eq!(index, self.applied + 1, "group0 applies in order");
+        assert!(index > self.applied, "group0 applies in order");
         self.applied = index;
         let check_guard = !self.sim.mutant("coordinator-ignores-term");
         let (outcome, commits) = self.state.apply(index, cmd, check_guard);
@@ -144,6 +141,13 @@ impl TopologySm {
     }
 }
 
+impl StateMachine for TopologySm {
+    type Command = Group0Command;
+    fn apply(&mut self, index: u64, cmd: &Group0Command) {
+        TopologySm::apply(self, index, cmd)
+    }
+}
+
 /// Why a group0 operation failed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Group0Error {
@@ -153,190 +157,94 @@ pub enum Group0Error {
     Unavailable,
 }
 
-struct Member {
-    incarnation: u32,
-    sm: Rc<RefCell<TopologySm>>,
-    changed: Notify,
-}
-
-/// The stand-in's run-wide sequencer.
-#[derive(Default)]
-struct Hub {
-    log: RefCell<Vec<Group0Command>>,
-    term: Cell<u64>,
-    leader: Cell<Option<NodeId>>,
-    leader_incarnation: Cell<u32>,
-    members: RefCell<BTreeMap<NodeId, Member>>,
-}
-
-impl Hub {
-    fn refresh_leader(&self, sim: &Sim) {
-        let cur = self.leader.get();
-        let alive = |n: NodeId| {
-            sim.is_up(n)
-                && !sim.is_paused(n)
-                && self
-                    .members
-                    .borrow()
-                    .get(&n)
-                    .is_some_and(|m| m.incarnation == sim.incarnation(n))
-        };
-        // A restarted leader is a new incarnation: it must win a new term like anyone else.
-        if cur.is_some_and(|n| alive(n) && sim.incarnation(n) == self.leader_incarnation.get()) {
-            return;
-        }
-        let next = self.members.borrow().keys().copied().find(|n| alive(*n));
-        if next != cur || next.is_some() {
-            self.leader.set(next);
-            self.leader_incarnation
-                .set(next.map_or(0, |n| sim.incarnation(n)));
-            self.term.set(self.term.get() + 1);
-            for m in self.members.borrow().values() {
-                m.changed.notify();
-            }
-        }
-    }
-
-    fn catch_up(&self, sim: &Sim) {
-        let log = self.log.borrow();
-        for (n, m) in self.members.borrow().iter() {
-            if !sim.is_up(*n) || sim.incarnation(*n) != m.incarnation {
-                continue;
-            }
-            let mut sm = m.sm.borrow_mut();
-            let mut progressed = false;
-            while (sm.applied() as usize) < log.len() {
-                let i = sm.applied() as usize;
-                sm.apply(i as u64 + 1, &log[i]);
-                progressed = true;
-            }
-            drop(sm);
-            if progressed {
-                m.changed.notify();
-            }
-        }
-    }
-}
-
 /// A node's handle on group0 (the method names of `model::raft::Raft`).
 #[derive(Clone)]
 pub struct Group0 {
-    sim: Sim,
-    node: NodeId,
-    hub: Rc<Hub>,
-    sm: Rc<RefCell<TopologySm>>,
-    changed: Notify,
+    raft: Raft<TopologySm>,
+}
+
+fn map_err(e: RaftError) -> Group0Error {
+    match e {
+        RaftError::TermChanged | RaftError::NotLeader => Group0Error::TermChanged,
+        RaftError::Timeout | RaftError::Unavailable | RaftError::Dropped => {
+            Group0Error::Unavailable
+        }
+    }
 }
 
 impl Group0 {
-    /// Join group0 on this node incarnation with a fresh state machine (it replays the log).
-    pub fn start(sim: &Sim, node: NodeId, sm: TopologySm) -> Group0 {
-        let hub = sim.ext::<Hub>();
-        let sm = Rc::new(RefCell::new(sm));
-        let changed = Notify::new();
-        hub.members.borrow_mut().insert(
-            node,
-            Member {
-                incarnation: sim.incarnation(node),
-                sm: sm.clone(),
-                changed: changed.clone(),
-            },
-        );
-        hub.catch_up(sim);
-        hub.refresh_leader(sim);
-        Group0 {
-            sim: sim.clone(),
-            node,
-            hub,
-            sm,
-            changed,
-        }
+    /// Join group0 on this node incarnation with a fresh state machine (Raft re-applies the
+    /// committed log to it). Call from inside the node's boot future.
+    pub fn start(ctx: &NodeCtx, members: Vec<NodeId>, sm: TopologySm) -> Group0 {
+        let raft = Raft::start(ctx, members, sm, RaftConfig::default());
+        ctx.sim
+            .ext::<Leaders>()
+            .0
+            .borrow_mut()
+            .insert(ctx.node, (ctx.incarnation, raft.clone()));
+        Group0 { raft }
     }
 
     /// Propose a command (forwarded to the leader); resolves once committed and applied
     /// locally, with its index.
     pub async fn propose(&self, cmd: Group0Command) -> Result<u64, Group0Error> {
-        sleep(Duration::from_millis(2)).await;
-        self.hub.refresh_leader(&self.sim);
-        if self.hub.leader.get().is_none() || !self.sim.is_up(self.node) {
-            return Err(Group0Error::Unavailable);
-        }
-        let index = {
-            let mut log = self.hub.log.borrow_mut();
-            log.push(cmd);
-            log.len() as u64
-        };
-        self.hub.catch_up(&self.sim);
-        Ok(index)
+        self.raft.propose(cmd).await.map_err(map_err)
     }
 
     /// Propose only if this node is the leader in exactly `term`.
     pub async fn propose_in_term(&self, term: u64, cmd: Group0Command) -> Result<u64, Group0Error> {
-        self.hub.refresh_leader(&self.sim);
-        if !self.is_leader() || self.term() != term {
-            return Err(Group0Error::TermChanged);
-        }
-        sleep(Duration::from_millis(2)).await;
-        self.hub.refresh_leader(&self.sim);
-        if !self.is_leader() || self.term() != term {
-            return Err(Group0Error::TermChanged);
-        }
-        let index = {
-            let mut log = self.hub.log.borrow_mut();
-            log.push(cmd);
-            log.len() as u64
-        };
-        self.hub.catch_up(&self.sim);
-        Ok(index)
+        self.raft.propose_in_term(term, cmd).await.map_err(map_err)
     }
 
     /// Make the local state at least as new as the leader's commit index.
     pub async fn read_barrier(&self) -> Result<(), Group0Error> {
-        sleep(Duration::from_millis(1)).await;
-        self.hub.refresh_leader(&self.sim);
-        if self.hub.leader.get().is_none() {
-            return Err(Group0Error::Unavailable);
-        }
-        self.hub.catch_up(&self.sim);
-        Ok(())
+        self.raft.read_barrier().await.map_err(map_err)
     }
 
     /// Read the local state machine.
     pub fn with_state<R>(&self, f: impl FnOnce(&TopologyState) -> R) -> R {
-        f(&self.sm.borrow().state)
+        self.raft.with_state(|sm| f(&sm.state))
     }
 
     /// The last applied index.
     pub fn applied_index(&self) -> u64 {
-        self.sm.borrow().applied()
+        self.raft.applied_index()
     }
 
     /// Resolves when something was applied or leadership changed.
     pub async fn changed(&self) {
-        self.changed.notified().await
+        self.raft.changed().await
     }
 
     /// Is this node the leader?
     pub fn is_leader(&self) -> bool {
-        self.hub.refresh_leader(&self.sim);
-        self.hub.leader.get() == Some(self.node)
+        self.raft.is_leader()
     }
 
     /// The current term.
     pub fn term(&self) -> u64 {
-        self.hub.term.get()
+        self.raft.term()
     }
 
-    /// The current leader.
+    /// The leader this node follows, if known.
     pub fn leader(&self) -> Option<NodeId> {
-        self.hub.refresh_leader(&self.sim);
-        self.hub.leader.get()
+        self.raft.leader()
     }
 }
 
-/// The current group0 leader of the run, for the nemesis's `kill_leader` (stand-in only).
+/// Every node's current Raft handle (run-scoped), for the leader probe.
+#[derive(Default)]
+struct Leaders(RefCell<BTreeMap<NodeId, (u32, Raft<TopologySm>)>>);
+
+/// The current group0 leader of the run (the live leader of the highest term), for the
+/// nemesis's `kill_leader` and for scenarios.
 pub fn current_leader(sim: &Sim) -> Option<NodeId> {
-    let hub = sim.ext::<Hub>();
-    hub.refresh_leader(sim);
-    hub.leader.get()
+    let leaders = sim.ext::<Leaders>();
+    let map = leaders.0.borrow();
+    map.iter()
+        .filter(|(n, (inc, r))| {
+            sim.is_up(**n) && !sim.is_paused(**n) && sim.incarnation(**n) == *inc && r.is_leader()
+        })
+        .max_by_key(|(_, (_, r))| r.term())
+        .map(|(n, _)| *n)
 }

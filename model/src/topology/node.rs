@@ -175,7 +175,8 @@ pub async fn boot(ctx: NodeCtx, cfg: Rc<TopologyConfig>) {
         erm: erm.clone(),
     };
     let sm = TopologySm::new(&sim, cfg.initial_state(), hooks);
-    let g0 = Group0::start(&sim, ctx.node, sm);
+    let members = (1..=cfg.nodes).map(NodeId).collect();
+    let g0 = Group0::start(&ctx, members, sm);
     let svc = Rc::new(NodeServices {
         sim: sim.clone(),
         node: ctx.node,
