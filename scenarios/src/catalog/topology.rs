@@ -351,6 +351,12 @@ impl Story {
     /// Heal, converge (every migration ends), read every written key, report.
     async fn finish(self: Rc<Self>) -> RunEnd {
         phases::heal(&self.sim);
+        // No new migrations from here on: the final checks look at a settled placement.
+        let _ = sim::time::timeout(
+            Duration::from_millis(self.cfg.phases.converge_budget_ms),
+            api::set_balancing(&self.cluster, false),
+        )
+        .await;
         let me = self.clone();
         let pending = phases::converge(&self.sim, &self.cfg, 50, move || me.pending()).await;
         let mut reads = BTreeMap::new();
@@ -378,7 +384,8 @@ impl Story {
                 }
                 for (shard, t, key, _) in Storage::of(&self.sim, *n).all_rows() {
                     let rep = Replica { node: *n, shard };
-                    if !st.tablets[&t].replicas.contains(&rep) {
+                    let info = &st.tablets[&t];
+                    if info.transition.is_none() && !info.replicas.contains(&rep) {
                         stray.push(format!("{rep} holds key {key} of {t}"));
                     }
                 }
@@ -708,7 +715,13 @@ fn spawn_moves(st: &Rc<Story>, until_ns: u64) {
             if dst.node == src.node {
                 continue;
             }
-            st.spawn_move(tablet, src, dst);
+            // A move that has not started by the end of the chaos phase is abandoned, so no
+            // migration begins after the run converged.
+            let c = st.cluster.clone();
+            let left = Duration::from_nanos(until_ns.saturating_sub(st.sim.now().0));
+            st.sim.spawn_supervisor(async move {
+                let _ = sim::time::timeout(left, api::move_tablet(&c, tablet, src, dst)).await;
+            });
         }
     });
 }
