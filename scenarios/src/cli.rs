@@ -120,6 +120,18 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Batchlog v1 vs v2: dead entries scanned and replay time per replay, by batches written.
+    BatchlogCompare {
+        /// Batches written before the replay, comma-separated.
+        #[arg(long, value_delimiter = ',', default_values_t = [1_000u64, 10_000, 100_000, 1_000_000])]
+        batches: Vec<u64>,
+        /// Workload seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Print JSON rows.
+        #[arg(long)]
+        json: bool,
+    },
     /// Re-run a bundle and render its history as a self-contained HTML timeline.
     Timeline {
         /// Bundle file.
@@ -250,6 +262,22 @@ fn dispatch(cmd: Command) -> Result<i32, String> {
         } => mutants(seeds, &scenarios, jobs, json),
         Command::Bench { quick, json } => crate::bench::run(quick, json),
         Command::Timeline { bundle, out } => timeline(&bundle, out),
+        Command::BatchlogCompare {
+            batches,
+            seed,
+            json,
+        } => {
+            if batches.is_empty() || batches.contains(&0) {
+                return Err("--batches needs positive counts, e.g. 1000,10000".into());
+            }
+            let rows = crate::catalog::batchlog_compare::compare(&batches, seed);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows).expect("json"));
+            } else {
+                print!("{}", crate::catalog::batchlog_compare::render(&rows));
+            }
+            Ok(0)
+        }
     }
 }
 

@@ -250,3 +250,25 @@ fn explore_exits_1_on_failure_and_0_when_clean() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn batchlog_compare_prints_both_layouts() {
+    let out = clustersim(&["batchlog-compare", "--batches", "500,2000", "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 4);
+    let dead = |layout: &str, n: u64| {
+        rows.iter()
+            .find(|r| r["layout"] == layout && r["batches_written"] == n)
+            .unwrap()["replay_dead_scanned"]
+            .as_u64()
+            .unwrap()
+    };
+    assert!(
+        dead("v1", 2000) >= 2000,
+        "v1 steps over every deleted batch"
+    );
+    assert!(dead("v1", 2000) > 3 * dead("v1", 500) / 2);
+    assert_usage_error(&["batchlog-compare", "--batches", "0"], "positive");
+}
