@@ -240,8 +240,14 @@ impl Cluster {
         self.nodes.iter().find_map(|n| self.services(*n))
     }
 
-    /// The group0 state as seen by some live node.
+    /// The group0 state as seen by the live node that has applied the most of it. (A node that
+    /// just restarted replays its log from the start, so "some live node" can be far behind;
+    /// judging convergence from it would call a running migration finished.)
     pub fn state(&self) -> Option<TopologyState> {
-        self.any_live().map(|s| s.g0.with_state(|st| st.clone()))
+        self.nodes
+            .iter()
+            .filter_map(|n| self.services(*n))
+            .max_by_key(|s| s.g0.applied_index())
+            .map(|s| s.g0.with_state(|st| st.clone()))
     }
 }

@@ -352,11 +352,24 @@ impl Story {
     async fn finish(self: Rc<Self>) -> RunEnd {
         phases::heal(&self.sim);
         // No new migrations from here on: the final checks look at a settled placement.
-        let _ = sim::time::timeout(
-            Duration::from_millis(self.cfg.phases.converge_budget_ms),
-            api::set_balancing(&self.cluster, false),
-        )
-        .await;
+        // Confirm it on the leader's copy of group0: a node that just restarted may answer
+        // from a state that has not caught up yet, and the balancer must really be off before
+        // convergence is judged.
+        let deadline = self.sim.now().0 + self.cfg.phases.converge_budget_ms * 1_000_000;
+        loop {
+            let _ = sim::time::timeout(
+                Duration::from_millis(1_000),
+                api::set_balancing(&self.cluster, false),
+            )
+            .await;
+            let off = current_leader(&self.sim)
+                .and_then(|l| self.cluster.services(l))
+                .is_some_and(|s| !s.g0.with_state(|st| st.tablet_balancing_enabled));
+            if off || self.sim.now().0 >= deadline {
+                break;
+            }
+            sleep(Duration::from_millis(100)).await;
+        }
         let me = self.clone();
         let pending = phases::converge(&self.sim, &self.cfg, 50, move || me.pending()).await;
         let mut reads = BTreeMap::new();
