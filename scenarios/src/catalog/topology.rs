@@ -27,7 +27,12 @@ use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
+/// The topology checkers plus group0's own (one leader per term, committed entries never
+/// change, every node applies the same sequence): the coordinator's Raft is checked in every
+/// topology run, not only in `raft.*`.
 const CHECKERS: &[&dyn Checker] = &[
+    &crate::checkers::raft::ElectionSafety,
+    &crate::checkers::raft::LogAgreement,
     &Fencing,
     &BarrierHoldsGroup0Sessions,
     &Data,
