@@ -87,6 +87,9 @@ enum Command {
         /// Print the summary as JSON.
         #[arg(long)]
         json: bool,
+        /// Fail (exit 1) on failures that match a known finding too.
+        #[arg(long)]
+        strict: bool,
     },
     /// Re-run a repro bundle and compare verdict and digest.
     Replay {
@@ -123,7 +126,7 @@ enum Command {
     /// Batchlog v1 vs v2: dead entries scanned and replay time per replay, by batches written.
     BatchlogCompare {
         /// Batches written before the replay, comma-separated.
-        #[arg(long, value_delimiter = ',', default_values_t = [1_000u64, 10_000, 100_000, 1_000_000])]
+        #[arg(long, value_delimiter = ',', default_values_t = [1_000u64, 10_000, 100_000])]
         batches: Vec<u64>,
         /// Workload seed.
         #[arg(long, default_value_t = 1)]
@@ -241,7 +244,8 @@ fn dispatch(cmd: Command) -> Result<i32, String> {
             opts,
             out,
             json,
-        } => explore_cmd(&scenarios, all, &seeds, jobs, &opts, &out, json),
+            strict,
+        } => explore_cmd(&scenarios, all, &seeds, jobs, &opts, &out, json, strict),
         Command::Replay { bundle, json } => replay(&bundle, json),
         Command::Shrink {
             bundle,
@@ -459,6 +463,7 @@ fn explore_cmd(
     opts: &RunOpts,
     out: &Path,
     json: bool,
+    strict: bool,
 ) -> Result<i32, String> {
     let defs = select(scenarios, all)?;
     let seeds = explore::parse_seeds(seeds)?;
@@ -495,8 +500,12 @@ fn explore_cmd(
                 bar.set_message(format!("{failed} failed"));
                 if !json {
                     bar.suspend(|| {
+                        let tag = f
+                            .finding
+                            .as_deref()
+                            .map_or("FAIL".to_string(), |id| format!("KNOWN {id}"));
                         eprintln!(
-                            "FAIL {} seed {}: {} {}",
+                            "{tag} {} seed {}: {} {}",
                             f.scenario, f.seed, f.verdict, f.message
                         );
                         if let Some(p) = &f.bundle {
@@ -527,8 +536,30 @@ fn explore_cmd(
                 f.scenario, f.seed, f.verdict, f.message
             );
         }
+        for (id, k) in &summary.known_findings {
+            let seeds: Vec<String> = k
+                .failures
+                .iter()
+                .map(|f| format!("{} {}", f.scenario, f.seed))
+                .collect();
+            println!(
+                "known finding {id}: {} seeds{} ({}; FINDINGS.md)",
+                k.runs,
+                if strict {
+                    ", failing under --strict"
+                } else {
+                    ""
+                },
+                seeds.join(", ")
+            );
+        }
     }
-    Ok(if summary.failures.is_empty() { 0 } else { 1 })
+    let known = summary.known_findings.values().map(|k| k.runs).sum::<u64>();
+    Ok(if summary.failures.is_empty() && (!strict || known == 0) {
+        0
+    } else {
+        1
+    })
 }
 
 fn replay(path: &Path, json: bool) -> Result<i32, String> {

@@ -63,8 +63,11 @@ pub struct Summary {
     pub runs: u64,
     /// Runs that passed.
     pub passed: u64,
-    /// Failures: scenario, seed, verdict, violation, bundle path.
+    /// Unknown failures: scenario, seed, verdict, violation, bundle path.
     pub failures: Vec<FailureLine>,
+    /// Failures that match a registered finding (`crate::findings`), by finding id. They have
+    /// bundles too, and fail the exploration only with `--strict`.
+    pub known_findings: std::collections::BTreeMap<String, KnownFinding>,
     /// Wall seconds for the whole exploration.
     pub wall_s: f64,
     /// Runs per wall second.
@@ -75,6 +78,17 @@ pub struct Summary {
     pub events: u64,
     /// Transport messages over all runs.
     pub messages: u64,
+}
+
+/// The runs of an exploration that matched one known finding.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct KnownFinding {
+    /// What the finding is.
+    pub title: String,
+    /// How many runs matched.
+    pub runs: u64,
+    /// Those runs.
+    pub failures: Vec<FailureLine>,
 }
 
 /// One failure of an exploration.
@@ -90,6 +104,8 @@ pub struct FailureLine {
     pub message: String,
     /// Where the repro bundle was written.
     pub bundle: Option<PathBuf>,
+    /// The known finding it matches (`F1`, …), if any.
+    pub finding: Option<String>,
 }
 
 /// Explore every (scenario, seed) pair on `jobs` threads. `on_run` sees each finished run on
@@ -145,9 +161,18 @@ pub fn explore(
                 verdict: fin.report.verdict,
                 message: failure_message(&fin.report),
                 bundle,
+                finding: crate::findings::classify(&fin.config, &fin.report).map(|f| f.id.into()),
             };
             on_run(&fin, Some(&line));
-            summary.failures.push(line);
+            match line.finding.as_deref().and_then(crate::findings::find) {
+                Some(f) => {
+                    let k = summary.known_findings.entry(f.id.to_string()).or_default();
+                    k.title = f.title.to_string();
+                    k.runs += 1;
+                    k.failures.push(line);
+                }
+                None => summary.failures.push(line),
+            }
         },
     );
     if let Some(e) = write_error {
@@ -156,6 +181,10 @@ pub fn explore(
     summary
         .failures
         .sort_by(|a, b| (&a.scenario, a.seed).cmp(&(&b.scenario, b.seed)));
+    for k in summary.known_findings.values_mut() {
+        k.failures
+            .sort_by(|a, b| (&a.scenario, a.seed).cmp(&(&b.scenario, b.seed)));
+    }
     summary.wall_s = t0.elapsed().as_secs_f64();
     summary.seeds_per_s = summary.runs as f64 / summary.wall_s.max(1e-9);
     Ok(summary)

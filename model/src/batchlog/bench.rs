@@ -1,11 +1,17 @@
 //! The steady logged-batch workload of issue #23358 on the pure storage model, for the v1/v2
 //! comparison (SPEC §5.10, §8): batches that succeed and are deleted by the write path right
-//! away, periodic replays with cleanup, then one measured replay.
+//! away, periodic replays with cleanup, then one measured replay. Optionally every
+//! `failed_every`-th batch fails after its batchlog write (`storage_proxy_fail_send_batch`): its
+//! entry stays until a replay applies and deletes it, which is what makes that replay clean the
+//! entry's shard (upstream's `need_cleanup`).
 //!
 //! It drives [`Table`] and the [`replay`](super::replay) core directly (no cluster, no
-//! simulation), so a million batches take seconds. Its promise: the measured replay's dead
-//! count grows with the batches written under v1 and stays flat under v2.
+//! simulation), so a million batches take seconds. What it shows: the measured replay's dead
+//! count grows with the batches written under v1; under v2 it grows too when every batch
+//! succeeds (no replay ever deletes an entry, so no shard is ever cleaned), and stays flat when
+//! some batches are left for replay often enough that every shard is cleaned.
 
+use super::config::CleanupEnd;
 use super::replay::{self, PassParams, ReplayMutants, SendOutcome};
 use super::table::{ScanCost, Table, TableConfig};
 use super::types::{BatchBody, BatchId, ClusteringKey, Layout, TableId, Timestamp, WriteMutation};
@@ -33,6 +39,11 @@ pub struct SteadyParams {
     pub table: TableConfig,
     /// Virtual ns per fragment walked by a replay scan.
     pub scan_ns_per_fragment: u64,
+    /// Every this-many-th batch fails after its batchlog write and is left for replay (0: every
+    /// batch succeeds, the pure #23358 workload).
+    pub failed_every: u64,
+    /// Where cleanup range tombstones end.
+    pub cleanup_end: CleanupEnd,
 }
 
 impl SteadyParams {
@@ -54,6 +65,8 @@ impl SteadyParams {
                 persist: false,
             },
             scan_ns_per_fragment: 1000,
+            failed_every: 0,
+            cleanup_end: CleanupEnd::Upstream,
         }
     }
 }
@@ -91,8 +104,9 @@ pub fn replay_all_succeed(
 }
 
 /// Writes the steady workload with its periodic replays; returns the table and the virtual ms
-/// at its end. Intermediate v1 replays are skipped: with every batch already deleted they find
-/// nothing live and write nothing (v1 ignores cleanup), so the table is the same without them.
+/// at its end. Intermediate v1 replays of an all-success workload are skipped: with every batch
+/// already deleted they find nothing live and write nothing (v1 ignores cleanup), so the table is
+/// the same without them.
 pub fn steady_workload(p: &SteadyParams) -> (Table, u64) {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(p.seed);
     let mut table = Table::new(p.table.clone());
@@ -101,13 +115,14 @@ pub fn steady_workload(p: &SteadyParams) -> (Table, u64) {
     let mut next_replay = p.replay_interval_ms;
     for i in 0..p.batches {
         now_ms += rng.gen_range(0..=2 * p.batch_gap_ms);
-        while p.layout == Layout::V2 && now_ms >= next_replay {
+        while (p.layout == Layout::V2 || p.failed_every > 0) && now_ms >= next_replay {
             let pp = PassParams {
                 layout: p.layout,
                 shard_count: p.shard_count,
                 now_ms: next_replay,
                 replay_timeout_ms: p.replay_timeout_ms,
                 cleanup: true,
+                cleanup_end: p.cleanup_end,
             };
             let mut ts = || {
                 seq += 1;
@@ -139,7 +154,10 @@ pub fn steady_workload(p: &SteadyParams) -> (Table, u64) {
             ts: ts0,
             data: body,
         });
-        table.apply(replay::delete_entry(p.layout, pk, ck, ts0 + 1));
+        let failed = p.failed_every > 0 && i % p.failed_every == p.failed_every - 1;
+        if !failed {
+            table.apply(replay::delete_entry(p.layout, pk, ck, ts0 + 1));
+        }
     }
     (table, now_ms)
 }
@@ -154,6 +172,7 @@ pub fn final_replay(p: &SteadyParams, table: &mut Table, end_ms: u64) -> PassSum
         now_ms,
         replay_timeout_ms: p.replay_timeout_ms,
         cleanup: true,
+        cleanup_end: p.cleanup_end,
     };
     let mut seq = 0u64;
     let mut ts = || {

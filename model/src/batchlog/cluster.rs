@@ -332,6 +332,7 @@ impl Cluster {
                     id: ck.id,
                     written_at: ck.written_at,
                     stage: Stage::Initial,
+                    shard: shard_of(&pk),
                     by: super::events::DeletedBy::WritePath,
                     now_ms: None,
                     ts: Some(ts),

@@ -46,6 +46,22 @@ pub struct BatchlogConfig {
     /// `system.batchlog` until the node restarts: `batchlog.swarm` with this set finds that
     /// (e.g. seed 37 with `enable_v2_at_ms=2500`, a liveness failure).
     pub enable_v2_at_ms: u64,
+    /// Where a cleanup range tombstone ends: `upstream` (before `min_too_fresh` if the shard held
+    /// a too-young entry, else after `now − replay_timeout`; finding F1) or `replay_timeout`
+    /// (always after `now − replay_timeout`: the candidate fix of F1).
+    pub cleanup_end: CleanupEnd,
+}
+
+/// Config `batchlog.cleanup_end`: where the cleanup range tombstone of a shard ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum CleanupEnd {
+    /// As upstream `replay_all_failed_batches`: just before the shard's `min_too_fresh` when
+    /// the pass saw a too-young entry there, else just after `now − replay_timeout`.
+    #[default]
+    Upstream,
+    /// Always just after `now − replay_timeout` (the candidate fix of finding F1).
+    ReplayTimeout,
 }
 
 impl Default for BatchlogConfig {
@@ -67,6 +83,7 @@ impl Default for BatchlogConfig {
             compaction_threshold: 4,
             scan_ns_per_fragment: 1000,
             enable_v2_at_ms: 0,
+            cleanup_end: CleanupEnd::Upstream,
         }
     }
 }

@@ -96,6 +96,8 @@ pub enum BatchlogEvent {
         written_at: u64,
         /// Stage.
         stage: Stage,
+        /// Batchlog shard (v2) or 0 (v1).
+        shard: u32,
         /// Who.
         by: DeletedBy,
         /// The pass's `now` when by replay.
@@ -156,8 +158,14 @@ pub enum BatchlogEvent {
     RangeTombstoneWritten {
         /// Batchlog shard.
         shard: u32,
+        /// The stage partition it lies in (always `initial`: `failed_replay` is never
+        /// range-deleted).
+        stage: Stage,
         /// End bound (the start is before all rows).
         end: RtEnd,
+        /// Its write timestamp (µs on the replaying node's clock): it shadows a row of an older
+        /// or equal timestamp, whenever that row lands.
+        ts: u64,
         /// The pass's `now`.
         now_ms: u64,
     },

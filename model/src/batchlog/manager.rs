@@ -106,6 +106,7 @@ async fn replay_pass(c: &Cluster, st: &Rc<NodeState>, cleanup: bool) -> bool {
         now_ms: sim.now().as_millis(),
         replay_timeout_ms: cfg.replay_timeout_ms(),
         cleanup,
+        cleanup_end: cfg.cleanup_end,
     };
     sim.record(
         Some(node),
@@ -247,6 +248,10 @@ fn record_effect(c: &Cluster, node: NodeId, p: &PassParams, e: Effect) {
                     id,
                     written_at,
                     stage,
+                    shard: match p.layout {
+                        Layout::V1 => 0,
+                        Layout::V2 => super::types::batchlog_shard(written_at, p.shard_count),
+                    },
                     by: DeletedBy::Replay,
                     now_ms: Some(p.now_ms),
                     ts: None,
@@ -278,6 +283,7 @@ fn record_effect(c: &Cluster, node: NodeId, p: &PassParams, e: Effect) {
                         id,
                         written_at,
                         stage: Stage::Initial,
+                        shard,
                         by: DeletedBy::Replay,
                         now_ms: Some(p.now_ms),
                         ts: None,
@@ -286,13 +292,15 @@ fn record_effect(c: &Cluster, node: NodeId, p: &PassParams, e: Effect) {
             }
         }
         Effect::Kept { .. } => sim.mark("failed entry kept for a later replay"),
-        Effect::RangeTombstone { shard, end } => {
+        Effect::RangeTombstone { shard, end, ts } => {
             sim.mark("range tombstone written");
             sim.record(
                 Some(node),
                 BatchlogEvent::RangeTombstoneWritten {
                     shard,
+                    stage: Stage::Initial,
                     end,
+                    ts,
                     now_ms: p.now_ms,
                 },
             );

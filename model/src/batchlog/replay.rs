@@ -15,12 +15,25 @@
 //!   range tombstone never covers a live entry that was not replayed in this pass.
 //! - `failed_replay` entries are never covered by a range tombstone; they are deleted one by one.
 //!
-//! **[interpretation]** SPEC §5.6 step 3 writes the range tombstone only if the shard deleted an
-//! entry in this pass. With a steady workload whose batches are all deleted by the write path,
-//! that would never happen and row tombstones would pile up exactly as in v1, contradicting the
-//! §5.12 efficiency bound. Here a shard also needs cleanup when its `initial` scan stepped over
-//! dead entries other than range tombstones.
+//! **When a shard is cleaned (`need_cleanup`, as upstream).** A shard gets its range tombstone
+//! only if this very pass deleted one of its entries: a replay that succeeded, a batch whose
+//! tables are all gone, or an `initial` entry moved to `failed_replay` (its `initial` row is
+//! deleted too). Deletes made by the write path (step 5's row tombstones) and dead rows the scan
+//! merely stepped over do not count, nor do too-young entries or failures that stay in place. The
+//! upstream boost test states the same: cleanup touches only the shards that contributed to the
+//! replay. The consequence is deliberate and shown by `clustersim batchlog-compare`: a workload
+//! whose batches are all deleted by the write path never triggers a cleanup, so its row
+//! tombstones pile up in v2 much as v1's partition tombstones do.
+//!
+//! **Where the tombstone ends (`cleanup_end`).** Upstream ends it just before `min_too_fresh` when
+//! the shard held a too-young entry, else just after `now − replay_timeout`. A store still in
+//! flight to this endpoint while the shard is scanned, with `written_at` below `min_too_fresh`,
+//! is shadowed whether it lands before or after the tombstone (finding F1, `FINDINGS.md`). The
+//! candidate fix, `batchlog.cleanup_end = replay_timeout`, always ends at `now − replay_timeout`:
+//! too-young entries lie beyond that bound anyway (their timeout is at most `replay_timeout`),
+//! and a store older than it has outlived its write timeout and is refused by the endpoint.
 
+use super::config::CleanupEnd;
 use super::table::{LiveRow, Mutation, RangeTombstone, RtEnd, ScanCost, Table};
 use super::types::{
     batchlog_shard, BatchId, ClusteringKey, Layout, PartitionKey, Payload, Stage, Timestamp,
@@ -56,6 +69,8 @@ pub struct PassParams {
     pub replay_timeout_ms: u64,
     /// post_replay_cleanup.
     pub cleanup: bool,
+    /// Where the cleanup range tombstone ends (config `batchlog.cleanup_end`).
+    pub cleanup_end: CleanupEnd,
 }
 
 impl PassParams {
@@ -111,8 +126,6 @@ pub struct UnitScan {
     pub cost: ScanCost,
     /// Live `failed_replay` rows seen.
     pub failed_stage_live: u64,
-    /// Dead entries walked in the `initial` partition other than range tombstones.
-    pub initial_dead_rows: u64,
 }
 
 /// Scans one unit at the pass's `now`. `timeout_of` gives an entry's replay timeout in ms
@@ -131,7 +144,6 @@ pub fn scan_unit(
         min_too_fresh: None,
         cost: ScanCost::default(),
         failed_stage_live: 0,
-        initial_dead_rows: 0,
     };
     let mut parts: Vec<(Stage, Vec<LiveRow>)> = Vec::new();
     match unit {
@@ -153,9 +165,6 @@ pub fn scan_unit(
                 scan.cost.add(cost);
                 if stage == Stage::FailedReplay {
                     scan.failed_stage_live += rows.len() as u64;
-                } else {
-                    let rts = table_range_tombstones_walked(table, &pk);
-                    scan.initial_dead_rows += cost.dead.saturating_sub(rts);
                 }
                 parts.push((stage, rows));
             }
@@ -182,10 +191,6 @@ pub fn scan_unit(
         }
     }
     scan
-}
-
-fn table_range_tombstones_walked(table: &Table, pk: &PartitionKey) -> u64 {
-    table.range_tombstone_count(pk) as u64
 }
 
 /// How sending one candidate went.
@@ -235,6 +240,8 @@ pub enum Effect {
         shard: u32,
         /// Its end bound.
         end: RtEnd,
+        /// Its timestamp.
+        ts: Timestamp,
     },
 }
 
@@ -267,7 +274,8 @@ pub fn finish_unit(
         all_replayed: scan.too_young.is_empty(),
         ..Default::default()
     };
-    let mut need_cleanup = scan.initial_dead_rows > 0;
+    // Upstream's `need_cleanup`: set only where this pass itself deleted an entry of the shard.
+    let mut need_cleanup = false;
     for (c, o) in scan.candidates.iter().zip(outcomes) {
         match o {
             SendOutcome::Replayed | SendOutcome::Dropped => {
@@ -342,15 +350,20 @@ pub fn finish_unit(
     if let (Unit::V2Shard(shard), true, true, false) =
         (scan.unit, p.cleanup, need_cleanup, m.no_range_tombstone)
     {
-        let end = match scan.min_too_fresh {
-            Some(x) => RtEnd::Before(x),
-            None => RtEnd::After(p.cutoff_ms()),
+        let end = match (scan.min_too_fresh, p.cleanup_end) {
+            (Some(x), CleanupEnd::Upstream) => RtEnd::Before(x),
+            (_, CleanupEnd::Upstream | CleanupEnd::ReplayTimeout) => RtEnd::After(p.cutoff_ms()),
         };
+        let rt_ts = ts();
         r.mutations.push(Mutation::DeleteRange {
             pk: PartitionKey::v2(Stage::Initial, shard),
-            rt: RangeTombstone { end, ts: ts() },
+            rt: RangeTombstone { end, ts: rt_ts },
         });
-        r.effects.push(Effect::RangeTombstone { shard, end });
+        r.effects.push(Effect::RangeTombstone {
+            shard,
+            end,
+            ts: rt_ts,
+        });
     }
     r
 }

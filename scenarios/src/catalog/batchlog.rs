@@ -95,7 +95,7 @@ pub fn scenarios() -> Vec<ScenarioDef> {
         ScenarioDef {
             id: "batchlog.steady_cleanup",
             tier: Tier::Scripted,
-            description: "the issue #23358 workload: a steady stream of logged batches that succeed and are deleted at once, with a replay every second; v2's replay scans stay bounded, v1's grow",
+            description: "the issue #23358 workload: a steady stream of logged batches deleted at once, plus a trickle left for replay so that every batchlog shard is cleaned (upstream cleans only shards whose pass deleted an entry), with a replay every second; v2's replay scans stay bounded, v1's grow",
             mutants: &[MUTANT_NO_RANGE_TOMBSTONE],
             marks: &["replay pass with cleanup"],
             config: |cfg| {
@@ -106,7 +106,23 @@ pub fn scenarios() -> Vec<ScenarioDef> {
                 bl.commitlog_segment_mutations = 32;
                 cfg.set_section("batchlog", &bl);
             },
-            run: |sim, cfg| run_story(sim, cfg, STEADY, story_none).boxed_local(),
+            run: |sim, cfg| run_story(sim, cfg, STEADY, story_steady_replays).boxed_local(),
+            checkers: chk::ALL,
+        },
+        ScenarioDef {
+            id: "batchlog.finding_f1_inflight_store_shadowed",
+            tier: Tier::Scripted,
+            description: "finding F1's worst outcome: a batch's store is in flight to both its endpoints while they replay its shard, which holds a too-fresh entry and a replayable one; the cleanup range tombstone ends before min_too_fresh and shadows the store when it lands; the coordinator crashes, the batch is lost (passes with --set batchlog.cleanup_end=replay_timeout)",
+            mutants: &[],
+            marks: &["storage_proxy_fail_send_batch", "range tombstone written", "stalled request released", "batchlog entry replayed"],
+            config: |cfg| {
+                base(cfg, 3, 5_000);
+                // Manual replays only until the story is over; then the loop drains the rest.
+                let mut bl: BatchlogConfig = cfg.section("batchlog");
+                bl.ring_delay_ms = 4_000;
+                cfg.set_section("batchlog", &bl);
+            },
+            run: |sim, cfg| run_story(sim, cfg, NONE, story_f1).boxed_local(),
             checkers: chk::ALL,
         },
         ScenarioDef {
@@ -277,8 +293,129 @@ fn endpoints_of(sim: &Sim, coord: NodeId) -> Vec<NodeId> {
         .unwrap_or_default()
 }
 
-fn story_none(_sim: Sim, _c: Cluster) -> LocalBoxFuture<'static, ()> {
-    async {}.boxed_local()
+/// The trickle of `batchlog.steady_cleanup`: every 50–150 ms one batch on a random node fails
+/// after its batchlog write (`storage_proxy_fail_send_batch`, one-shot), so its entry waits for a
+/// replay, which applies and deletes it and therefore cleans its shard. Without it no replay
+/// ever deletes anything and, as upstream, no shard is ever cleaned (`batchlog-compare` shows
+/// that workload).
+fn story_steady_replays(sim: Sim, c: Cluster) -> LocalBoxFuture<'static, ()> {
+    async move {
+        let mut rng = sim.rng("workload_faults");
+        let inj = Injections::of(&sim);
+        let nodes = c.nodes();
+        // Until shortly before the chaos phase (25 s) ends, when the clients stop.
+        let mut t = 0;
+        while t < 24_500 {
+            let dt = rng.gen_range(50..150);
+            sleep(Duration::from_millis(dt)).await;
+            t += dt;
+            let node = nodes[rng.gen_range(0..nodes.len())];
+            inj.enable(
+                &sim,
+                node,
+                "storage_proxy_fail_send_batch",
+                true,
+                BTreeMap::new(),
+            );
+        }
+    }
+    .boxed_local()
+}
+
+/// Finding F1, step by step, on three nodes (so every coordinator's batchlog endpoints are the
+/// two other nodes) with replay timeout 1 s and 8 batchlog shards:
+/// 1. batch A from n1 fails after its batchlog write: its entry waits on n2 and n3, in shard s;
+/// 2. 1.1 s later A is replayable. Batch B (the victim) starts on n1 at a millisecond whose
+///    shard is s; its store to n2 and n3 is held on both links (in flight);
+/// 3. batches C (from n3) and C′ (from n2), written later in the same shard, also fail after
+///    their batchlog writes: n2 and n3 each hold one, too fresh to replay;
+/// 4. n2 and n3 replay with cleanup: each replays A (so shard s needs cleanup) and sees a
+///    too-fresh entry, so the range tombstone ends before `min_too_fresh`, above B's written_at;
+/// 5. B's store is released: it lands on both endpoints under the tombstone, dead on arrival;
+///    B's coordinator n1 fails after the store (as A did) and crashes. Nobody holds B any more:
+///    its mutations are never applied.
+fn story_f1(sim: Sim, c: Cluster) -> LocalBoxFuture<'static, ()> {
+    async move {
+        let (n1, n2, n3) = (NodeId(1), NodeId(2), NodeId(3));
+        let inj = Injections::of(&sim);
+        let shards = c.cfg().shard_count;
+        let shard = |t: u64| model::batchlog::types::batchlog_shard(t, shards);
+        let fail_send = |n: NodeId| {
+            inj.enable(
+                &sim,
+                n,
+                "storage_proxy_fail_send_batch",
+                true,
+                BTreeMap::new(),
+            )
+        };
+        let at = |t: u64| {
+            let now = sim.now();
+            let target = sim::SimInstant(t * 1_000_000);
+            sleep(Duration::from_nanos(target.0.saturating_sub(now.0)))
+        };
+        sleep(Duration::from_millis(100)).await;
+        // 1.
+        let w_a = sim.now().as_millis();
+        fail_send(n1);
+        c.execute(n1, vec![(TableId(0), 11, 1), (TableId(1), 12, 1)])
+            .await;
+        let s = shard(w_a);
+        let timeout = c.cfg().replay_timeout_ms();
+        // 2. B at the first ms ≥ w_a + 800 in shard s; C at a later one, before the pass.
+        let t_b = (w_a + 800..)
+            .find(|t| shard(*t) == s)
+            .expect("a ms in shard s");
+        let pass_at = (w_a + timeout + 50).max(t_b + 40);
+        let Some(t_c) = (t_b + 1..pass_at - 5).find(|t| shard(*t) == s) else {
+            sim.mark("f1 story found no second ms in the shard");
+            return;
+        };
+        at(t_b).await;
+        for e in [n2, n3] {
+            sim.net().stall(n1, e, "batchlog_mutate");
+        }
+        fail_send(n1);
+        let c_b = c.clone();
+        sim.spawn_supervisor(async move {
+            c_b.execute(
+                n1,
+                vec![
+                    (TableId(0), 21, 2),
+                    (TableId(1), 22, 2),
+                    (TableId(2), 23, 2),
+                ],
+            )
+            .await;
+        });
+        // 3.
+        at(t_c).await;
+        fail_send(n3);
+        fail_send(n2);
+        let (c3, c2) = (c.clone(), c.clone());
+        sim.spawn_supervisor(async move {
+            c3.execute(n3, vec![(TableId(0), 31, 3)]).await;
+        });
+        sim.spawn_supervisor(async move {
+            c2.execute(n2, vec![(TableId(0), 41, 4)]).await;
+        });
+        // 4.
+        at(pass_at).await;
+        futures::future::join_all([n2, n3].map(|e| {
+            let c = c.clone();
+            async move { model::batchlog::manager::do_batch_log_replay(&c, e, true).await }
+        }))
+        .await;
+        // 5.
+        for e in [n2, n3] {
+            sim.net().release(n1, e, "batchlog_mutate");
+        }
+        sleep(Duration::from_millis(100)).await;
+        sim.crash(n1);
+        sleep(Duration::from_millis(1_500)).await;
+        sim.restart(n1);
+    }
+    .boxed_local()
 }
 
 fn story_crash_before_apply(sim: Sim, c: Cluster) -> LocalBoxFuture<'static, ()> {

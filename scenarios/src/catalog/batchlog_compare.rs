@@ -5,17 +5,27 @@
 //! It drives the pure storage model directly ([`model::batchlog::bench`]), not a cluster, so a
 //! million batches take seconds. `replay_sim_ms` is the measured replay's scan cost in the
 //! model's virtual time; `replay_wall_ms` is the wall time of that replay call, measured outside
-//! any simulation (a benchmark figure, never part of a run). v1's dead count grows with the
-//! batches written; v2's stays flat.
+//! any simulation (a benchmark figure, never part of a run).
+//!
+//! Three workloads per size: v1 and v2 with every batch succeeding (the pure #23358 pattern), and
+//! v2 with one batch in [`FAILED_EVERY`] left for replay. Under upstream's cleanup rule a shard is
+//! cleaned only by a pass that deleted one of its entries, so the all-success v2 row grows like
+//! v1; the row with replays stays flat.
 
 use model::batchlog::bench::{self, SteadyParams};
 use model::batchlog::Layout;
+
+/// In the workload with replays, one batch in this many fails after its batchlog write and is
+/// left for replay.
+pub const FAILED_EVERY: u64 = 10;
 
 /// One row of the table.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct CompareRow {
     /// "v1" or "v2".
     pub layout: String,
+    /// "all_success", or "1_in_N_replayed" (one batch in N left for replay).
+    pub workload: String,
     /// Batches written before the measured replay.
     pub batches_written: u64,
     /// Dead entries (tombstones, shadowed rows) the measured replay stepped over.
@@ -32,8 +42,10 @@ pub struct CompareRow {
 pub fn compare(batches: &[u64], seed: u64) -> Vec<CompareRow> {
     let mut rows = Vec::new();
     for &n in batches {
-        for layout in [Layout::V1, Layout::V2] {
-            let p = SteadyParams::new(layout, n, seed);
+        for (layout, failed_every) in [(Layout::V1, 0), (Layout::V2, 0), (Layout::V2, FAILED_EVERY)]
+        {
+            let mut p = SteadyParams::new(layout, n, seed);
+            p.failed_every = failed_every;
             let (mut table, end_ms) = bench::steady_workload(&p);
             // Wall time of the replay call only: a benchmark figure outside any simulation.
             #[allow(clippy::disallowed_methods, clippy::disallowed_types)]
@@ -43,6 +55,11 @@ pub fn compare(batches: &[u64], seed: u64) -> Vec<CompareRow> {
             let wall = started.elapsed().as_secs_f64() * 1000.0;
             rows.push(CompareRow {
                 layout: layout.name().to_string(),
+                workload: if failed_every == 0 {
+                    "all_success".to_string()
+                } else {
+                    format!("1_in_{failed_every}_replayed")
+                },
                 batches_written: n,
                 replay_dead_scanned: s.cost.dead,
                 replay_live_scanned: s.cost.live,
@@ -58,17 +75,19 @@ pub fn compare(batches: &[u64], seed: u64) -> Vec<CompareRow> {
 pub fn render(rows: &[CompareRow]) -> String {
     let header = [
         "layout",
+        "workload",
         "batches_written",
         "replay_dead_scanned",
         "replay_live_scanned",
         "replay_sim_ms",
         "replay_wall_ms",
     ];
-    let cells: Vec<[String; 6]> = rows
+    let cells: Vec<[String; 7]> = rows
         .iter()
         .map(|r| {
             [
                 r.layout.clone(),
+                r.workload.clone(),
                 r.batches_written.to_string(),
                 r.replay_dead_scanned.to_string(),
                 r.replay_live_scanned.to_string(),
@@ -90,7 +109,7 @@ pub fn render(rows: &[CompareRow]) -> String {
             .zip(width)
             .enumerate()
             .map(|(i, (s, w))| {
-                if i == 0 {
+                if i <= 1 {
                     format!("{s:<w$}")
                 } else {
                     format!("{s:>w$}")

@@ -5,11 +5,20 @@
 //! Liveness of entries is rebuilt from the history per node: written (initial) until deleted,
 //! moved, or covered by an earlier range tombstone of the same shard. Timestamps decide between
 //! a store and the write path's delete of the same entry, which a paused node may apply in
-//! either order.
+//! either order, and between a row and a range tombstone: a tombstone shadows the rows its end
+//! covers whose timestamp is not newer than its own.
+//!
+//! Two ways to break the promise are reported:
+//! 1. the tombstone is written while a covered, older live entry sits in the partition and was
+//!    not replayed in that pass;
+//! 2. a store lands *after* a tombstone of its shard that covers it and is not older than it:
+//!    the entry is dead on arrival, never seen by any replay (upstream does not check an
+//!    incoming row against earlier tombstones either, so this is how finding F1 loses batches).
 
 use super::{events, safety};
 use crate::config::RunConfig;
 use crate::scenario::{Checker, RunEnd, Violation};
+use model::batchlog::table::RtEnd;
 use model::batchlog::types::{BatchId, ClusteringKey, Layout, Stage};
 use model::batchlog::BatchlogEvent;
 use sim::{History, NodeId};
@@ -18,16 +27,32 @@ use std::collections::{BTreeMap, BTreeSet};
 /// The range-tombstone safety checker.
 pub struct RangeTombstoneSafety;
 
+/// A live `initial` entry on a node: written_at, shard, row timestamp.
+#[derive(Clone, Copy)]
+struct LiveRow {
+    written_at: u64,
+    shard: u32,
+    ts: u64,
+}
+
+/// A cleanup range tombstone already laid: end, timestamp, pass `now`.
+#[derive(Clone, Copy)]
+struct Laid {
+    end: RtEnd,
+    ts: u64,
+    now_ms: u64,
+}
+
 impl Checker for RangeTombstoneSafety {
     fn name(&self) -> &'static str {
         "batchlog_range_tombstone_safety"
     }
 
     fn check(&self, _cfg: &RunConfig, h: &History, _end: &RunEnd) -> Vec<Violation> {
-        // (node, id) -> (written_at, shard) of live initial entries.
-        let mut live: BTreeMap<(NodeId, BatchId), (u64, u32)> = BTreeMap::new();
+        let mut live: BTreeMap<(NodeId, BatchId), LiveRow> = BTreeMap::new();
         let mut write_deleted: BTreeMap<(NodeId, BatchId), u64> = BTreeMap::new();
         let mut replayed_in_pass: BTreeMap<NodeId, BTreeSet<BatchId>> = BTreeMap::new();
+        let mut laid: BTreeMap<(NodeId, u32), Vec<Laid>> = BTreeMap::new();
         let mut out = Vec::new();
         for e in events(h) {
             let Some(node) = e.node else { continue };
@@ -40,7 +65,32 @@ impl Checker for RangeTombstoneSafety {
                     ts,
                     layout: Layout::V2,
                 } if write_deleted.get(&(node, *id)).is_none_or(|d| d < ts) => {
-                    live.insert((node, *id), (*written_at, *shard));
+                    let ck = ClusteringKey {
+                        written_at: *written_at,
+                        id: *id,
+                    };
+                    let shadow = laid
+                        .get(&(node, *shard))
+                        .and_then(|v| v.iter().find(|r| r.end.covers(&ck) && r.ts >= *ts));
+                    if let Some(r) = shadow {
+                        out.push(safety(
+                            self.name(),
+                            format!(
+                                "store of initial entry {id} (written_at {written_at}) landed on {node} after range tombstone {:?} of shard {shard} (pass now={}) that shadows it",
+                                r.end, r.now_ms
+                            ),
+                            Some(&e),
+                        ));
+                        continue;
+                    }
+                    live.insert(
+                        (node, *id),
+                        LiveRow {
+                            written_at: *written_at,
+                            shard: *shard,
+                            ts: *ts,
+                        },
+                    );
                 }
                 BatchlogEvent::EntryDeleted {
                     id,
@@ -69,19 +119,31 @@ impl Checker for RangeTombstoneSafety {
                 } => {
                     replayed_in_pass.entry(node).or_default().insert(*id);
                 }
-                BatchlogEvent::RangeTombstoneWritten { shard, end, now_ms } => {
+                BatchlogEvent::RangeTombstoneWritten {
+                    shard,
+                    stage,
+                    end,
+                    ts,
+                    now_ms,
+                } => {
+                    assert_eq!(
+                        *stage,
+                        Stage::Initial,
+                        "failed_replay is never range-deleted"
+                    );
                     let replayed = replayed_in_pass.get(&node).cloned().unwrap_or_default();
                     let covered: Vec<(BatchId, u64)> = live
                         .iter()
-                        .filter(|((n, id), (w, s))| {
+                        .filter(|((n, id), r)| {
                             *n == node
-                                && s == shard
+                                && r.shard == *shard
+                                && r.ts <= *ts
                                 && end.covers(&ClusteringKey {
-                                    written_at: *w,
+                                    written_at: r.written_at,
                                     id: *id,
                                 })
                         })
-                        .map(|((_, id), (w, _))| (*id, *w))
+                        .map(|((_, id), r)| (*id, r.written_at))
                         .collect();
                     for (id, w) in covered {
                         if !replayed.contains(&id) {
@@ -95,6 +157,11 @@ impl Checker for RangeTombstoneSafety {
                         }
                         live.remove(&(node, id));
                     }
+                    laid.entry((node, *shard)).or_default().push(Laid {
+                        end: *end,
+                        ts: *ts,
+                        now_ms: *now_ms,
+                    });
                 }
                 _ => {}
             }

@@ -1,0 +1,204 @@
+//! The findings registry: hazards that the faithful model reproduces from upstream ScyllaDB, as
+//! opposed to model bugs or wrong checkers (DESIGN "Findings"). `FINDINGS.md` is the prose record
+//! with measured rates; this file is what the tools use.
+//!
+//! Each finding names the upstream code it comes from, a deterministic scripted scenario that
+//! shows its worst outcome, a committed repro bundle, and a candidate fix as `--set` overrides
+//! under which that scenario passes. A failing run *matches* a finding when
+//! - its scenario is one of the finding's scenarios,
+//! - the run does not have the finding's fix switched on and runs no mutant (a mutant's failure
+//!   is the mutant's, not the finding's),
+//! - at least one violation matches the finding's *signature* (checker + message pattern), and
+//! - every violation matches the signature or one of the finding's *consequences*.
+//!
+//! Anything else stays an unknown failure. Patterns are globs over the violation message: `*`
+//! matches any run of characters, everything else matches itself.
+
+use crate::config::RunConfig;
+use crate::runner::RunReport;
+use crate::scenario::Violation;
+use serde::Serialize;
+
+/// A checker and a glob over its violation message.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Pattern {
+    /// Checker name.
+    pub checker: &'static str,
+    /// Glob over the message (`*` = any characters).
+    pub message: &'static str,
+}
+
+impl Pattern {
+    /// Does `v` match?
+    pub fn matches(&self, v: &Violation) -> bool {
+        v.checker == self.checker && glob(self.message, &v.message)
+    }
+}
+
+/// A registered finding.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Finding {
+    /// Id, `F1`, `F2`, …
+    pub id: &'static str,
+    /// One line: what happens.
+    pub title: &'static str,
+    /// The upstream code it comes from (file, function, what it does).
+    pub upstream: &'static str,
+    /// The scripted scenario that shows the worst outcome.
+    pub scenario: &'static str,
+    /// Its committed repro bundle (relative to the repository root).
+    pub bundle: &'static str,
+    /// The candidate fix: `--set` overrides under which the scenario passes.
+    pub fix: &'static [(&'static str, &'static str)],
+    /// Scenario id globs where runs may show it.
+    pub scenarios: &'static [&'static str],
+    /// At least one violation must match one of these.
+    pub signature: &'static [Pattern],
+    /// Other violations the finding explains (its consequences).
+    pub consequences: &'static [Pattern],
+}
+
+/// Every registered finding.
+pub const ALL: &[Finding] = &[Finding {
+    id: "F1",
+    title: "a batchlog store still in flight while its shard is scanned, with written_at below the shard's min_too_fresh, is shadowed by the pass's cleanup range tombstone; with its coordinator gone, the batch is lost",
+    upstream: "db/batchlog_manager.cc, replay_all_failed_batches_v2: the cleanup range tombstone of a batchlog shard with need_cleanup ends before min_too_fresh (the smallest too-fresh written_at the scan saw) and takes a fresh timestamp; an endpoint applies an incoming batchlog row without looking at earlier tombstones",
+    scenario: "batchlog.finding_f1_inflight_store_shadowed",
+    bundle: "findings/F1.json",
+    fix: &[("batchlog.cleanup_end", "replay_timeout")],
+    scenarios: &["batchlog.*"],
+    signature: &[
+        Pattern {
+            checker: "batchlog_range_tombstone_safety",
+            message: "range tombstone Before(*) * covers live initial entry * not replayed in that pass",
+        },
+        Pattern {
+            checker: "batchlog_range_tombstone_safety",
+            message: "store of initial entry * landed on * after range tombstone Before(*) * that shadows it",
+        },
+    ],
+    consequences: &[
+        Pattern {
+            checker: "batchlog_range_tombstone_safety",
+            message: "*",
+        },
+        Pattern {
+            checker: "batchlog_drained",
+            message: "batch * left the batchlog of * without being replayed or deleted by its coordinator*",
+        },
+        Pattern {
+            checker: "batchlog_no_lost_batch",
+            message: "batch * was logged but is lost*",
+        },
+        Pattern {
+            checker: "batchlog_atomicity",
+            message: "*",
+        },
+    ],
+}];
+
+/// The finding with this id.
+pub fn find(id: &str) -> Option<&'static Finding> {
+    ALL.iter().find(|f| f.id == id)
+}
+
+/// Does the run have every override of `f`'s fix?
+fn fix_on(f: &Finding, cfg: &RunConfig) -> bool {
+    let Ok(v) = serde_json::to_value(cfg) else {
+        return false;
+    };
+    f.fix.iter().all(|(key, want)| {
+        let mut cur = &v;
+        let mut path = key.split('.').peekable();
+        // Sections live under `params` in the resolved config.
+        if let Some(first) = path.peek() {
+            if cur.get(*first).is_none() {
+                cur = &v["params"];
+            }
+        }
+        for part in path {
+            match cur.get(part) {
+                Some(x) => cur = x,
+                None => return false,
+            }
+        }
+        cur.as_str().map_or_else(
+            || {
+                *cur == serde_json::Value::String((*want).to_string())
+                    || cur.to_string().as_str() == *want
+            },
+            |s| s == *want,
+        )
+    })
+}
+
+/// The known finding a failing run matches, if any.
+pub fn classify(cfg: &RunConfig, report: &RunReport) -> Option<&'static Finding> {
+    if report.violations.is_empty() || report.panic.is_some() || !report.mutants.is_empty() {
+        return None;
+    }
+    ALL.iter().find(|f| {
+        f.scenarios.iter().any(|s| glob(s, &report.scenario))
+            && !fix_on(f, cfg)
+            && report
+                .violations
+                .iter()
+                .any(|v| f.signature.iter().any(|p| p.matches(v)))
+            && report.violations.iter().all(|v| {
+                f.signature
+                    .iter()
+                    .chain(f.consequences)
+                    .any(|p| p.matches(v))
+            })
+    })
+}
+
+/// Glob match: `*` matches any run of characters (including none).
+pub fn glob(pattern: &str, text: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == text;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !text.starts_with(first) || text.len() < first.len() + last.len() || !text.ends_with(last) {
+        return false;
+    }
+    let mut rest = &text[first.len()..text.len() - last.len()];
+    for mid in &parts[1..parts.len() - 1] {
+        match rest.find(mid) {
+            Some(i) => rest = &rest[i + mid.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        assert!(glob("batchlog.*", "batchlog.swarm"));
+        assert!(!glob("batchlog.*", "raft.swarm"));
+        assert!(glob("a*b*c", "axxbyyc"));
+        assert!(!glob("a*b*c", "axxbyy"));
+        assert!(glob("*", ""));
+        assert!(glob("exact", "exact"));
+        assert!(!glob("exact", "exactly"));
+        assert!(!glob("ab*ba", "aba"));
+        assert!(glob(
+            "range tombstone Before(*) * covers live initial entry * not replayed in that pass",
+            "range tombstone Before(13094) of shard 1 on n4 (pass now=13096) covers live initial entry b2005 (written_at 13093) not replayed in that pass"
+        ));
+    }
+
+    #[test]
+    fn registry_is_well_formed() {
+        for (i, f) in ALL.iter().enumerate() {
+            assert_eq!(f.id, format!("F{}", i + 1));
+            assert!(!f.signature.is_empty() && !f.fix.is_empty());
+            assert!(f.bundle.starts_with("findings/"));
+        }
+    }
+}
