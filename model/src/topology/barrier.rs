@@ -45,6 +45,7 @@ pub fn serve(svc: &Rc<NodeServices>) {
 }
 
 fn refuse(svc: &NodeServices, req: &BarrierReq, reason: String) -> Result<(), RpcError> {
+    tracing::info!(barrier = req.barrier, term = req.term, version = req.version, "refused barrier {} at v{}: {reason}", req.barrier, req.version);
     svc.sim.record(
         Some(svc.node),
         TopologyEvent::BarrierRefused {
@@ -56,6 +57,7 @@ fn refuse(svc: &NodeServices, req: &BarrierReq, reason: String) -> Result<(), Rp
 }
 
 async fn barrier_and_drain(svc: &NodeServices, req: BarrierReq) -> Result<(), RpcError> {
+    tracing::debug!(barrier = req.barrier, term = req.term, version = req.version, "barrier_and_drain {} for v{} received", req.barrier, req.version);
     if svc.g0.read_barrier().await.is_err() {
         return refuse(svc, &req, "read barrier failed".into());
     }
@@ -75,15 +77,23 @@ async fn barrier_and_drain(svc: &NodeServices, req: BarrierReq) -> Result<(), Rp
     }
     // (a) wait for in-flight operations holding an older erm.
     if svc.erm.wait_for_stale_versions().await {
+        tracing::debug!(barrier = req.barrier, "barrier {} waited for operations holding an older token metadata version", req.barrier);
         svc.sim.mark("barrier waited for stale erm");
     }
     // (b) drain closing sessions.
     let mut waited = false;
     if !svc.sim.mutant("barrier-skips-drain") {
         let before = svc.sessions.with(|r| r.registered());
+        if tracing::enabled!(tracing::Level::INFO) {
+            let closing = svc.sessions.with(|r| r.closing_with_guards());
+            if !closing.is_empty() {
+                tracing::info!(barrier = req.barrier, version = req.version, "barrier {} at v{} waits for {} closing session(s) {} with live guards", req.barrier, req.version, closing.len(), sim::log::list(&closing));
+            }
+        }
         waited = svc.sessions.drain_closing_sessions().await;
         let after = svc.sessions.with(|r| r.registered());
         for s in before.into_iter().filter(|s| !after.contains(s)) {
+            tracing::info!(session = %s, barrier = req.barrier, "session {s} drained and erased (barrier {})", req.barrier);
             svc.sim
                 .record(Some(svc.node), TopologyEvent::SessionDrained { session: s });
         }
@@ -96,6 +106,7 @@ async fn barrier_and_drain(svc: &NodeServices, req: BarrierReq) -> Result<(), Rp
     let (open, closing) = svc
         .sessions
         .with(|r| (r.open_sessions(), r.closing_with_guards()));
+    tracing::info!(barrier = req.barrier, version = req.version, waited_for_drain = waited, "answered barrier {} at v{}: open sessions {}, closing with guards {}", req.barrier, req.version, sim::log::list(&open), sim::log::list(&closing));
     svc.sim.record(
         Some(svc.node),
         TopologyEvent::BarrierAnswered {
@@ -128,6 +139,7 @@ pub async fn global_tablet_barrier(
                 .collect(),
         )
     });
+    tracing::info!(barrier, version, term, "barrier {barrier} at v{version} started: asking {} for barrier_and_drain (tablets {})", sim::log::list(&nodes), sim::log::list(&tablets));
     svc.sim.record(
         Some(svc.node),
         TopologyEvent::BarrierStarted {
@@ -151,10 +163,14 @@ pub async fn global_tablet_barrier(
             timeout,
         )
     });
-    let ok = futures::future::join_all(calls)
-        .await
-        .iter()
-        .all(|r| r.is_ok());
+    let answers = futures::future::join_all(calls).await;
+    for (n, r) in nodes.iter().zip(&answers) {
+        if let Err(e) = r {
+            tracing::info!(barrier, node = %n, "barrier {barrier}: {n} did not answer ({e})");
+        }
+    }
+    let ok = answers.iter().all(|r| r.is_ok());
+    tracing::info!(barrier, version, ok, "barrier {barrier} at v{version} {}", if ok { "completed: every node answered" } else { "failed" });
     svc.sim.record(
         Some(svc.node),
         TopologyEvent::BarrierCompleted { barrier, ok },
