@@ -10,7 +10,7 @@
 
 use super::events::TopologyEvent;
 use super::ids::{NodeId, TabletId};
-use super::node::NodeServices;
+use crate::node::NodeHandle;
 use sim::time::Duration;
 use sim::{RpcError, Verb};
 use std::rc::Rc;
@@ -34,7 +34,7 @@ impl Verb for BarrierAndDrain {
 }
 
 /// Register the `barrier_and_drain` handler.
-pub fn serve(svc: &Rc<NodeServices>) {
+pub fn serve(svc: &Rc<NodeHandle>) {
     let s = svc.clone();
     svc.sim
         .net()
@@ -44,7 +44,7 @@ pub fn serve(svc: &Rc<NodeServices>) {
         });
 }
 
-fn refuse(svc: &NodeServices, req: &BarrierReq, reason: String) -> Result<(), RpcError> {
+fn refuse(svc: &NodeHandle, req: &BarrierReq, reason: String) -> Result<(), RpcError> {
     svc.sim.record(
         Some(svc.node),
         TopologyEvent::BarrierRefused {
@@ -55,7 +55,7 @@ fn refuse(svc: &NodeServices, req: &BarrierReq, reason: String) -> Result<(), Rp
     Err(RpcError::Remote(reason))
 }
 
-async fn barrier_and_drain(svc: &NodeServices, req: BarrierReq) -> Result<(), RpcError> {
+async fn barrier_and_drain(svc: &NodeHandle, req: BarrierReq) -> Result<(), RpcError> {
     if svc.g0.read_barrier().await.is_err() {
         return refuse(svc, &req, "read barrier failed".into());
     }
@@ -80,12 +80,22 @@ async fn barrier_and_drain(svc: &NodeServices, req: BarrierReq) -> Result<(), Rp
     // (b) drain closing sessions.
     let mut waited = false;
     if !svc.sim.mutant("barrier-skips-drain") {
-        let before = svc.sessions.with(|r| r.registered());
-        waited = svc.sessions.drain_closing_sessions().await;
-        let after = svc.sessions.with(|r| r.registered());
-        for s in before.into_iter().filter(|s| !after.contains(s)) {
-            svc.sim
-                .record(Some(svc.node), TopologyEvent::SessionDrained { session: s });
+        // Every shard drains its own registry (upstream: `invoke_on_all` shards).
+        for shard in &svc.shards {
+            let before = shard.sessions.with(|r| r.registered());
+            if shard.sessions.drain_closing_sessions().await {
+                waited = true;
+            }
+            let after = shard.sessions.with(|r| r.registered());
+            for s in before.into_iter().filter(|s| !after.contains(s)) {
+                svc.sim.record(
+                    Some(svc.node),
+                    TopologyEvent::SessionDrained {
+                        shard: shard.id,
+                        session: s,
+                    },
+                );
+            }
         }
         if waited {
             svc.sim.mark("barrier waited for drain");
@@ -93,9 +103,17 @@ async fn barrier_and_drain(svc: &NodeServices, req: BarrierReq) -> Result<(), Rp
     }
     svc.barrier_fence
         .set(svc.barrier_fence.get().max(req.version));
-    let (open, closing) = svc
-        .sessions
-        .with(|r| (r.open_sessions(), r.closing_with_guards()));
+    // Union over shards (each mirrors the same open set; closing must be empty everywhere).
+    let mut open = std::collections::BTreeSet::new();
+    let mut closing = std::collections::BTreeSet::new();
+    for shard in &svc.shards {
+        shard.sessions.with(|r| {
+            open.extend(r.open_sessions());
+            closing.extend(r.closing_with_guards());
+        });
+    }
+    let (open, closing): (Vec<_>, Vec<_>) =
+        (open.into_iter().collect(), closing.into_iter().collect());
     svc.sim.record(
         Some(svc.node),
         TopologyEvent::BarrierAnswered {
@@ -113,7 +131,7 @@ async fn barrier_and_drain(svc: &NodeServices, req: BarrierReq) -> Result<(), Rp
 /// `global_tablet_token_metadata_barrier`: every non-excluded node must answer. Returns whether
 /// all did.
 pub async fn global_tablet_barrier(
-    svc: &NodeServices,
+    svc: &NodeHandle,
     term: u64,
     barrier: u64,
     tablets: Vec<TabletId>,
