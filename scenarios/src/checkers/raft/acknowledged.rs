@@ -11,6 +11,7 @@ use crate::catalog::raft::{op_hash, RaftClientEvent};
 use crate::config::RunConfig;
 use crate::scenario::{Checker, RunEnd, Violation};
 use model::raft::{GroupId, RaftEvent};
+use model::Outcome;
 use sim::{History, NodeId};
 use std::collections::BTreeMap;
 
@@ -58,7 +59,7 @@ impl Checker for AcknowledgedOps {
                 RaftClientEvent::Proposed {
                     g,
                     op,
-                    outcome: "ok",
+                    outcome: Outcome::Ok,
                     index: Some(i),
                 } => {
                     acked.push((g, op, i, e.index));
