@@ -308,14 +308,14 @@ pub(crate) fn sim_event(node: Option<NodeId>, ev: &crate::history::SimEvent) {
         }
         E::Fault { what } => tracing::info!(target: "sim::fault", "fault: {what}"),
         E::Crash { lost_writes } => {
-            tracing::info!(target: "sim::node", lost_writes, "{n} crashed: its tasks stop, {lost_writes} unsynced disk write(s) lost")
+            tracing::info!(target: "sim::world", lost_writes, "{n} crashed: its tasks stop, {lost_writes} unsynced disk write(s) lost")
         }
-        E::Start { incarnation: 0 } => tracing::info!(target: "sim::node", "{n} boots"),
+        E::Start { incarnation: 0 } => tracing::info!(target: "sim::world", "{n} boots"),
         E::Start { incarnation } => {
-            tracing::info!(target: "sim::node", incarnation, "{n} restarts (incarnation {incarnation}) and recovers from its disk")
+            tracing::info!(target: "sim::world", incarnation, "{n} restarts (incarnation {incarnation}) and recovers from its disk")
         }
-        E::Pause { paused: true } => tracing::info!(target: "sim::node", "{n} paused"),
-        E::Pause { paused: false } => tracing::info!(target: "sim::node", "{n} resumed"),
+        E::Pause { paused: true } => tracing::info!(target: "sim::world", "{n} paused"),
+        E::Pause { paused: false } => tracing::info!(target: "sim::world", "{n} resumed"),
         E::DiskSync { writes, failed } => {
             tracing::trace!(target: "sim::disk", writes, failed, "disk sync of {n}: {writes} write(s){}", if *failed { " FAILED" } else { " durable" })
         }
