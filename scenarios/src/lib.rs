@@ -9,10 +9,13 @@ pub mod checkers;
 pub mod cli;
 pub mod config;
 pub mod explore;
+pub mod junit;
 pub mod phases;
 pub mod runner;
 pub mod scenario;
+pub mod story;
 pub mod timeline;
+pub mod workload;
 
 pub use config::RunConfig;
 pub use runner::{resolve, run, RunReport};
