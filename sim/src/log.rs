@@ -304,7 +304,7 @@ pub(crate) fn sim_event(node: Option<NodeId>, ev: &crate::history::SimEvent) {
             to,
             failed_calls,
         } => {
-            tracing::info!(target: "sim::net", %from, %to, failed_calls, "connection {from} -> {to} killed: {failed_calls} pending call(s) fail with connection closed; work {to} already admitted keeps running")
+            tracing::info!(target: "sim::net", %from, %to, failed_calls, "connection {from} -> {to} killed: {failed_calls} pending call(s) fail with connection closed; requests {to} had admitted are not cancelled")
         }
         E::Fault { what } => tracing::info!(target: "sim::fault", "fault: {what}"),
         E::Crash { lost_writes } => {
