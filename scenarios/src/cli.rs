@@ -862,6 +862,11 @@ fn shrink(path: &Path, budget: usize, out: Option<PathBuf>) -> Result<i32, Strin
     let (small, runs) = fault_injection::shrink::shrink(&bundle.config.faults, budget, |s| {
         let mut cfg = bundle.config.clone();
         cfg.faults = s.clone();
+        tracing::info!(
+            faults = s.faults.len(),
+            "shrink: trying a schedule of {} fault(s)",
+            s.faults.len()
+        );
         let (r, _) = runner::run(&def, &cfg);
         let fails = r.verdict == target;
         if fails {
