@@ -5,7 +5,7 @@
 use crate::bundle::{self, Bundle};
 use crate::explore::{self, Finished};
 use crate::runner;
-use crate::scenario::{ScenarioDef, Verdict};
+use crate::scenario::{ScenarioDef, Tier, Verdict};
 use clap::{Args, Parser, Subcommand};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -34,6 +34,25 @@ struct RunOpts {
     /// Override a resolved config field by dotted name, e.g. `--set phases.chaos_ms=2000`.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     sets: Vec<String>,
+}
+
+/// Logging of the protocol's steps (off unless asked for).
+#[derive(Args, Clone, Default)]
+struct LogOpts {
+    /// Log at LEVEL (error, warn, info, debug, trace) for clustersim's crates, or an
+    /// `EnvFilter` directive list (`model::topology=debug,sim=info`); lines carry simulated time
+    /// and node. Without it `RUST_LOG` applies as usual.
+    #[arg(long = "log", value_name = "LEVEL")]
+    level: Option<String>,
+    /// Write the log to FILE instead of stderr (implies `--log info` when no level is given).
+    #[arg(long = "log-file", value_name = "FILE")]
+    file: Option<PathBuf>,
+}
+
+impl LogOpts {
+    fn init(&self) -> Result<sim::log::LogGuard, String> {
+        sim::log::init(self.level.as_deref(), self.file.as_deref())
+    }
 }
 
 /// How much of the (scenario, seed) space one `explore` covers, and when it stops.
@@ -81,14 +100,22 @@ enum Command {
         /// Run twice and compare digests (exit 5 if they differ).
         #[arg(long)]
         check_determinism: bool,
+        #[command(flatten)]
+        log: LogOpts,
     },
     /// Run many seeds of one or more scenarios in parallel.
     Explore {
-        /// Scenario ids (or `--all`).
+        /// Scenario ids or globs on ids (`'streaming.*'`), or `--all` / `--tier`.
         scenarios: Vec<String>,
         /// Every scenario of the catalog.
         #[arg(long)]
         all: bool,
+        /// Only scenarios of this tier: harness, scripted or randomised (alone: the whole tier).
+        #[arg(long, value_parser = parse_tier)]
+        tier: Option<Tier>,
+        /// Also write a JUnit XML report (one test case per scenario) to FILE.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
         /// Seed range: A..B (B exclusive), A..=B, or N (default 0..100; open-ended with
         /// `--time-budget`).
         #[arg(long)]
@@ -122,6 +149,8 @@ enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        log: LogOpts,
     },
     /// Find the smallest fault schedule that still fails like the bundle.
     Shrink {
@@ -133,6 +162,8 @@ enum Command {
         /// Where to write the shrunk bundle (default: next to the input, `.shrunk.json`).
         #[arg(long)]
         out: Option<PathBuf>,
+        #[command(flatten)]
+        log: LogOpts,
     },
     /// Print the resolved config and fault schedule of a run, without running it.
     Explain {
@@ -251,41 +282,57 @@ fn dispatch(cmd: Command) -> Result<i32, String> {
             trace,
             out,
             check_determinism,
-        } => run(
-            &scenario,
-            seed,
-            &opts,
-            json,
-            trace.as_deref(),
-            &out,
-            check_determinism,
-        ),
+            log,
+        } => {
+            let _log = log.init()?;
+            run(
+                &scenario,
+                seed,
+                &opts,
+                json,
+                trace.as_deref(),
+                &out,
+                check_determinism,
+            )
+        }
         Command::Explore {
             scenarios,
             all,
+            tier,
+            junit,
             seeds,
             jobs,
             opts,
             out,
             json,
             limits,
-        } => explore_cmd(
-            &scenarios,
-            all,
-            seeds.as_deref(),
-            jobs,
-            &opts,
-            &out,
-            json,
-            &limits,
-        ),
+        } => {
+            let defs = select_work(&scenarios, all, tier)?;
+            explore_cmd(
+                &defs,
+                seeds.as_deref(),
+                jobs,
+                &opts,
+                &out,
+                json,
+                junit.as_deref(),
+                &limits,
+            )
+        }
         Command::Merge { summaries, json } => merge_cmd(&summaries, json),
-        Command::Replay { bundle, json } => replay(&bundle, json),
+        Command::Replay { bundle, json, log } => {
+            let _log = log.init()?;
+            replay(&bundle, json)
+        }
         Command::Shrink {
             bundle,
             budget,
             out,
-        } => shrink(&bundle, budget, out),
+            log,
+        } => {
+            let _log = log.init()?;
+            shrink(&bundle, budget, out)
+        }
         Command::Explain {
             scenario,
             seed,
@@ -476,35 +523,131 @@ fn run(
 }
 
 fn select(scenarios: &[String], all: bool) -> Result<Vec<ScenarioDef>, String> {
+    select_work(scenarios, all, None)
+}
+
+/// Parse a `--tier` value.
+fn parse_tier(s: &str) -> Result<Tier, String> {
+    match s {
+        "harness" => Ok(Tier::Harness),
+        "scripted" => Ok(Tier::Scripted),
+        "randomised" | "randomized" => Ok(Tier::Randomised),
+        _ => Err("expected harness, scripted or randomised".into()),
+    }
+}
+
+/// Does `id` match `pattern`, where `*` matches any run of characters and `?` any one?
+pub fn glob_match(pattern: &str, id: &str) -> bool {
+    let (p, s): (Vec<char>, Vec<char>) = (pattern.chars().collect(), id.chars().collect());
+    // Iterative matcher with backtracking to the last `*`.
+    let (mut pi, mut si, mut star, mut mark) = (0, 0, None, 0);
+    while si < s.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == s[si]) {
+            pi += 1;
+            si += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = si;
+            pi += 1;
+        } else if let Some(st) = star {
+            pi = st + 1;
+            mark += 1;
+            si = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+/// The scenarios a command works on: ids and globs on ids (in catalog order, each once), the
+/// whole catalog with `--all`, and only those of `tier` when one is given (alone: that tier).
+fn select_work(
+    scenarios: &[String],
+    all: bool,
+    tier: Option<Tier>,
+) -> Result<Vec<ScenarioDef>, String> {
     if all && !scenarios.is_empty() {
         return Err("give scenario ids or --all, not both".into());
     }
-    if all {
-        return Ok(crate::catalog::all());
+    let catalog = crate::catalog::all();
+    let mut picked: Vec<ScenarioDef> = if all || (scenarios.is_empty() && tier.is_some()) {
+        catalog.clone()
+    } else if scenarios.is_empty() {
+        return Err("name at least one scenario, or pass --all or --tier".into());
+    } else {
+        let mut chosen = vec![false; catalog.len()];
+        for pat in scenarios {
+            if pat.contains(['*', '?']) {
+                let mut any = false;
+                for (i, d) in catalog.iter().enumerate() {
+                    if glob_match(pat, d.id) {
+                        chosen[i] = true;
+                        any = true;
+                    }
+                }
+                if !any {
+                    return Err(format!(
+                        "no scenario matches '{pat}' (see `clustersim list`)"
+                    ));
+                }
+            } else {
+                runner::find(pat)?;
+                let i = catalog.iter().position(|d| d.id == pat).expect("found");
+                chosen[i] = true;
+            }
+        }
+        catalog
+            .iter()
+            .zip(chosen)
+            .filter(|(_, c)| *c)
+            .map(|(d, _)| d.clone())
+            .collect()
+    };
+    if let Some(t) = tier {
+        picked.retain(|d| d.tier == t);
+        if picked.is_empty() {
+            return Err(format!(
+                "no selected scenario is of tier {}",
+                format!("{t:?}").to_lowercase()
+            ));
+        }
     }
-    if scenarios.is_empty() {
-        return Err("name at least one scenario, or pass --all".into());
-    }
-    scenarios.iter().map(|s| runner::find(s)).collect()
+    Ok(picked)
+}
+
+/// Fail early (before any seed runs) if bundles cannot be written into `dir`.
+fn check_writable(dir: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| format!("--out {}: cannot create the directory: {e}", dir.display()))?;
+    let probe = dir.join(format!(".clustersim-probe-{}", std::process::id()));
+    std::fs::write(&probe, b"").map_err(|e| {
+        format!(
+            "--out {}: cannot write into the directory: {e}",
+            dir.display()
+        )
+    })?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
 fn explore_cmd(
-    scenarios: &[String],
-    all: bool,
+    defs: &[ScenarioDef],
     seeds: Option<&str>,
     jobs: Option<usize>,
     opts: &RunOpts,
     out: &Path,
     json: bool,
+    junit: Option<&Path>,
     limits: &ExploreLimits,
 ) -> Result<i32, String> {
-    let defs = select(scenarios, all)?;
     let time_budget = limits
         .time_budget
         .as_deref()
         .map(explore::parse_duration)
         .transpose()?;
+    let seed_text = seeds.unwrap_or(if time_budget.is_some() { "0.." } else { "0..100" });
     let seeds = match (seeds, time_budget) {
         (Some(s), _) => explore::parse_seeds(s)?,
         (None, Some(_)) => 0..u64::MAX,
@@ -523,6 +666,14 @@ fn explore_cmd(
     if jobs == 0 {
         return Err("--jobs must be at least 1".into());
     }
+    // Bad input is found before the first seed, not after the failures it would have recorded.
+    for d in defs {
+        runner::resolve(d, seeds.start, &opts.mutants, &sets)?;
+    }
+    check_writable(out)?;
+    if let Some(path) = junit {
+        crate::junit::check_writable(path)?;
+    }
     let total = (defs.len() as u64).saturating_mul(seeds.end - seeds.start) / shard.count;
     let bar = if std::io::stderr().is_terminal() && !json && seeds.end != u64::MAX {
         let b = indicatif::ProgressBar::new(total);
@@ -537,8 +688,10 @@ fn explore_cmd(
         indicatif::ProgressBar::hidden()
     };
     let mut failed = 0;
+    let mut case_stats: std::collections::BTreeMap<String, crate::junit::CaseStats> =
+        Default::default();
     let summary = explore::explore_with(
-        &defs,
+        defs,
         seeds,
         shard,
         bounds,
@@ -546,8 +699,11 @@ fn explore_cmd(
         &sets,
         jobs,
         Some(out),
-        |_fin: &Finished, failure| {
+        |fin: &Finished, failure| {
             bar.inc(1);
+            let st = case_stats.entry(fin.report.scenario.clone()).or_default();
+            st.runs += 1;
+            st.wall_s += fin.wall_s;
             if let Some(f) = failure {
                 failed += 1;
                 bar.set_message(format!("{failed} failed"));
@@ -567,6 +723,20 @@ fn explore_cmd(
     )?;
     bar.finish_and_clear();
     print_summary(&summary, json);
+    if let Some(path) = junit {
+        let suite = crate::junit::Suite::from_summary(
+            defs,
+            seed_text,
+            &opts.mutants,
+            &sets,
+            &case_stats,
+            &summary,
+        );
+        suite.write(path)?;
+        if !json {
+            println!("wrote JUnit report {}", path.display());
+        }
+    }
     Ok(summary_exit_code(&summary))
 }
 

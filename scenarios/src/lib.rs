@@ -10,10 +10,13 @@ pub mod cli;
 pub mod config;
 pub mod coverage;
 pub mod explore;
+pub mod junit;
 pub mod phases;
 pub mod runner;
 pub mod scenario;
+pub mod story;
 pub mod timeline;
+pub mod workload;
 
 pub use config::RunConfig;
 pub use runner::{resolve, run, RunReport};

@@ -12,12 +12,15 @@ use crate::checkers::raft as chk;
 use crate::config::RunConfig;
 use crate::phases;
 use crate::scenario::{RunEnd, ScenarioDef, Tier};
+use crate::story::Story;
 use fault_injection::{FaultKind, FaultModel, LeaderProbe};
+use futures::future::LocalBoxFuture;
 use futures::FutureExt;
 use model::raft::{
     command_hash, service::VERBS, Raft, RaftConfig, RaftError, StateMachine,
     MUTANT_COMMIT_WITHOUT_MAJORITY,
 };
+use model::Outcome;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use sim::time::{sleep, Duration};
@@ -154,13 +157,13 @@ pub enum RaftClientEvent {
         /// Operation id (the command).
         op: u64,
     },
-    /// Proposal of `op` ended: `ok` (committed at `index`), `fail` (definitely not committed)
-    /// or `unknown`.
+    /// Proposal of `op` ended: `ok` (committed at `index`), `failed` (definitely not
+    /// committed) or `unknown`.
     Proposed {
         /// Operation id.
         op: u64,
-        /// `ok`, `fail` or `unknown`.
-        outcome: &'static str,
+        /// The client outcome.
+        outcome: Outcome,
         /// Index, when `ok`.
         #[serde(skip_serializing_if = "Option::is_none")]
         index: Option<u64>,
@@ -267,9 +270,9 @@ impl Group {
         self.sim.spawn_on(node, async move {
             let out = r.propose(op).await;
             let (outcome, index) = match out {
-                Ok(i) => ("ok", Some(i)),
-                Err(RaftError::Timeout) => ("unknown", None),
-                Err(_) => ("fail", None),
+                Ok(i) => (Outcome::Ok, Some(i)),
+                Err(RaftError::Timeout) => (Outcome::Unknown, None),
+                Err(_) => (Outcome::Failed, None),
             };
             sim.record(Some(node), RaftClientEvent::Proposed { op, outcome, index });
             *res.borrow_mut() = Some(out);
@@ -370,17 +373,42 @@ impl Group {
 
 // ----- raft.swarm --------------------------------------------------------------------------
 
-async fn run_swarm(sim: Sim, cfg: Rc<RunConfig>) -> RunEnd {
-    let params: RaftParams = cfg.section("raft");
-    let group = Group::start(&sim, &cfg);
-    phases::warmup(&sim, &cfg).await;
-    // Clients: one operation at a time from a random node, for the chaos phase.
-    let (g, s) = (group.clone(), sim.clone());
-    let nodes = cfg.node_ids();
-    let end_at = sim.now().0 + cfg.phases.chaos_ms * 1_000_000;
-    sim.spawn_supervisor(async move {
+/// A running `raft.swarm`: the story kit and the group.
+struct Swarm {
+    story: Story,
+    group: Group,
+}
+
+impl phases::Area for Swarm {
+    fn story(&self) -> &Story {
+        &self.story
+    }
+
+    fn poll_ms(&self) -> u64 {
+        50
+    }
+
+    fn pending(&self) -> Vec<String> {
+        self.group.pending()
+    }
+
+    fn final_state(&self, _converged: bool) -> LocalBoxFuture<'_, serde_json::Value> {
+        Box::pin(async move { self.group.final_state() })
+    }
+}
+
+/// Clients: one operation at a time from a random node, until `until_ns`.
+fn raft_clients(
+    g: &Group,
+    params: RaftParams,
+    nodes: Vec<NodeId>,
+    until_ns: u64,
+) -> LocalBoxFuture<'static, ()> {
+    let g = g.clone();
+    Box::pin(async move {
+        let s = g.sim.clone();
         let mut rng = s.rng("workload");
-        while s.now().0 < end_at {
+        while s.now().0 < until_ns {
             let node = nodes[rng.gen_range(0..nodes.len())];
             if rng.gen_range(0..100) < params.read_barrier_percent {
                 g.read_on(node);
@@ -392,14 +420,29 @@ async fn run_swarm(sim: Sim, cfg: Rc<RunConfig>) -> RunEnd {
             )))
             .await;
         }
+    })
+}
+
+async fn run_swarm(sim: Sim, cfg: Rc<RunConfig>) -> RunEnd {
+    let area = Rc::new(Swarm {
+        story: Story::new(&sim, &cfg),
+        group: Group::start(&sim, &cfg),
     });
-    phases::chaos(&sim, &cfg, Some(group.probe())).await;
-    phases::heal(&sim);
-    let pending = phases::converge(&sim, &cfg, 50, || group.pending()).await;
-    RunEnd {
-        final_state: group.final_state(),
-        pending,
-    }
+    phases::run(&sim, &cfg, area, |a| {
+        let cfg = &a.story.cfg;
+        let until = phases::chaos_end_ns(&a.story.sim, cfg);
+        phases::Plan {
+            workloads: vec![raft_clients(
+                &a.group,
+                cfg.section("raft"),
+                cfg.node_ids(),
+                until,
+            )],
+            leader: Some(a.group.probe()),
+            ..phases::Plan::default()
+        }
+    })
+    .await
 }
 
 // ----- raft.leader_crash_elects_new_leader --------------------------------------------------

@@ -11,6 +11,7 @@ use crate::catalog::raft::{op_hash, RaftClientEvent};
 use crate::config::RunConfig;
 use crate::scenario::{Checker, RunEnd, Violation};
 use model::raft::RaftEvent;
+use model::Outcome;
 use sim::{History, NodeId};
 use std::collections::BTreeMap;
 
@@ -56,7 +57,7 @@ impl Checker for AcknowledgedOps {
             match *ev {
                 RaftClientEvent::Proposed {
                     op,
-                    outcome: "ok",
+                    outcome: Outcome::Ok,
                     index: Some(i),
                 } => {
                     acked.push((op, i, e.index));
