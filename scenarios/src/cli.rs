@@ -259,14 +259,14 @@ fn dispatch(cmd: Command) -> Result<i32, String> {
         } => {
             let _log = log.init()?;
             run(
-            &scenario,
-            seed,
-            &opts,
-            json,
-            trace.as_deref(),
-            &out,
-            check_determinism,
-        )
+                &scenario,
+                seed,
+                &opts,
+                json,
+                trace.as_deref(),
+                &out,
+                check_determinism,
+            )
         }
         Command::Explore {
             scenarios,

@@ -31,5 +31,7 @@ pub mod time {
 /// Spawn a task on the current node (it dies with the node). It keeps the spawner's span, so
 /// its log lines name the same node.
 pub fn spawn<F: std::future::Future<Output = ()> + 'static>(f: F) {
-    drop(madsim::task::spawn_local(tracing::Instrument::in_current_span(f)));
+    drop(madsim::task::spawn_local(
+        tracing::Instrument::in_current_span(f),
+    ));
 }

@@ -216,12 +216,10 @@ pub fn init(log: Option<&str>, file: Option<&Path>) -> Result<LogGuard, String> 
         .event_format(SimFormat);
     let (res, file) = match file {
         Some(p) => {
-            let f = File::create(p).map_err(|e| format!("cannot write log {}: {e}", p.display()))?;
+            let f =
+                File::create(p).map_err(|e| format!("cannot write log {}: {e}", p.display()))?;
             let shared = SharedFile(Arc::new(Mutex::new(BufWriter::new(f))));
-            (
-                builder.with_writer(shared.clone()).try_init(),
-                Some(shared),
-            )
+            (builder.with_writer(shared.clone()).try_init(), Some(shared))
         }
         None => (builder.with_writer(io::stderr).try_init(), None),
     };

@@ -45,7 +45,14 @@ pub fn serve(svc: &Rc<NodeServices>) {
 }
 
 fn refuse(svc: &NodeServices, req: &BarrierReq, reason: String) -> Result<(), RpcError> {
-    tracing::info!(barrier = req.barrier, term = req.term, version = req.version, "refused barrier {} at v{}: {reason}", req.barrier, req.version);
+    tracing::info!(
+        barrier = req.barrier,
+        term = req.term,
+        version = req.version,
+        "refused barrier {} at v{}: {reason}",
+        req.barrier,
+        req.version
+    );
     svc.sim.record(
         Some(svc.node),
         TopologyEvent::BarrierRefused {
@@ -57,7 +64,14 @@ fn refuse(svc: &NodeServices, req: &BarrierReq, reason: String) -> Result<(), Rp
 }
 
 async fn barrier_and_drain(svc: &NodeServices, req: BarrierReq) -> Result<(), RpcError> {
-    tracing::debug!(barrier = req.barrier, term = req.term, version = req.version, "barrier_and_drain {} for v{} received", req.barrier, req.version);
+    tracing::debug!(
+        barrier = req.barrier,
+        term = req.term,
+        version = req.version,
+        "barrier_and_drain {} for v{} received",
+        req.barrier,
+        req.version
+    );
     if svc.g0.read_barrier().await.is_err() {
         return refuse(svc, &req, "read barrier failed".into());
     }
@@ -77,7 +91,11 @@ async fn barrier_and_drain(svc: &NodeServices, req: BarrierReq) -> Result<(), Rp
     }
     // (a) wait for in-flight operations holding an older erm.
     if svc.erm.wait_for_stale_versions().await {
-        tracing::debug!(barrier = req.barrier, "barrier {} waited for operations holding an older token metadata version", req.barrier);
+        tracing::debug!(
+            barrier = req.barrier,
+            "barrier {} waited for operations holding an older token metadata version",
+            req.barrier
+        );
         svc.sim.mark("barrier waited for stale erm");
     }
     // (b) drain closing sessions.
@@ -87,7 +105,15 @@ async fn barrier_and_drain(svc: &NodeServices, req: BarrierReq) -> Result<(), Rp
         if tracing::enabled!(tracing::Level::INFO) {
             let closing = svc.sessions.with(|r| r.closing_with_guards());
             if !closing.is_empty() {
-                tracing::info!(barrier = req.barrier, version = req.version, "barrier {} at v{} waits for {} closing session(s) {} with live guards", req.barrier, req.version, closing.len(), sim::log::list(&closing));
+                tracing::info!(
+                    barrier = req.barrier,
+                    version = req.version,
+                    "barrier {} at v{} waits for {} closing session(s) {} with live guards",
+                    req.barrier,
+                    req.version,
+                    closing.len(),
+                    sim::log::list(&closing)
+                );
             }
         }
         waited = svc.sessions.drain_closing_sessions().await;
@@ -106,7 +132,16 @@ async fn barrier_and_drain(svc: &NodeServices, req: BarrierReq) -> Result<(), Rp
     let (open, closing) = svc
         .sessions
         .with(|r| (r.open_sessions(), r.closing_with_guards()));
-    tracing::info!(barrier = req.barrier, version = req.version, waited_for_drain = waited, "answered barrier {} at v{}: open sessions {}, closing with guards {}", req.barrier, req.version, sim::log::list(&open), sim::log::list(&closing));
+    tracing::info!(
+        barrier = req.barrier,
+        version = req.version,
+        waited_for_drain = waited,
+        "answered barrier {} at v{}: open sessions {}, closing with guards {}",
+        req.barrier,
+        req.version,
+        sim::log::list(&open),
+        sim::log::list(&closing)
+    );
     svc.sim.record(
         Some(svc.node),
         TopologyEvent::BarrierAnswered {
@@ -139,7 +174,14 @@ pub async fn global_tablet_barrier(
                 .collect(),
         )
     });
-    tracing::info!(barrier, version, term, "barrier {barrier} at v{version} started: asking {} for barrier_and_drain (tablets {})", sim::log::list(&nodes), sim::log::list(&tablets));
+    tracing::info!(
+        barrier,
+        version,
+        term,
+        "barrier {barrier} at v{version} started: asking {} for barrier_and_drain (tablets {})",
+        sim::log::list(&nodes),
+        sim::log::list(&tablets)
+    );
     svc.sim.record(
         Some(svc.node),
         TopologyEvent::BarrierStarted {
@@ -170,7 +212,17 @@ pub async fn global_tablet_barrier(
         }
     }
     let ok = answers.iter().all(|r| r.is_ok());
-    tracing::info!(barrier, version, ok, "barrier {barrier} at v{version} {}", if ok { "completed: every node answered" } else { "failed" });
+    tracing::info!(
+        barrier,
+        version,
+        ok,
+        "barrier {barrier} at v{version} {}",
+        if ok {
+            "completed: every node answered"
+        } else {
+            "failed"
+        }
+    );
     svc.sim.record(
         Some(svc.node),
         TopologyEvent::BarrierCompleted { barrier, ok },

@@ -61,7 +61,10 @@ async fn run_term(svc: &Rc<NodeServices>, term: u64) {
     let ignores_term = svc.sim.mutant("coordinator-ignores-term");
     svc.sim
         .record(Some(svc.node), TopologyEvent::CoordinatorStarted { term });
-    tracing::info!(term, "coordinator started: this node leads group0 in term {term}; fencing older terms");
+    tracing::info!(
+        term,
+        "coordinator started: this node leads group0 in term {term}; fencing older terms"
+    );
     let fenced = svc
         .g0
         .propose_in_term(term, Group0Command::FencePreviousCoordinator { term })
@@ -78,9 +81,15 @@ async fn run_term(svc: &Rc<NodeServices>, term: u64) {
             .record(Some(svc.node), TopologyEvent::CoordinatorStopped { term });
         return;
     }
-    tracing::info!(term, "coordinator of term {term} in charge: older coordinators are fenced");
+    tracing::info!(
+        term,
+        "coordinator of term {term} in charge: older coordinators are fenced"
+    );
     if svc.g0.with_state(|s| s.transition_state().is_some()) {
-        tracing::info!(term, "coordinator of term {term} resumes a migration left by an older term");
+        tracing::info!(
+            term,
+            "coordinator of term {term} resumes a migration left by an older term"
+        );
         svc.sim.mark("coordinator resumed a migration");
     }
     let inst = Rc::new(Instance {
@@ -113,7 +122,10 @@ async fn run_term(svc: &Rc<NodeServices>, term: u64) {
         }
     }
     inst.alive.set(false);
-    tracing::info!(term, "coordinator of term {term} stopped: leadership lost or term changed");
+    tracing::info!(
+        term,
+        "coordinator of term {term} stopped: leadership lost or term changed"
+    );
     svc.sim
         .record(Some(svc.node), TopologyEvent::CoordinatorStopped { term });
 }
@@ -175,11 +187,17 @@ async fn pass(svc: &Rc<NodeServices>, inst: &Rc<Instance>, ignores_term: bool) -
         };
         match res {
             Err(Group0Error::TermChanged) => {
-                tracing::info!(term, "coordinator of term {term}: commit refused, the term changed");
+                tracing::info!(
+                    term,
+                    "coordinator of term {term}: commit refused, the term changed"
+                );
                 return PassResult::Stop;
             }
             Err(Group0Error::Unavailable) => {
-                tracing::debug!(term, "coordinator commit failed: group0 unavailable; retrying in 100 ms");
+                tracing::debug!(
+                    term,
+                    "coordinator commit failed: group0 unavailable; retrying in 100 ms"
+                );
                 sleep(Duration::from_millis(100)).await;
                 return PassResult::Busy;
             }
@@ -187,7 +205,12 @@ async fn pass(svc: &Rc<NodeServices>, inst: &Rc<Instance>, ignores_term: bool) -
                 committed = svc
                     .g0
                     .with_state(|s| s.outcome(index) == Some(&ApplyOutcome::Applied));
-                tracing::debug!(term, index, committed, "coordinator pass committed at group0 index {index}");
+                tracing::debug!(
+                    term,
+                    index,
+                    committed,
+                    "coordinator pass committed at group0 index {index}"
+                );
                 if committed {
                     for st in &finished {
                         svc.sim.mark(match st {
@@ -219,7 +242,12 @@ async fn pass(svc: &Rc<NodeServices>, inst: &Rc<Instance>, ignores_term: bool) -
         if ok {
             inst.last_barrier_version.set(Some(version));
         } else {
-            tracing::info!(term, barrier = id, "barrier {id} at v{version} failed; backing off {} ms before the pump decides", svc.cfg.action_failure_backoff_ms);
+            tracing::info!(
+                term,
+                barrier = id,
+                "barrier {id} at v{version} failed; backing off {} ms before the pump decides",
+                svc.cfg.action_failure_backoff_ms
+            );
             sleep(Duration::from_millis(svc.cfg.action_failure_backoff_ms)).await;
         }
         if inst.alive.get() {
@@ -264,8 +292,12 @@ fn start_streaming(
             )
             .await;
         match &res {
-            Ok(rows) => tracing::info!(%tablet, %session, rows, "streaming {tablet} under session {session} succeeded ({rows} rows)"),
-            Err(e) => tracing::info!(%tablet, %session, "streaming {tablet} under session {session} failed ({e}); after {} ms the pump retries under the same session, or rolls back if a replica is excluded", svc.cfg.action_failure_backoff_ms),
+            Ok(rows) => {
+                tracing::info!(%tablet, %session, rows, "streaming {tablet} under session {session} succeeded ({rows} rows)")
+            }
+            Err(e) => {
+                tracing::info!(%tablet, %session, "streaming {tablet} under session {session} failed ({e}); after {} ms the pump retries under the same session, or rolls back if a replica is excluded", svc.cfg.action_failure_backoff_ms)
+            }
         }
         if res.is_err() {
             svc.sim.mark("streaming failed, will retry or roll back");

@@ -100,7 +100,10 @@ impl TopologySm {
             let node = Some(self.hooks.node);
             match (&outcome, cmd) {
                 (ApplyOutcome::Rejected(r), _) => {
-                    tracing::info!(index, "group0 command at index {index} rejected on apply: {r:?}");
+                    tracing::info!(
+                        index,
+                        "group0 command at index {index} rejected on apply: {r:?}"
+                    );
                     self.sim.record(
                         node,
                         TopologyEvent::CommandRejected {
@@ -110,7 +113,11 @@ impl TopologySm {
                     );
                 }
                 (ApplyOutcome::Applied, Group0Command::FencePreviousCoordinator { term }) => {
-                    tracing::info!(index, term, "coordinators of terms before {term} fenced (group0 index {index})");
+                    tracing::info!(
+                        index,
+                        term,
+                        "coordinators of terms before {term} fenced (group0 index {index})"
+                    );
                     self.sim.record(
                         node,
                         TopologyEvent::CoordinatorFenced { index, term: *term },

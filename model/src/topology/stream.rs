@@ -164,8 +164,12 @@ async fn stream_tablet(svc: &NodeServices, tablet: TabletId) -> Result<u64, RpcE
     };
     drop(guard);
     match &res {
-        Ok(n) => tracing::info!(%tablet, %session, "stream master for {tablet} under session {session} finished: {n} rows"),
-        Err(e) => tracing::info!(%tablet, %session, "stream master for {tablet} under session {session} failed: {e}"),
+        Ok(n) => {
+            tracing::info!(%tablet, %session, "stream master for {tablet} under session {session} finished: {n} rows")
+        }
+        Err(e) => {
+            tracing::info!(%tablet, %session, "stream master for {tablet} under session {session} failed: {e}")
+        }
     }
     svc.sim.record(
         Some(svc.node),
