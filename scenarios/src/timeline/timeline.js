@@ -395,5 +395,15 @@
   }
 
   document.documentElement.style.setProperty("--top", (document.getElementById("head").offsetHeight + bar.offsetHeight) + "px");
+  // Shareable views: #t0=300&t1=450 (ms) zooms, #event=421 selects an event,
+  // #focus=violation zooms to the violation.
+  var hash = {};
+  location.hash.slice(1).split("&").forEach(function (kv) {
+    var p = kv.split("=");
+    if (p[0]) hash[p[0]] = decodeURIComponent(p[1] || "");
+  });
+  if (hash.t0 != null && hash.t1 != null && +hash.t1 > +hash.t0) view = { t0: +hash.t0 * 1e6, t1: +hash.t1 * 1e6 };
   draw();
+  if (hash.focus === "violation") focusViolation(0);
+  if (hash.event != null && pointByI[+hash.event]) showPoint(pointByI[+hash.event]);
 })();
