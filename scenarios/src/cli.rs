@@ -36,6 +36,25 @@ struct RunOpts {
     sets: Vec<String>,
 }
 
+/// Logging of the protocol's steps (off unless asked for).
+#[derive(Args, Clone, Default)]
+struct LogOpts {
+    /// Log at LEVEL (error, warn, info, debug, trace) for clustersim's crates, or an
+    /// `EnvFilter` directive list (`model::topology=debug,sim=info`); lines carry simulated time
+    /// and node. Without it `RUST_LOG` applies as usual.
+    #[arg(long = "log", value_name = "LEVEL")]
+    level: Option<String>,
+    /// Write the log to FILE instead of stderr (implies `--log info` when no level is given).
+    #[arg(long = "log-file", value_name = "FILE")]
+    file: Option<PathBuf>,
+}
+
+impl LogOpts {
+    fn init(&self) -> Result<sim::log::LogGuard, String> {
+        sim::log::init(self.level.as_deref(), self.file.as_deref())
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// List the scenario catalog.
@@ -65,6 +84,8 @@ enum Command {
         /// Run twice and compare digests (exit 5 if they differ).
         #[arg(long)]
         check_determinism: bool,
+        #[command(flatten)]
+        log: LogOpts,
     },
     /// Run many seeds of one or more scenarios in parallel.
     Explore {
@@ -95,6 +116,8 @@ enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        log: LogOpts,
     },
     /// Find the smallest fault schedule that still fails like the bundle.
     Shrink {
@@ -106,6 +129,8 @@ enum Command {
         /// Where to write the shrunk bundle (default: next to the input, `.shrunk.json`).
         #[arg(long)]
         out: Option<PathBuf>,
+        #[command(flatten)]
+        log: LogOpts,
     },
     /// Print the resolved config and fault schedule of a run, without running it.
     Explain {
@@ -224,15 +249,19 @@ fn dispatch(cmd: Command) -> Result<i32, String> {
             trace,
             out,
             check_determinism,
-        } => run(
-            &scenario,
-            seed,
-            &opts,
-            json,
-            trace.as_deref(),
-            &out,
-            check_determinism,
-        ),
+            log,
+        } => {
+            let _log = log.init()?;
+            run(
+                &scenario,
+                seed,
+                &opts,
+                json,
+                trace.as_deref(),
+                &out,
+                check_determinism,
+            )
+        }
         Command::Explore {
             scenarios,
             all,
@@ -242,12 +271,19 @@ fn dispatch(cmd: Command) -> Result<i32, String> {
             out,
             json,
         } => explore_cmd(&scenarios, all, &seeds, jobs, &opts, &out, json),
-        Command::Replay { bundle, json } => replay(&bundle, json),
+        Command::Replay { bundle, json, log } => {
+            let _log = log.init()?;
+            replay(&bundle, json)
+        }
         Command::Shrink {
             bundle,
             budget,
             out,
-        } => shrink(&bundle, budget, out),
+            log,
+        } => {
+            let _log = log.init()?;
+            shrink(&bundle, budget, out)
+        }
         Command::Explain {
             scenario,
             seed,

@@ -214,11 +214,12 @@ impl Sim {
                 let (sim, boot) = (&whole.0 .0, &whole.0 .1);
                 let incarnation = sim.incarnation(id);
                 sim.record_sim(Some(id), SimEvent::Start { incarnation });
-                boot(NodeCtx {
+                let boot = boot(NodeCtx {
                     sim: sim.clone(),
                     node: id,
                     incarnation,
-                })
+                });
+                tracing::Instrument::instrument(boot, crate::log::node_span(id))
             })
             .build();
         self.0.nodes.borrow_mut().get_mut(&id).expect("slot").madsim = Some(handle.id());
@@ -322,7 +323,8 @@ impl Sim {
         madsim::runtime::Handle::current().resume(self.madsim_id(node));
     }
 
-    /// Spawn `f` on `node`; it dies with the node's current incarnation.
+    /// Spawn `f` on `node`; it dies with the node's current incarnation. It runs in the node's
+    /// log span.
     pub fn spawn_on<F: Future<Output = ()> + 'static>(&self, node: NodeId, f: F) {
         if !self.is_up(node) {
             return;
@@ -330,6 +332,7 @@ impl Sim {
         let handle = madsim::runtime::Handle::current()
             .get_node(self.madsim_id(node))
             .expect("madsim node");
+        let f = tracing::Instrument::instrument(f, crate::log::node_span(node));
         drop(handle.spawn(AssertSend(f)));
     }
 

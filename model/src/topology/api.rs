@@ -82,6 +82,7 @@ pub async fn move_tablet(
 ) -> Result<(), ApiError> {
     let sim = cluster.sim.clone();
     sim.record(None, TopologyEvent::MigrationRequested { tablet, src, dst });
+    tracing::info!(%tablet, %src, %dst, "move_tablet {tablet} {src} -> {dst} requested");
     // Wait until the tablet is idle, then commit the transition.
     loop {
         let idle = cluster.state().is_some_and(|s| {

@@ -70,6 +70,7 @@ impl TopologySm {
             let fx = sessions.mirror(&open);
             for s in fx.closing {
                 let guards = sessions.with(|r| r.guards(s));
+                tracing::info!(session = %s, version = v, guards, shard = shard.0, "session {s} closing at v{v} on shard {}: group0 no longer lists it; {guards} live guard(s) to drain", shard.0);
                 self.sim.record(
                     Some(self.hooks.node),
                     TopologyEvent::SessionClosing {
@@ -81,6 +82,7 @@ impl TopologySm {
                 );
             }
             for s in fx.created {
+                tracing::info!(session = %s, version = v, shard = shard.0, "session {s} opened at v{v} on shard {}", shard.0);
                 self.sim.record(
                     Some(self.hooks.node),
                     TopologyEvent::SessionOpened {
@@ -104,6 +106,10 @@ impl TopologySm {
             let node = Some(self.hooks.node);
             match (&outcome, cmd) {
                 (ApplyOutcome::Rejected(r), _) => {
+                    tracing::info!(
+                        index,
+                        "group0 command at index {index} rejected on apply: {r:?}"
+                    );
                     self.sim.record(
                         node,
                         TopologyEvent::CommandRejected {
@@ -113,6 +119,11 @@ impl TopologySm {
                     );
                 }
                 (ApplyOutcome::Applied, Group0Command::FencePreviousCoordinator { term }) => {
+                    tracing::info!(
+                        index,
+                        term,
+                        "coordinators of terms before {term} fenced (group0 index {index})"
+                    );
                     self.sim.record(
                         node,
                         TopologyEvent::CoordinatorFenced { index, term: *term },
@@ -120,6 +131,7 @@ impl TopologySm {
                 }
                 (ApplyOutcome::Applied, Group0Command::Change(ch)) => {
                     for c in &commits {
+                        tracing::info!(index, term = %sim::log::opt(&ch.term), version = self.state.version, tablet = %c.tablet, session = %sim::log::opt(&c.session), "{} stage {} -> {} committed at v{} by {} (group0 index {index}); replicas {}, new replicas {}", c.tablet, sim::log::opt(&c.from), sim::log::opt(&c.stage), self.state.version, ch.origin, sim::log::list(&c.replicas), sim::log::list(&c.new_replicas));
                         self.sim.record(
                             node,
                             TopologyEvent::StageCommitted {

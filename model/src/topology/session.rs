@@ -289,7 +289,11 @@ impl SessionManager {
 
     /// Materialise a guard from a frozen guard (`topology_guard(frozen)`).
     pub fn enter(&self, frozen: FrozenTopologyGuard) -> Result<TopologyGuard, SessionError> {
-        self.0.reg.borrow_mut().enter(frozen.0)?;
+        if let Err(e) = self.0.reg.borrow_mut().enter(frozen.0) {
+            tracing::debug!(session = %frozen.0, "topology guard refused: {e}");
+            return Err(e);
+        }
+        tracing::debug!(session = %frozen.0, "topology guard taken on session {}", frozen.0);
         Ok(TopologyGuard {
             mgr: self.clone(),
             id: frozen.0,
@@ -318,6 +322,9 @@ impl SessionManager {
                     None => break, // erased by a concurrent drain cannot happen (semaphore); defensive
                     Some(SessionState::Open) => unreachable!("a closing session never reopens"),
                     Some(SessionState::Closing) => {
+                        if !waited {
+                            tracing::debug!(session = %id, "drain waits for session {id}: a guard is still live");
+                        }
                         waited = true;
                         notified.await;
                     }
@@ -370,6 +377,7 @@ impl TopologyGuard {
 
 impl Drop for TopologyGuard {
     fn drop(&mut self) {
+        tracing::debug!(session = %self.id, "topology guard on session {} released", self.id);
         self.mgr.0.reg.borrow_mut().leave(self.id);
         self.mgr.0.changed.notify();
     }

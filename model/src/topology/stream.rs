@@ -132,6 +132,7 @@ async fn stream_tablet(svc: &NodeHandle, tablet: TabletId) -> Result<u64, RpcErr
                 .map_err(remote)?,
         )
     };
+    tracing::info!(%tablet, %session, src = %src, dst = %dst, "stream master for {tablet} under session {session}: asking {src} to push its rows to {dst}");
     svc.sim.record(
         Some(svc.node),
         TopologyEvent::StreamStarted { tablet, session },
@@ -155,12 +156,21 @@ async fn stream_tablet(svc: &NodeHandle, tablet: TabletId) -> Result<u64, RpcErr
         Some(g) => match select(Box::pin(call), Box::pin(g.aborted())).await {
             Either::Left((r, _)) => r.and_then(|n| g.check().map(|()| n).map_err(remote)),
             Either::Right(((), _)) => {
+                tracing::info!(%tablet, %session, "stream master for {tablet} aborted: session {session} is closing");
                 svc.sim.mark("stream master aborted by session close");
                 Err(remote("session closed"))
             }
         },
     };
     drop(guard);
+    match &res {
+        Ok(n) => {
+            tracing::info!(%tablet, %session, "stream master for {tablet} under session {session} finished: {n} rows")
+        }
+        Err(e) => {
+            tracing::info!(%tablet, %session, "stream master for {tablet} under session {session} failed: {e}")
+        }
+    }
     svc.sim.record(
         Some(svc.node),
         TopologyEvent::StreamFinished {
@@ -176,6 +186,7 @@ async fn stream_tablet(svc: &NodeHandle, tablet: TabletId) -> Result<u64, RpcErr
 /// The source side: push every row of the tablet's replica over one stream.
 async fn send_fragments(svc: &NodeHandle, plan: StreamPlan) -> Result<u64, RpcError> {
     let rows = Storage::of(&svc.sim, svc.node).scan(plan.src.shard, plan.tablet);
+    tracing::debug!(tablet = %plan.tablet, session = %plan.origin, "pushing {} rows of {} from {} to {}", rows.len(), plan.tablet, plan.src, plan.dst);
     let (mut sink, resp) = svc.sim.net().open_stream::<StreamMutationFragments>(
         svc.node,
         plan.dst.node,
@@ -184,6 +195,7 @@ async fn send_fragments(svc: &NodeHandle, plan: StreamPlan) -> Result<u64, RpcEr
     );
     for row in rows {
         if let Err(e) = sink.send(row).await {
+            tracing::debug!(tablet = %plan.tablet, "push of {} to {} broke: {e}", plan.tablet, plan.dst);
             sink.close();
             return Err(e);
         }
@@ -198,6 +210,7 @@ async fn send_fragments(svc: &NodeHandle, plan: StreamPlan) -> Result<u64, RpcEr
 }
 
 fn refused(svc: &NodeHandle, plan: &StreamPlan, reason: String) -> RpcError {
+    tracing::info!(tablet = %plan.tablet, session = %plan.origin, replica = %plan.dst, "refused stream of {} into {} (session {}): {reason}", plan.tablet, plan.dst, plan.origin);
     svc.sim.mark("stale stream refused");
     svc.sim.record(
         Some(svc.node),
@@ -218,6 +231,7 @@ async fn receive_fragments(
     mut src: sim::Source<(Key, CellValue)>,
 ) -> Result<u64, RpcError> {
     let fenced = !svc.sim.mutant("no-fencing");
+    tracing::debug!(tablet = %plan.tablet, session = %plan.guard.0, "receiving stream of {} into {} under session {}", plan.tablet, plan.dst, plan.guard.0);
     let guard = if fenced {
         Some(
             svc.sessions(plan.dst.shard)
@@ -260,6 +274,7 @@ async fn receive_fragments(
             let _ = h.wait_for_message(Duration::from_secs(600), None).await;
         }
         storage.put(plan.dst.shard, plan.tablet, key, value);
+        tracing::debug!(tablet = %plan.tablet, session = %plan.guard.0, key, "applied streamed row {key} of {} to {} under session {}", plan.tablet, plan.dst, plan.guard.0);
         applied += 1;
         svc.sim.record(
             Some(svc.node),
