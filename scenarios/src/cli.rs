@@ -5,7 +5,7 @@
 use crate::bundle::{self, Bundle};
 use crate::explore::{self, Finished};
 use crate::runner;
-use crate::scenario::{ScenarioDef, Verdict};
+use crate::scenario::{ScenarioDef, Tier, Verdict};
 use clap::{Args, Parser, Subcommand};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -89,11 +89,17 @@ enum Command {
     },
     /// Run many seeds of one or more scenarios in parallel.
     Explore {
-        /// Scenario ids (or `--all`).
+        /// Scenario ids or globs on ids (`'streaming.*'`), or `--all` / `--tier`.
         scenarios: Vec<String>,
         /// Every scenario of the catalog.
         #[arg(long)]
         all: bool,
+        /// Only scenarios of this tier: harness, scripted or randomised (alone: the whole tier).
+        #[arg(long, value_parser = parse_tier)]
+        tier: Option<Tier>,
+        /// Also write a JUnit XML report (one test case per scenario) to FILE.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
         /// Seed range: A..B (B exclusive), A..=B, or N.
         #[arg(long, default_value = "0..100")]
         seeds: String,
@@ -265,12 +271,17 @@ fn dispatch(cmd: Command) -> Result<i32, String> {
         Command::Explore {
             scenarios,
             all,
+            tier,
+            junit,
             seeds,
             jobs,
             opts,
             out,
             json,
-        } => explore_cmd(&scenarios, all, &seeds, jobs, &opts, &out, json),
+        } => {
+            let defs = select_work(&scenarios, all, tier)?;
+            explore_cmd(&defs, &seeds, jobs, &opts, &out, json, junit.as_deref())
+        }
         Command::Replay { bundle, json, log } => {
             let _log = log.init()?;
             replay(&bundle, json)
@@ -474,34 +485,138 @@ fn run(
 }
 
 fn select(scenarios: &[String], all: bool) -> Result<Vec<ScenarioDef>, String> {
+    select_work(scenarios, all, None)
+}
+
+/// Parse a `--tier` value.
+fn parse_tier(s: &str) -> Result<Tier, String> {
+    match s {
+        "harness" => Ok(Tier::Harness),
+        "scripted" => Ok(Tier::Scripted),
+        "randomised" | "randomized" => Ok(Tier::Randomised),
+        _ => Err("expected harness, scripted or randomised".into()),
+    }
+}
+
+/// Does `id` match `pattern`, where `*` matches any run of characters and `?` any one?
+pub fn glob_match(pattern: &str, id: &str) -> bool {
+    let (p, s): (Vec<char>, Vec<char>) = (pattern.chars().collect(), id.chars().collect());
+    // Iterative matcher with backtracking to the last `*`.
+    let (mut pi, mut si, mut star, mut mark) = (0, 0, None, 0);
+    while si < s.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == s[si]) {
+            pi += 1;
+            si += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = si;
+            pi += 1;
+        } else if let Some(st) = star {
+            pi = st + 1;
+            mark += 1;
+            si = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+/// The scenarios a command works on: ids and globs on ids (in catalog order, each once), the
+/// whole catalog with `--all`, and only those of `tier` when one is given (alone: that tier).
+fn select_work(
+    scenarios: &[String],
+    all: bool,
+    tier: Option<Tier>,
+) -> Result<Vec<ScenarioDef>, String> {
     if all && !scenarios.is_empty() {
         return Err("give scenario ids or --all, not both".into());
     }
-    if all {
-        return Ok(crate::catalog::all());
+    let catalog = crate::catalog::all();
+    let mut picked: Vec<ScenarioDef> = if all || (scenarios.is_empty() && tier.is_some()) {
+        catalog.clone()
+    } else if scenarios.is_empty() {
+        return Err("name at least one scenario, or pass --all or --tier".into());
+    } else {
+        let mut chosen = vec![false; catalog.len()];
+        for pat in scenarios {
+            if pat.contains(['*', '?']) {
+                let mut any = false;
+                for (i, d) in catalog.iter().enumerate() {
+                    if glob_match(pat, d.id) {
+                        chosen[i] = true;
+                        any = true;
+                    }
+                }
+                if !any {
+                    return Err(format!(
+                        "no scenario matches '{pat}' (see `clustersim list`)"
+                    ));
+                }
+            } else {
+                runner::find(pat)?;
+                let i = catalog.iter().position(|d| d.id == pat).expect("found");
+                chosen[i] = true;
+            }
+        }
+        catalog
+            .iter()
+            .zip(chosen)
+            .filter(|(_, c)| *c)
+            .map(|(d, _)| d.clone())
+            .collect()
+    };
+    if let Some(t) = tier {
+        picked.retain(|d| d.tier == t);
+        if picked.is_empty() {
+            return Err(format!(
+                "no selected scenario is of tier {}",
+                format!("{t:?}").to_lowercase()
+            ));
+        }
     }
-    if scenarios.is_empty() {
-        return Err("name at least one scenario, or pass --all".into());
-    }
-    scenarios.iter().map(|s| runner::find(s)).collect()
+    Ok(picked)
+}
+
+/// Fail early (before any seed runs) if bundles cannot be written into `dir`.
+fn check_writable(dir: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| format!("--out {}: cannot create the directory: {e}", dir.display()))?;
+    let probe = dir.join(format!(".clustersim-probe-{}", std::process::id()));
+    std::fs::write(&probe, b"").map_err(|e| {
+        format!(
+            "--out {}: cannot write into the directory: {e}",
+            dir.display()
+        )
+    })?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
 fn explore_cmd(
-    scenarios: &[String],
-    all: bool,
+    defs: &[ScenarioDef],
     seeds: &str,
     jobs: Option<usize>,
     opts: &RunOpts,
     out: &Path,
     json: bool,
+    junit: Option<&Path>,
 ) -> Result<i32, String> {
-    let defs = select(scenarios, all)?;
+    let seed_text = seeds;
     let seeds = explore::parse_seeds(seeds)?;
     let sets = parse_sets(&opts.sets)?;
     let jobs = jobs.unwrap_or_else(default_jobs);
     if jobs == 0 {
         return Err("--jobs must be at least 1".into());
+    }
+    // Bad input is found before the first seed, not after the failures it would have recorded.
+    for d in defs {
+        runner::resolve(d, seeds.start, &opts.mutants, &sets)?;
+    }
+    check_writable(out)?;
+    if let Some(path) = junit {
+        crate::junit::check_writable(path)?;
     }
     let total = defs.len() as u64 * (seeds.end - seeds.start);
     let bar = if std::io::stderr().is_terminal() && !json {
@@ -517,15 +632,20 @@ fn explore_cmd(
         indicatif::ProgressBar::hidden()
     };
     let mut failed = 0;
+    let mut case_stats: std::collections::BTreeMap<String, crate::junit::CaseStats> =
+        Default::default();
     let summary = explore::explore(
-        &defs,
+        defs,
         seeds,
         &opts.mutants,
         &sets,
         jobs,
         Some(out),
-        |_fin: &Finished, failure| {
+        |fin: &Finished, failure| {
             bar.inc(1);
+            let st = case_stats.entry(fin.report.scenario.clone()).or_default();
+            st.runs += 1;
+            st.wall_s += fin.wall_s;
             if let Some(f) = failure {
                 failed += 1;
                 bar.set_message(format!("{failed} failed"));
@@ -562,6 +682,20 @@ fn explore_cmd(
                 "  {} seed {}: {} — {}",
                 f.scenario, f.seed, f.verdict, f.message
             );
+        }
+    }
+    if let Some(path) = junit {
+        let suite = crate::junit::Suite::from_summary(
+            defs,
+            seed_text,
+            &opts.mutants,
+            &sets,
+            &case_stats,
+            &summary,
+        );
+        suite.write(path)?;
+        if !json {
+            println!("wrote JUnit report {}", path.display());
         }
     }
     Ok(if summary.failures.is_empty() { 0 } else { 1 })

@@ -9,6 +9,7 @@ pub mod checkers;
 pub mod cli;
 pub mod config;
 pub mod explore;
+pub mod junit;
 pub mod phases;
 pub mod runner;
 pub mod scenario;

@@ -107,7 +107,17 @@ async fn barrier_and_drain(svc: &NodeHandle, req: BarrierReq) -> Result<(), RpcE
             if tracing::enabled!(tracing::Level::INFO) {
                 let closing = shard.sessions.with(|r| r.closing_with_guards());
                 if !closing.is_empty() {
-                    tracing::info!(barrier = req.barrier, version = req.version, shard = shard.id.0, "barrier {} at v{} waits for {} closing session(s) {} with live guards on shard {}", req.barrier, req.version, closing.len(), sim::log::list(&closing), shard.id.0);
+                    tracing::info!(
+                        barrier = req.barrier,
+                        version = req.version,
+                        shard = shard.id.0,
+                        "barrier {} at v{} waits for {} closing session(s) {} with live guards on shard {}",
+                        req.barrier,
+                        req.version,
+                        closing.len(),
+                        sim::log::list(&closing),
+                        shard.id.0
+                    );
                 }
             }
             if shard.sessions.drain_closing_sessions().await {

@@ -70,7 +70,7 @@ impl TopologySm {
             let fx = sessions.mirror(&open);
             for s in fx.closing {
                 let guards = sessions.with(|r| r.guards(s));
-                tracing::info!(session = %s, version = v, guards, shard = shard.0, "session {s} closing at v{v} on shard {}: group0 no longer lists it; {guards} live guard(s) to drain", shard.0);
+                tracing::info!(session = %s, shard = shard.0, version = v, guards, "session {s} closing on shard {} at v{v}: group0 no longer lists it; {guards} live guard(s) to drain", shard.0);
                 self.sim.record(
                     Some(self.hooks.node),
                     TopologyEvent::SessionClosing {
@@ -82,7 +82,7 @@ impl TopologySm {
                 );
             }
             for s in fx.created {
-                tracing::info!(session = %s, version = v, shard = shard.0, "session {s} opened at v{v} on shard {}", shard.0);
+                tracing::info!(session = %s, shard = shard.0, version = v, "session {s} opened on shard {} at v{v}", shard.0);
                 self.sim.record(
                     Some(self.hooks.node),
                     TopologyEvent::SessionOpened {
