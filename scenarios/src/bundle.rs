@@ -113,6 +113,10 @@ impl Bundle {
             ));
         }
         crate::runner::find(&bundle.scenario)?;
+        bundle
+            .config
+            .validate()
+            .map_err(|e| format!("bundle {}: {e}", path.display()))?;
         Ok(bundle)
     }
 

@@ -5,7 +5,7 @@
 use crate::bundle::{self, Bundle};
 use crate::explore::{self, Finished};
 use crate::runner;
-use crate::scenario::{ScenarioDef, Verdict};
+use crate::scenario::{ScenarioDef, Tier, Verdict};
 use clap::{Args, Parser, Subcommand};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -34,6 +34,44 @@ struct RunOpts {
     /// Override a resolved config field by dotted name, e.g. `--set phases.chaos_ms=2000`.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     sets: Vec<String>,
+}
+
+/// Logging of the protocol's steps (off unless asked for).
+#[derive(Args, Clone, Default)]
+struct LogOpts {
+    /// Log at LEVEL (error, warn, info, debug, trace) for clustersim's crates, or an
+    /// `EnvFilter` directive list (`model::topology=debug,sim=info`); lines carry simulated time
+    /// and node. Without it `RUST_LOG` applies as usual.
+    #[arg(long = "log", value_name = "LEVEL")]
+    level: Option<String>,
+    /// Write the log to FILE instead of stderr (implies `--log info` when no level is given).
+    #[arg(long = "log-file", value_name = "FILE")]
+    file: Option<PathBuf>,
+}
+
+impl LogOpts {
+    fn init(&self) -> Result<sim::log::LogGuard, String> {
+        sim::log::init(self.level.as_deref(), self.file.as_deref())
+    }
+}
+
+/// How much of the (scenario, seed) space one `explore` covers, and when it stops.
+#[derive(Args, Clone, Default)]
+struct ExploreLimits {
+    /// Run only shard K of N (1-based; cargo-nextest's `--partition count:K/N` convention):
+    /// pair i of the exploration order belongs to shard i % N + 1.
+    #[arg(long, value_name = "K/N")]
+    shard: Option<String>,
+    /// Stop starting runs after this much wall time (e.g. 90s, 10m, 2h); without `--seeds`
+    /// the seed range is open-ended.
+    #[arg(long, value_name = "DURATION")]
+    time_budget: Option<String>,
+    /// Stop starting runs after the first failure.
+    #[arg(long)]
+    fail_fast: bool,
+    /// Fail (exit 1) on failures that match a known finding too (FINDINGS.md).
+    #[arg(long)]
+    strict: bool,
 }
 
 #[derive(Subcommand)]
@@ -65,17 +103,26 @@ enum Command {
         /// Run twice and compare digests (exit 5 if they differ).
         #[arg(long)]
         check_determinism: bool,
+        #[command(flatten)]
+        log: LogOpts,
     },
     /// Run many seeds of one or more scenarios in parallel.
     Explore {
-        /// Scenario ids (or `--all`).
+        /// Scenario ids or globs on ids (`'streaming.*'`), or `--all` / `--tier`.
         scenarios: Vec<String>,
         /// Every scenario of the catalog.
         #[arg(long)]
         all: bool,
-        /// Seed range: A..B (B exclusive), A..=B, or N.
-        #[arg(long, default_value = "0..100")]
-        seeds: String,
+        /// Only scenarios of this tier: harness, scripted or randomised (alone: the whole tier).
+        #[arg(long, value_parser = parse_tier)]
+        tier: Option<Tier>,
+        /// Also write a JUnit XML report (one test case per scenario) to FILE.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
+        /// Seed range: A..B (B exclusive), A..=B, or N (default 0..100; open-ended with
+        /// `--time-budget`).
+        #[arg(long)]
+        seeds: Option<String>,
         /// Worker threads (default: available cores).
         #[arg(long)]
         jobs: Option<usize>,
@@ -87,9 +134,16 @@ enum Command {
         /// Print the summary as JSON.
         #[arg(long)]
         json: bool,
-        /// Fail (exit 1) on failures that match a known finding too.
+        #[command(flatten)]
+        limits: ExploreLimits,
+    },
+    /// Combine the `explore --json` summaries of shards into one (coverage included).
+    Merge {
+        /// Summary files written by `explore --json`.
+        summaries: Vec<PathBuf>,
+        /// Print the merged summary as JSON.
         #[arg(long)]
-        strict: bool,
+        json: bool,
     },
     /// Re-run a repro bundle and compare verdict and digest.
     Replay {
@@ -98,6 +152,8 @@ enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        log: LogOpts,
     },
     /// Find the smallest fault schedule that still fails like the bundle.
     Shrink {
@@ -109,6 +165,8 @@ enum Command {
         /// Where to write the shrunk bundle (default: next to the input, `.shrunk.json`).
         #[arg(long)]
         out: Option<PathBuf>,
+        #[command(flatten)]
+        log: LogOpts,
     },
     /// Print the resolved config and fault schedule of a run, without running it.
     Explain {
@@ -227,31 +285,57 @@ fn dispatch(cmd: Command) -> Result<i32, String> {
             trace,
             out,
             check_determinism,
-        } => run(
-            &scenario,
-            seed,
-            &opts,
-            json,
-            trace.as_deref(),
-            &out,
-            check_determinism,
-        ),
+            log,
+        } => {
+            let _log = log.init()?;
+            run(
+                &scenario,
+                seed,
+                &opts,
+                json,
+                trace.as_deref(),
+                &out,
+                check_determinism,
+            )
+        }
         Command::Explore {
             scenarios,
             all,
+            tier,
+            junit,
             seeds,
             jobs,
             opts,
             out,
             json,
-            strict,
-        } => explore_cmd(&scenarios, all, &seeds, jobs, &opts, &out, json, strict),
-        Command::Replay { bundle, json } => replay(&bundle, json),
+            limits,
+        } => {
+            let defs = select_work(&scenarios, all, tier)?;
+            explore_cmd(
+                &defs,
+                seeds.as_deref(),
+                jobs,
+                &opts,
+                &out,
+                json,
+                junit.as_deref(),
+                &limits,
+            )
+        }
+        Command::Merge { summaries, json } => merge_cmd(&summaries, json),
+        Command::Replay { bundle, json, log } => {
+            let _log = log.init()?;
+            replay(&bundle, json)
+        }
         Command::Shrink {
             bundle,
             budget,
             out,
-        } => shrink(&bundle, budget, out),
+            log,
+        } => {
+            let _log = log.init()?;
+            shrink(&bundle, budget, out)
+        }
         Command::Explain {
             scenario,
             seed,
@@ -442,38 +526,163 @@ fn run(
 }
 
 fn select(scenarios: &[String], all: bool) -> Result<Vec<ScenarioDef>, String> {
+    select_work(scenarios, all, None)
+}
+
+/// Parse a `--tier` value.
+fn parse_tier(s: &str) -> Result<Tier, String> {
+    match s {
+        "harness" => Ok(Tier::Harness),
+        "scripted" => Ok(Tier::Scripted),
+        "randomised" | "randomized" => Ok(Tier::Randomised),
+        _ => Err("expected harness, scripted or randomised".into()),
+    }
+}
+
+/// Does `id` match `pattern`, where `*` matches any run of characters and `?` any one?
+pub fn glob_match(pattern: &str, id: &str) -> bool {
+    let (p, s): (Vec<char>, Vec<char>) = (pattern.chars().collect(), id.chars().collect());
+    // Iterative matcher with backtracking to the last `*`.
+    let (mut pi, mut si, mut star, mut mark) = (0, 0, None, 0);
+    while si < s.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == s[si]) {
+            pi += 1;
+            si += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = si;
+            pi += 1;
+        } else if let Some(st) = star {
+            pi = st + 1;
+            mark += 1;
+            si = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+/// The scenarios a command works on: ids and globs on ids (in catalog order, each once), the
+/// whole catalog with `--all`, and only those of `tier` when one is given (alone: that tier).
+fn select_work(
+    scenarios: &[String],
+    all: bool,
+    tier: Option<Tier>,
+) -> Result<Vec<ScenarioDef>, String> {
     if all && !scenarios.is_empty() {
         return Err("give scenario ids or --all, not both".into());
     }
-    if all {
-        return Ok(crate::catalog::all());
+    let catalog = crate::catalog::all();
+    let mut picked: Vec<ScenarioDef> = if all || (scenarios.is_empty() && tier.is_some()) {
+        catalog.clone()
+    } else if scenarios.is_empty() {
+        return Err("name at least one scenario, or pass --all or --tier".into());
+    } else {
+        let mut chosen = vec![false; catalog.len()];
+        for pat in scenarios {
+            if pat.contains(['*', '?']) {
+                let mut any = false;
+                for (i, d) in catalog.iter().enumerate() {
+                    if glob_match(pat, d.id) {
+                        chosen[i] = true;
+                        any = true;
+                    }
+                }
+                if !any {
+                    return Err(format!(
+                        "no scenario matches '{pat}' (see `clustersim list`)"
+                    ));
+                }
+            } else {
+                runner::find(pat)?;
+                let i = catalog.iter().position(|d| d.id == pat).expect("found");
+                chosen[i] = true;
+            }
+        }
+        catalog
+            .iter()
+            .zip(chosen)
+            .filter(|(_, c)| *c)
+            .map(|(d, _)| d.clone())
+            .collect()
+    };
+    if let Some(t) = tier {
+        picked.retain(|d| d.tier == t);
+        if picked.is_empty() {
+            return Err(format!(
+                "no selected scenario is of tier {}",
+                format!("{t:?}").to_lowercase()
+            ));
+        }
     }
-    if scenarios.is_empty() {
-        return Err("name at least one scenario, or pass --all".into());
-    }
-    scenarios.iter().map(|s| runner::find(s)).collect()
+    Ok(picked)
+}
+
+/// Fail early (before any seed runs) if bundles cannot be written into `dir`.
+fn check_writable(dir: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| format!("--out {}: cannot create the directory: {e}", dir.display()))?;
+    let probe = dir.join(format!(".clustersim-probe-{}", std::process::id()));
+    std::fs::write(&probe, b"").map_err(|e| {
+        format!(
+            "--out {}: cannot write into the directory: {e}",
+            dir.display()
+        )
+    })?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
 fn explore_cmd(
-    scenarios: &[String],
-    all: bool,
-    seeds: &str,
+    defs: &[ScenarioDef],
+    seeds: Option<&str>,
     jobs: Option<usize>,
     opts: &RunOpts,
     out: &Path,
     json: bool,
-    strict: bool,
+    junit: Option<&Path>,
+    limits: &ExploreLimits,
 ) -> Result<i32, String> {
-    let defs = select(scenarios, all)?;
-    let seeds = explore::parse_seeds(seeds)?;
+    let time_budget = limits
+        .time_budget
+        .as_deref()
+        .map(explore::parse_duration)
+        .transpose()?;
+    let seed_text = seeds.unwrap_or(if time_budget.is_some() {
+        "0.."
+    } else {
+        "0..100"
+    });
+    let seeds = match (seeds, time_budget) {
+        (Some(s), _) => explore::parse_seeds(s)?,
+        (None, Some(_)) => 0..u64::MAX,
+        (None, None) => 0..100,
+    };
+    let shard = match &limits.shard {
+        Some(s) => explore::Shard::parse(s)?,
+        None => explore::Shard::ALL,
+    };
+    let bounds = explore::Limits {
+        time_budget,
+        fail_fast: limits.fail_fast,
+    };
     let sets = parse_sets(&opts.sets)?;
     let jobs = jobs.unwrap_or_else(default_jobs);
     if jobs == 0 {
         return Err("--jobs must be at least 1".into());
     }
-    let total = defs.len() as u64 * (seeds.end - seeds.start);
-    let bar = if std::io::stderr().is_terminal() && !json {
+    // Bad input is found before the first seed, not after the failures it would have recorded.
+    for d in defs {
+        runner::resolve(d, seeds.start, &opts.mutants, &sets)?;
+    }
+    check_writable(out)?;
+    if let Some(path) = junit {
+        crate::junit::check_writable(path)?;
+    }
+    let total = (defs.len() as u64).saturating_mul(seeds.end - seeds.start) / shard.count;
+    let bar = if std::io::stderr().is_terminal() && !json && seeds.end != u64::MAX {
         let b = indicatif::ProgressBar::new(total);
         b.set_style(
             indicatif::ProgressStyle::with_template(
@@ -486,15 +695,22 @@ fn explore_cmd(
         indicatif::ProgressBar::hidden()
     };
     let mut failed = 0;
-    let summary = explore::explore(
-        &defs,
+    let mut case_stats: std::collections::BTreeMap<String, crate::junit::CaseStats> =
+        Default::default();
+    let summary = explore::explore_with(
+        defs,
         seeds,
+        shard,
+        bounds,
         &opts.mutants,
         &sets,
         jobs,
         Some(out),
-        |_fin: &Finished, failure| {
+        |fin: &Finished, failure| {
             bar.inc(1);
+            let st = case_stats.entry(fin.report.scenario.clone()).or_default();
+            st.runs += 1;
+            st.wall_s += fin.wall_s;
             if let Some(f) = failure {
                 failed += 1;
                 bar.set_message(format!("{failed} failed"));
@@ -517,49 +733,96 @@ fn explore_cmd(
         },
     )?;
     bar.finish_and_clear();
-    if json {
-        println!("{}", serde_json::to_string_pretty(&summary).expect("json"));
-    } else {
-        println!(
-            "{} runs, {} passed, {} failed in {:.1} s wall ({:.1} seeds/s, {:.0}× simulated/wall, {} events)",
-            summary.runs,
-            summary.passed,
-            summary.failures.len(),
-            summary.wall_s,
-            summary.seeds_per_s,
-            summary.sim_s / summary.wall_s.max(1e-9),
-            summary.events
+    print_summary(&summary, json);
+    if let Some(path) = junit {
+        let suite = crate::junit::Suite::from_summary(
+            defs,
+            seed_text,
+            &opts.mutants,
+            &sets,
+            &case_stats,
+            &summary,
         );
-        for f in &summary.failures {
-            println!(
-                "  {} seed {}: {} — {}",
-                f.scenario, f.seed, f.verdict, f.message
-            );
-        }
-        for (id, k) in &summary.known_findings {
-            let seeds: Vec<String> = k
-                .failures
-                .iter()
-                .map(|f| format!("{} {}", f.scenario, f.seed))
-                .collect();
-            println!(
-                "known finding {id}: {} seeds{} ({}; FINDINGS.md)",
-                k.runs,
-                if strict {
-                    ", failing under --strict"
-                } else {
-                    ""
-                },
-                seeds.join(", ")
-            );
+        suite.write(path)?;
+        if !json {
+            println!("wrote JUnit report {}", path.display());
         }
     }
-    let known = summary.known_findings.values().map(|k| k.runs).sum::<u64>();
-    Ok(if summary.failures.is_empty() && (!strict || known == 0) {
-        0
-    } else {
+    Ok(summary_exit_code(&summary, limits.strict))
+}
+
+/// Exit code of an exploration: 1 if a run failed (or, with `strict`, matched a known
+/// finding), 3 if only coverage missed, else 0.
+fn summary_exit_code(summary: &explore::Summary, strict: bool) -> i32 {
+    let known: u64 = summary.known_findings.values().map(|k| k.runs).sum();
+    if !summary.failures.is_empty() || (strict && known > 0) {
         1
-    })
+    } else if !summary.coverage_failures().is_empty() {
+        Verdict::Liveness.exit_code()
+    } else {
+        0
+    }
+}
+
+fn print_summary(summary: &explore::Summary, json: bool) {
+    if json {
+        println!("{}", serde_json::to_string_pretty(summary).expect("json"));
+        return;
+    }
+    println!(
+        "{} runs, {} passed, {} failed in {:.1} s wall ({:.1} seeds/s, {:.0}× simulated/wall, {} events){}",
+        summary.runs,
+        summary.passed,
+        summary.failures.len(),
+        summary.wall_s,
+        summary.seeds_per_s,
+        summary.sim_s / summary.wall_s.max(1e-9),
+        summary.events,
+        if summary.shards > 1 {
+            format!(", {} shards merged", summary.shards)
+        } else {
+            String::new()
+        }
+    );
+    if let Some(why) = &summary.stopped_early {
+        println!("stopped early: {why}");
+    }
+    for f in &summary.failures {
+        println!(
+            "  {} seed {}: {} — {}",
+            f.scenario, f.seed, f.verdict, f.message
+        );
+    }
+    for (id, k) in &summary.known_findings {
+        let seeds: Vec<String> = k
+            .failures
+            .iter()
+            .map(|f| format!("{} {}", f.scenario, f.seed))
+            .collect();
+        println!(
+            "known finding {id}: {} seeds ({}; see FINDINGS.md; --strict fails on them)",
+            k.runs,
+            seeds.join(", ")
+        );
+    }
+    print!("{}", explore::render_coverage(summary));
+}
+
+fn merge_cmd(paths: &[PathBuf], json: bool) -> Result<i32, String> {
+    if paths.is_empty() {
+        return Err("merge needs at least one summary file (written by `explore --json`)".into());
+    }
+    let mut parts = Vec::new();
+    for p in paths {
+        let text = std::fs::read_to_string(p)
+            .map_err(|e| format!("cannot read summary {}: {e}", p.display()))?;
+        let s: explore::Summary = serde_json::from_str(&text)
+            .map_err(|e| format!("{} is not an explore --json summary: {e}", p.display()))?;
+        parts.push(s);
+    }
+    let merged = explore::merge(&parts);
+    print_summary(&merged, json);
+    Ok(summary_exit_code(&merged, false))
 }
 
 fn replay(path: &Path, json: bool) -> Result<i32, String> {

@@ -2,8 +2,15 @@
 //!
 //! A seed *chooses* a config (cluster shape, phases, fault schedule); the resolved config is
 //! what `explain` prints, what a repro bundle stores, and what `replay` runs.
+//!
+//! [`RunConfig::validate`] is the one place that decides whether a resolved config describes a
+//! run that can exist (a replication factor within the node count, faults that name real nodes,
+//! non-empty clusters and budgets). `resolve` and bundle loading both call it, so an impossible
+//! config is a usage error (exit 2) before any run, never a panic or a silently skipped fault
+//! inside the simulation. Protocol sections are read through their JSON fields, so the checks
+//! survive a section gaining fields.
 
-use fault_injection::{FaultModel, FaultSchedule};
+use fault_injection::{Fault, FaultModel, FaultSchedule};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sim::NetConfig;
@@ -96,6 +103,160 @@ impl RunConfig {
         (1..=self.nodes).map(sim::NodeId).collect()
     }
 
+    /// Is this a config of a run that can exist? The first problem found, as one sentence.
+    pub fn validate(&self) -> Result<(), String> {
+        let err = |m: String| Err(format!("invalid config: {m}"));
+        let known = crate::runner::known_mutants();
+        if let Some(m) = self.mutants.iter().find(|m| !known.contains(&m.as_str())) {
+            return Err(format!(
+                "unknown mutant '{m}' (known: {})",
+                known.join(", ")
+            ));
+        }
+        if self.nodes == 0 {
+            return err("nodes must be at least 1".into());
+        }
+        if self.shards == 0 {
+            return err("shards must be at least 1".into());
+        }
+        if self.net.latency_us_min > self.net.latency_us_max {
+            return err(format!(
+                "net.latency_us_min ({}) is above net.latency_us_max ({})",
+                self.net.latency_us_min, self.net.latency_us_max
+            ));
+        }
+        if self.phases.converge_budget_ms == 0 {
+            return err("phases.converge_budget_ms must be positive".into());
+        }
+        let fm = &self.fault_model;
+        if fm.min_faults > fm.max_faults {
+            return err(format!(
+                "fault_model.min_faults ({}) is above fault_model.max_faults ({})",
+                fm.min_faults, fm.max_faults
+            ));
+        }
+        if fm.max_faults > 0 && !fm.kinds.is_empty() && fm.window_ms == 0 {
+            return err("fault_model.window_ms must be positive when faults are allowed".into());
+        }
+        if fm.max_down >= self.nodes && !fm.kinds.is_empty() && fm.max_faults > 0 {
+            return err(format!(
+                "fault_model.max_down ({}) must leave at least one of the {} nodes up",
+                fm.max_down, self.nodes
+            ));
+        }
+        for (i, sf) in self.faults.faults.iter().enumerate() {
+            if let Err(m) = check_fault(&sf.fault, self.nodes) {
+                return err(format!("fault #{i} ({}): {m}", sf.fault));
+            }
+            if sf.duration_ms == Some(0) {
+                return err(format!(
+                    "fault #{i} ({}): duration_ms must be positive",
+                    sf.fault
+                ));
+            }
+            if let Some(t) = &sf.after {
+                if t.nth == 0 || t.kind.is_empty() {
+                    return err(format!(
+                        "fault #{i} ({}): an event trigger needs a kind and nth >= 1",
+                        sf.fault
+                    ));
+                }
+            }
+        }
+        for (name, section) in &self.params {
+            if let Err(m) = self.check_section(name, section) {
+                return err(m);
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks of a protocol section that depend on the cluster shape, read by field name.
+    fn check_section(&self, name: &str, v: &serde_json::Value) -> Result<(), String> {
+        let num = |field: &str| v.get(field).and_then(|x| x.as_u64());
+        let positive = |field: &str| match num(field) {
+            Some(0) => Err(format!("{name}.{field} must be at least 1")),
+            _ => Ok(()),
+        };
+        // Replication factors: every area's `rf` (or `replication_factor`) fits the cluster.
+        for field in ["rf", "replication_factor"] {
+            positive(field)?;
+            if let Some(rf) = num(field) {
+                if rf > self.nodes as u64 {
+                    return Err(format!(
+                        "{name}.{field} is {rf} but the cluster has {} nodes",
+                        self.nodes
+                    ));
+                }
+            }
+        }
+        // A section that restates the cluster shape (it has `nodes`) must agree with it.
+        let restates = num("nodes").is_some();
+        for (field, want) in [("nodes", self.nodes), ("shards", self.shards)] {
+            if !restates {
+                break;
+            }
+            if let Some(n) = num(field) {
+                if n != want as u64 {
+                    return Err(format!(
+                        "{name}.{field} is {n} but {field} is {want}: set both to the same value"
+                    ));
+                }
+            }
+        }
+        for field in [
+            "tablets",
+            "shard_count",
+            "tables",
+            "initial_holders",
+            "stream_timeout_ms",
+            "barrier_timeout_ms",
+            "write_request_timeout_ms",
+            "replay_interval_ms",
+            "replay_write_timeout_ms",
+        ] {
+            positive(field)?;
+        }
+        if let Some(h) = num("initial_holders") {
+            if h > self.nodes as u64 {
+                return Err(format!(
+                    "{name}.initial_holders is {h} but the cluster has {} nodes",
+                    self.nodes
+                ));
+            }
+        }
+        // Raft timing: an election timeout range that exists, heartbeats inside it.
+        let group = v.get("group").unwrap_or(v);
+        let g = |field: &str| group.get(field).and_then(|x| x.as_u64());
+        if let (Some(lo), Some(hi)) = (g("election_timeout_ms_min"), g("election_timeout_ms_max")) {
+            if lo == 0 || lo > hi {
+                return Err(format!(
+                    "{name}: election timeouts must satisfy 0 < min ({lo}) <= max ({hi})"
+                ));
+            }
+            if let Some(hb) = g("heartbeat_ms") {
+                if hb == 0 || hb >= lo {
+                    return Err(format!(
+                        "{name}: heartbeat_ms ({hb}) must be positive and below election_timeout_ms_min ({lo})"
+                    ));
+                }
+            }
+        }
+        for field in ["tick_ms", "rpc_timeout_ms", "op_timeout_ms"] {
+            if g(field) == Some(0) {
+                return Err(format!("{name}: {field} must be at least 1"));
+            }
+        }
+        if let (Some(lo), Some(hi)) = (num("op_interval_ms_min"), num("op_interval_ms_max")) {
+            if lo > hi {
+                return Err(format!(
+                    "{name}.op_interval_ms_min ({lo}) is above {name}.op_interval_ms_max ({hi})"
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Override the field at dotted path `key` (e.g. `phases.chaos_ms`, `params.batchlog.layout`
     /// or the shorthand `batchlog.layout`) with `value` (JSON, or a bare string).
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
@@ -148,6 +309,58 @@ impl RunConfig {
         }
         *self = updated;
         Ok(())
+    }
+}
+
+/// Does `f` name only nodes `n1..=nodes`, with sane parameters?
+fn check_fault(f: &Fault, nodes: u32) -> Result<(), String> {
+    let exists = |n: &sim::NodeId| {
+        if n.0 >= 1 && n.0 <= nodes {
+            Ok(())
+        } else {
+            Err(format!(
+                "node {n} does not exist (the cluster has n1..n{nodes})"
+            ))
+        }
+    };
+    match f {
+        Fault::KillConnection { from, to }
+        | Fault::Stall { from, to, .. }
+        | Fault::Delay { from, to, .. } => {
+            exists(from)?;
+            exists(to)
+        }
+        Fault::Drop {
+            from,
+            to,
+            probability,
+            ..
+        } => {
+            exists(from)?;
+            exists(to)?;
+            if !(0.0..=1.0).contains(probability) {
+                return Err(format!("probability {probability} is not within 0..=1"));
+            }
+            Ok(())
+        }
+        Fault::Partition { a, b, .. } => {
+            if a.is_empty() || b.is_empty() {
+                return Err("both sides of a partition need a node".into());
+            }
+            for n in a.iter().chain(b) {
+                exists(n)?;
+            }
+            if let Some(n) = a.iter().find(|n| b.contains(n)) {
+                return Err(format!("{n} is on both sides of the partition"));
+            }
+            Ok(())
+        }
+        Fault::Crash { node }
+        | Fault::Pause { node }
+        | Fault::DiskStall { node }
+        | Fault::DiskError { node, .. }
+        | Fault::DiskLatency { node, .. } => exists(node),
+        Fault::KillLeader => Ok(()),
     }
 }
 
@@ -206,5 +419,82 @@ mod tests {
         assert!(c.set("seed", "3").is_err());
         assert!(c.set("phases..x", "3").is_err());
         assert_eq!(c, cfg(), "failed sets leave the config unchanged");
+    }
+
+    fn invalid(c: &RunConfig) -> String {
+        c.validate().expect_err("config should be invalid")
+    }
+
+    #[test]
+    fn validate_accepts_the_base_config() {
+        cfg().validate().unwrap();
+    }
+
+    #[test]
+    fn validate_rejects_impossible_shapes() {
+        let mut c = cfg();
+        c.nodes = 0;
+        assert!(invalid(&c).contains("nodes must be at least 1"));
+        let mut c = cfg();
+        c.shards = 0;
+        assert!(invalid(&c).contains("shards"));
+        let mut c = cfg();
+        c.params.get_mut("batchlog").unwrap()["rf"] = 4.into();
+        assert!(invalid(&c).contains("batchlog.rf is 4 but the cluster has 3 nodes"));
+        c.params.get_mut("batchlog").unwrap()["rf"] = 0.into();
+        assert!(invalid(&c).contains("batchlog.rf must be at least 1"));
+        let mut c = cfg();
+        c.set_section(
+            "topology",
+            &serde_json::json!({"nodes": 3, "shards": 2, "tablets": 0, "initial_holders": 1}),
+        );
+        assert!(invalid(&c).contains("topology.tablets must be at least 1"));
+        c.params.get_mut("topology").unwrap()["tablets"] = 4.into();
+        c.validate().unwrap();
+        c.params.get_mut("topology").unwrap()["initial_holders"] = 5.into();
+        assert!(invalid(&c).contains("initial_holders is 5"));
+        c.params.get_mut("topology").unwrap()["initial_holders"] = 1.into();
+        c.nodes = 4;
+        assert!(invalid(&c).contains("topology.nodes is 3 but nodes is 4"));
+        let mut c = cfg();
+        c.phases.converge_budget_ms = 0;
+        assert!(invalid(&c).contains("converge_budget_ms"));
+        let mut c = cfg();
+        c.net.latency_us_min = 10;
+        c.net.latency_us_max = 1;
+        assert!(invalid(&c).contains("latency_us_min"));
+        let mut c = cfg();
+        c.set_section(
+            "raft",
+            &serde_json::json!({"group": {"election_timeout_ms_min": 300, "election_timeout_ms_max": 100, "heartbeat_ms": 50}}),
+        );
+        assert!(invalid(&c).contains("election timeouts"));
+    }
+
+    #[test]
+    fn validate_rejects_faults_on_missing_nodes() {
+        let mut c = cfg();
+        c.set(
+            "faults",
+            r#"{"faults":[{"at_ms":1,"fault":{"type":"crash","node":99}}]}"#,
+        )
+        .unwrap();
+        let e = invalid(&c);
+        assert!(
+            e.contains("fault #0 (crash n99): node n99 does not exist"),
+            "{e}"
+        );
+        c.set(
+            "faults",
+            r#"{"faults":[{"at_ms":1,"fault":{"type":"partition","a":[1],"b":[1,2],"oneway":false}}]}"#,
+        )
+        .unwrap();
+        assert!(invalid(&c).contains("both sides"));
+        c.set(
+            "faults",
+            r#"{"faults":[{"at_ms":1,"fault":{"type":"kill_connection","from":1,"to":3}, "duration_ms": 5}]}"#,
+        )
+        .unwrap();
+        c.validate().unwrap();
     }
 }

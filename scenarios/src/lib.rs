@@ -8,12 +8,16 @@ pub mod catalog;
 pub mod checkers;
 pub mod cli;
 pub mod config;
+pub mod coverage;
 pub mod explore;
 pub mod findings;
+pub mod junit;
 pub mod phases;
 pub mod runner;
 pub mod scenario;
+pub mod story;
 pub mod timeline;
+pub mod workload;
 
 pub use config::RunConfig;
 pub use runner::{resolve, run, RunReport};

@@ -46,23 +46,12 @@ pub fn resolve(
     mutants: &[String],
     sets: &[(String, String)],
 ) -> Result<RunConfig, String> {
-    let known = known_mutants();
-    for m in mutants {
-        if !known.contains(&m.as_str()) {
-            return Err(format!(
-                "unknown mutant '{m}' (known: {})",
-                known.join(", ")
-            ));
-        }
-    }
     let mut cfg = RunConfig::base(def.id, seed, mutants);
     (def.config)(&mut cfg);
     for (k, v) in sets {
         cfg.set(k, v)?;
     }
-    if cfg.nodes == 0 {
-        return Err("nodes must be at least 1".into());
-    }
+    cfg.validate()?;
     if cfg.faults.is_empty() {
         let mut rng = sim::rng::standalone(seed, "faults");
         cfg.faults = fault_injection::swarm::generate(&cfg.fault_model, &cfg.node_ids(), &mut rng);

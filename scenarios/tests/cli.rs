@@ -7,6 +7,7 @@ fn clustersim(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_clustersim"))
         .args(args)
         .current_dir(std::env::temp_dir())
+        .env_remove("RUST_LOG")
         .output()
         .expect("run clustersim")
 }
@@ -108,6 +109,315 @@ fn bad_input_exits_2_with_one_line() {
     assert_usage_error(&["shrink", truncated.to_str().unwrap()], "truncated");
     let wrong = temp_file("wrong.json", "[1, 2, 3]");
     assert_usage_error(&["replay", wrong.to_str().unwrap()], "corrupt");
+}
+
+#[test]
+fn impossible_configs_are_rejected_before_any_run() {
+    for (set, needle) in [
+        (
+            "batchlog.rf=10",
+            "batchlog.rf is 10 but the cluster has 5 nodes",
+        ),
+        ("batchlog.rf=0", "batchlog.rf must be at least 1"),
+        ("nodes=0", "nodes must be at least 1"),
+        ("shards=0", "shards must be at least 1"),
+        ("phases.converge_budget_ms=0", "converge_budget_ms"),
+        (
+            r#"faults={"faults":[{"at_ms":5,"fault":{"type":"crash","node":99}}]}"#,
+            "node n99 does not exist",
+        ),
+        (
+            r#"faults={"faults":[{"at_ms":5,"fault":{"type":"kill_connection","from":1,"to":7}}]}"#,
+            "node n7 does not exist",
+        ),
+    ] {
+        assert_usage_error(
+            &["run", "batchlog.swarm", "--seed", "1", "--set", set],
+            needle,
+        );
+    }
+    for (scenario, set, needle) in [
+        (
+            "migration.happy_path",
+            "topology.tablets=0",
+            "topology.tablets must be at least 1",
+        ),
+        (
+            "migration.happy_path",
+            "topology.initial_holders=9",
+            "initial_holders is 9",
+        ),
+        (
+            "migration.happy_path",
+            "nodes=4",
+            "topology.nodes is 3 but nodes is 4",
+        ),
+        ("raft.swarm", "raft.group.heartbeat_ms=0", "heartbeat_ms"),
+    ] {
+        assert_usage_error(&["run", scenario, "--seed", "1", "--set", set], needle);
+        assert_usage_error(&["explain", scenario, "--seed", "1", "--set", set], needle);
+        assert_usage_error(
+            &["explore", scenario, "--seeds", "0..3", "--set", set],
+            needle,
+        );
+    }
+}
+
+#[test]
+fn an_edited_bundle_naming_a_missing_node_is_rejected() {
+    let dir = std::env::temp_dir().join(format!("clustersim-cli-edit-{}", std::process::id()));
+    let out = clustersim(&[
+        "run",
+        "harness.partition_heals",
+        "--seed",
+        "2",
+        "--mutant",
+        "harness-partition-leaks",
+        "--json",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let path = v["bundle"].as_str().unwrap().to_string();
+    let mut bundle: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    bundle["config"]["faults"]["faults"] =
+        serde_json::json!([{"at_ms": 5, "fault": {"type": "crash", "node": 99}}]);
+    let edited = dir.join("edited.json");
+    std::fs::write(&edited, bundle.to_string()).unwrap();
+    for cmd in ["replay", "shrink", "timeline"] {
+        assert_usage_error(&[cmd, edited.to_str().unwrap()], "node n99 does not exist");
+    }
+    bundle["config"]["mutants"] = serde_json::json!(["no-such-mutant"]);
+    bundle["mutants"] = serde_json::json!(["no-such-mutant"]);
+    std::fs::write(&edited, bundle.to_string()).unwrap();
+    assert_usage_error(&["replay", edited.to_str().unwrap()], "unknown mutant");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn explore_into_an_unwritable_directory_fails_before_the_first_seed() {
+    let file = temp_file("not-a-dir", "x");
+    let out = file.join("bundles");
+    assert_usage_error(
+        &[
+            "explore",
+            "harness.partition_heals",
+            "--seeds",
+            "0..1000000",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        "--out",
+    );
+    let junit = file.join("report.xml");
+    assert_usage_error(
+        &[
+            "explore",
+            "harness.partition_heals",
+            "--seeds",
+            "0..1000000",
+            "--junit",
+            junit.to_str().unwrap(),
+        ],
+        "--junit",
+    );
+}
+
+/// Scenario ids and tiers from `list --json`.
+fn catalog() -> Vec<(String, String)> {
+    let out = clustersim(&["list", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["id"].as_str().unwrap().to_string(),
+                s["tier"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// A parsed JUnit report: per test case, (name, failure message and body if it failed).
+#[derive(Debug, Default)]
+struct JUnit {
+    suites: usize,
+    tests_attr: usize,
+    failures_attr: usize,
+    cases: Vec<(String, Option<(String, String)>)>,
+}
+
+/// Parse a JUnit file with a real XML parser, checking the structure CI systems expect:
+/// `testsuites > testsuite > (properties, testcase*)`, every testcase named, the suite's
+/// counters agreeing with its cases.
+fn parse_junit(xml: &str) -> JUnit {
+    use quick_xml::events::Event;
+    let mut r = quick_xml::Reader::from_str(xml);
+    let mut stack: Vec<String> = Vec::new();
+    let mut j = JUnit::default();
+    let mut failure: Option<(String, String)> = None;
+    let attr = |e: &quick_xml::events::BytesStart, name: &str| -> Option<String> {
+        e.attributes()
+            .map(|a| a.expect("well-formed attribute"))
+            .find(|a| a.key.as_ref() == name.as_bytes())
+            .map(|a| a.unescape_value().expect("escaped").into_owned())
+    };
+    loop {
+        match r.read_event().expect("well-formed XML") {
+            Event::Start(e) => {
+                let name = String::from_utf8(e.name().as_ref().to_vec()).unwrap();
+                let parent = stack.last().map(String::as_str);
+                match name.as_str() {
+                    "testsuites" => assert_eq!(parent, None),
+                    "testsuite" => {
+                        assert_eq!(parent, Some("testsuites"));
+                        j.suites += 1;
+                        j.tests_attr += attr(&e, "tests").unwrap().parse::<usize>().unwrap();
+                        j.failures_attr += attr(&e, "failures").unwrap().parse::<usize>().unwrap();
+                    }
+                    "properties" => assert_eq!(parent, Some("testsuite")),
+                    "testcase" => {
+                        assert_eq!(parent, Some("testsuite"));
+                        let n = attr(&e, "name").expect("testcase name");
+                        assert!(attr(&e, "classname").is_some());
+                        assert!(attr(&e, "time").unwrap().parse::<f64>().is_ok());
+                        j.cases.push((n, None));
+                    }
+                    "failure" | "error" => {
+                        assert_eq!(parent, Some("testcase"));
+                        failure = Some((attr(&e, "message").expect("message"), String::new()));
+                    }
+                    "system-out" => assert_eq!(parent, Some("testcase")),
+                    other => panic!("unexpected element {other}"),
+                }
+                stack.push(name);
+            }
+            Event::Empty(e) => {
+                let name = String::from_utf8(e.name().as_ref().to_vec()).unwrap();
+                assert!(name == "property" && stack.last().unwrap() == "properties");
+                assert!(attr(&e, "name").is_some() && attr(&e, "value").is_some());
+            }
+            Event::Text(t) => {
+                if let Some((_, body)) = failure.as_mut() {
+                    body.push_str(&t.unescape().unwrap());
+                }
+            }
+            Event::End(e) => {
+                let name = String::from_utf8(e.name().as_ref().to_vec()).unwrap();
+                assert_eq!(stack.pop().as_deref(), Some(name.as_str()));
+                if name == "failure" || name == "error" {
+                    j.cases.last_mut().unwrap().1 = failure.take();
+                }
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    assert!(stack.is_empty(), "unclosed elements {stack:?}");
+    assert_eq!(j.suites, 1);
+    assert_eq!(j.tests_attr, j.cases.len());
+    assert_eq!(
+        j.failures_attr,
+        j.cases.iter().filter(|c| c.1.is_some()).count()
+    );
+    j
+}
+
+#[test]
+fn explore_junit_names_each_scenario_and_the_repro_line() {
+    let dir = std::env::temp_dir().join(format!("clustersim-cli-junit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let xml_path = dir.join("report.xml");
+    let out = clustersim(&[
+        "explore",
+        "streaming.fenced_after_kill_connection",
+        "harness.partition_heals",
+        "--seeds",
+        "0..2",
+        "--mutant",
+        "no-fencing",
+        "--out",
+        dir.join("bundles").to_str().unwrap(),
+        "--junit",
+        xml_path.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let j = parse_junit(&std::fs::read_to_string(&xml_path).unwrap());
+    assert_eq!(j.cases.len(), 2, "one test case per scenario: {j:?}");
+    let (name, failure) = &j.cases[0];
+    assert_eq!(name, "harness.partition_heals");
+    assert!(failure.is_none(), "no-fencing does not touch the harness");
+    let (name, failure) = &j.cases[1];
+    assert_eq!(name, "streaming.fenced_after_kill_connection");
+    let (message, body) = failure.as_ref().expect("the mutant is caught");
+    assert!(message.contains("[fencing]"), "{message}");
+    assert!(body.contains("clustersim replay "), "{body}");
+    assert!(
+        body.contains(
+            "clustersim run streaming.fenced_after_kill_connection --seed 0 --mutant no-fencing"
+        ),
+        "{body}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn explore_selects_by_tier_and_by_glob() {
+    let dir = std::env::temp_dir().join(format!("clustersim-cli-select-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let catalog = catalog();
+    let ran = |args: &[&str]| -> Vec<String> {
+        let xml = dir.join("sel.xml");
+        let mut all = vec![
+            "explore",
+            "--seeds",
+            "0..1",
+            "--junit",
+            xml.to_str().unwrap(),
+        ];
+        all.extend_from_slice(args);
+        let out = clustersim(&all);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        parse_junit(&std::fs::read_to_string(&xml).unwrap())
+            .cases
+            .into_iter()
+            .map(|c| c.0)
+            .collect()
+    };
+    let want = |pred: &dyn Fn(&str, &str) -> bool| -> Vec<String> {
+        catalog
+            .iter()
+            .filter(|(id, tier)| pred(id, tier))
+            .map(|(id, _)| id.clone())
+            .collect()
+    };
+    assert_eq!(
+        ran(&["--tier", "harness"]),
+        want(&|_, t| t == "harness"),
+        "--tier alone selects the whole tier"
+    );
+    let streaming = want(&|id, _| id.starts_with("streaming."));
+    assert!(streaming.len() >= 3);
+    assert_eq!(ran(&["streaming.*"]), streaming);
+    assert_eq!(
+        ran(&["harness.*", "--tier", "harness", "harness.partition_heals"]),
+        want(&|id, _| id.starts_with("harness.")),
+        "each scenario once, in catalog order"
+    );
+    assert_usage_error(&["explore", "nothing.*"], "no scenario matches");
+    assert_usage_error(
+        &["explore", "harness.*", "--tier", "scripted"],
+        "no selected scenario",
+    );
+    assert_usage_error(&["explore", "--tier", "fast"], "--tier");
+    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]

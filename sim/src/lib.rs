@@ -7,8 +7,10 @@
 #![warn(missing_docs)]
 
 pub mod disk;
+pub mod encode;
 pub mod history;
 pub mod ids;
+pub mod log;
 pub mod net;
 pub mod rng;
 pub mod runtime;
@@ -27,7 +29,10 @@ pub mod time {
     pub use madsim::time::{sleep, timeout, Duration};
 }
 
-/// Spawn a task on the current node (it dies with the node).
+/// Spawn a task on the current node (it dies with the node). It keeps the spawner's span, so
+/// its log lines name the same node.
 pub fn spawn<F: std::future::Future<Output = ()> + 'static>(f: F) {
-    drop(madsim::task::spawn_local(f));
+    drop(madsim::task::spawn_local(
+        tracing::Instrument::in_current_span(f),
+    ));
 }

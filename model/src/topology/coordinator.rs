@@ -15,11 +15,11 @@ use super::barrier::global_tablet_barrier;
 use super::events::TopologyEvent;
 use super::group0::Group0Error;
 use super::ids::{Replica, SessionId, TabletId};
-use super::node::NodeServices;
 use super::pump::{ActionKind, DecideCtx, Pump};
 use super::stage::Stage;
 use super::state::{ApplyOutcome, Group0Command, TopologyChange};
 use super::{cleanup::TabletCleanup, stream::TabletStreamData};
+use crate::node::NodeHandle;
 use futures::future::select;
 use sim::sync::Notify;
 use sim::time::{sleep, Duration};
@@ -28,7 +28,7 @@ use std::rc::Rc;
 
 /// The coordinator loop of a node: whenever this node leads group0, run a coordinator bound to
 /// that term.
-pub async fn run(svc: Rc<NodeServices>) {
+pub async fn run(svc: Rc<NodeHandle>) {
     loop {
         if svc.g0.is_leader() {
             let term = svc.g0.term();
@@ -53,14 +53,18 @@ struct Instance {
     last_barrier_version: Cell<Option<u64>>,
 }
 
-fn leads(svc: &NodeServices, term: u64) -> bool {
+fn leads(svc: &NodeHandle, term: u64) -> bool {
     svc.g0.is_leader() && svc.g0.term() == term
 }
 
-async fn run_term(svc: &Rc<NodeServices>, term: u64) {
+async fn run_term(svc: &Rc<NodeHandle>, term: u64) {
     let ignores_term = svc.sim.mutant("coordinator-ignores-term");
     svc.sim
         .record(Some(svc.node), TopologyEvent::CoordinatorStarted { term });
+    tracing::info!(
+        term,
+        "coordinator started: this node leads group0 in term {term}; fencing older terms"
+    );
     let fenced = svc
         .g0
         .propose_in_term(term, Group0Command::FencePreviousCoordinator { term })
@@ -72,11 +76,20 @@ async fn run_term(svc: &Rc<NodeServices>, term: u64) {
         Err(_) => false,
     };
     if !fenced_ok {
+        tracing::info!(term, "coordinator of term {term} stops: fence_previous_coordinator was not applied ({fenced:?})");
         svc.sim
             .record(Some(svc.node), TopologyEvent::CoordinatorStopped { term });
         return;
     }
+    tracing::info!(
+        term,
+        "coordinator of term {term} in charge: older coordinators are fenced"
+    );
     if svc.g0.with_state(|s| s.transition_state().is_some()) {
+        tracing::info!(
+            term,
+            "coordinator of term {term} resumes a migration left by an older term"
+        );
         svc.sim.mark("coordinator resumed a migration");
     }
     let inst = Rc::new(Instance {
@@ -109,6 +122,10 @@ async fn run_term(svc: &Rc<NodeServices>, term: u64) {
         }
     }
     inst.alive.set(false);
+    tracing::info!(
+        term,
+        "coordinator of term {term} stopped: leadership lost or term changed"
+    );
     svc.sim
         .record(Some(svc.node), TopologyEvent::CoordinatorStopped { term });
 }
@@ -121,7 +138,7 @@ enum PassResult {
 }
 
 /// One pass of `handle_tablet_migration`.
-async fn pass(svc: &Rc<NodeServices>, inst: &Rc<Instance>, ignores_term: bool) -> PassResult {
+async fn pass(svc: &Rc<NodeHandle>, inst: &Rc<Instance>, ignores_term: bool) -> PassResult {
     let term = inst.term;
     let (base, st) = svc.g0.with_state(|s| (s.state_id, s.clone()));
     let ctx = DecideCtx {
@@ -169,8 +186,18 @@ async fn pass(svc: &Rc<NodeServices>, inst: &Rc<Instance>, ignores_term: bool) -
             svc.g0.propose_in_term(term, cmd).await
         };
         match res {
-            Err(Group0Error::TermChanged) => return PassResult::Stop,
+            Err(Group0Error::TermChanged) => {
+                tracing::info!(
+                    term,
+                    "coordinator of term {term}: commit refused, the term changed"
+                );
+                return PassResult::Stop;
+            }
             Err(Group0Error::Unavailable) => {
+                tracing::debug!(
+                    term,
+                    "coordinator commit failed: group0 unavailable; retrying in 100 ms"
+                );
                 sleep(Duration::from_millis(100)).await;
                 return PassResult::Busy;
             }
@@ -178,6 +205,12 @@ async fn pass(svc: &Rc<NodeServices>, inst: &Rc<Instance>, ignores_term: bool) -
                 committed = svc
                     .g0
                     .with_state(|s| s.outcome(index) == Some(&ApplyOutcome::Applied));
+                tracing::debug!(
+                    term,
+                    index,
+                    committed,
+                    "coordinator pass committed at group0 index {index}"
+                );
                 if committed {
                     for st in &finished {
                         svc.sim.mark(match st {
@@ -209,6 +242,12 @@ async fn pass(svc: &Rc<NodeServices>, inst: &Rc<Instance>, ignores_term: bool) -
         if ok {
             inst.last_barrier_version.set(Some(version));
         } else {
+            tracing::info!(
+                term,
+                barrier = id,
+                "barrier {id} at v{version} failed; backing off {} ms before the pump decides",
+                svc.cfg.action_failure_backoff_ms
+            );
             sleep(Duration::from_millis(svc.cfg.action_failure_backoff_ms)).await;
         }
         if inst.alive.get() {
@@ -227,7 +266,7 @@ async fn pass(svc: &Rc<NodeServices>, inst: &Rc<Instance>, ignores_term: bool) -
 }
 
 fn start_streaming(
-    svc: &Rc<NodeServices>,
+    svc: &Rc<NodeHandle>,
     inst: &Rc<Instance>,
     st: &super::state::TopologyState,
     tablet: TabletId,
@@ -240,7 +279,7 @@ fn start_streaming(
         return;
     };
     let (svc, inst) = (svc.clone(), inst.clone());
-    let _ = session;
+    tracing::info!(%tablet, %session, dst = %dst, "streaming {tablet} to pending replica {dst} under session {session}: tablet_stream_data sent");
     sim::spawn(async move {
         let res = svc
             .sim
@@ -252,6 +291,14 @@ fn start_streaming(
                 Duration::from_millis(svc.cfg.stream_timeout_ms),
             )
             .await;
+        match &res {
+            Ok(rows) => {
+                tracing::info!(%tablet, %session, rows, "streaming {tablet} under session {session} succeeded ({rows} rows)")
+            }
+            Err(e) => {
+                tracing::info!(%tablet, %session, "streaming {tablet} under session {session} failed ({e}); after {} ms the pump retries under the same session, or rolls back if a replica is excluded", svc.cfg.action_failure_backoff_ms)
+            }
+        }
         if res.is_err() {
             svc.sim.mark("streaming failed, will retry or roll back");
             sleep(Duration::from_millis(svc.cfg.action_failure_backoff_ms)).await;
@@ -269,13 +316,14 @@ fn start_streaming(
 }
 
 fn start_cleanup(
-    svc: &Rc<NodeServices>,
+    svc: &Rc<NodeHandle>,
     inst: &Rc<Instance>,
     tablet: TabletId,
     stage: Stage,
     target: Option<Replica>,
 ) {
     let (svc, inst) = (svc.clone(), inst.clone());
+    tracing::info!(%tablet, %stage, target = %sim::log::opt(&target), "cleanup of {tablet} in {stage} on {} started", sim::log::opt(&target));
     sim::spawn(async move {
         let ok = match target {
             None => true, // excluded host: skipped
@@ -290,7 +338,8 @@ fn start_cleanup(
                         Duration::from_millis(svc.cfg.stream_timeout_ms),
                     )
                     .await;
-                if res.is_err() {
+                if let Err(e) = &res {
+                    tracing::info!(%tablet, %stage, "cleanup of {tablet} on {r} failed ({e}); reported after the back-off");
                     sleep(Duration::from_millis(svc.cfg.action_failure_backoff_ms)).await;
                 }
                 res.is_ok()

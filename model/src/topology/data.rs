@@ -12,113 +12,13 @@
 //!   unknown (timeouts, killed connections, crashes).
 
 use super::events::{OpKind, OpOutcome, TopologyEvent};
-use super::ids::{tablet_of, Key, NodeId, Replica, ShardId, TabletId, Value};
-use super::node::{services, NodeServices};
-use sim::sync::Notify;
+use super::ids::{table_of, tablet_of, Key, NodeId, Replica, ShardId, TableId, TabletId, Value};
+use super::state::TopologyState;
+use crate::node::{lookup as services, NodeHandle};
 use sim::time::Duration;
 use sim::{RpcError, Sim, Verb};
-use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
+use std::cell::Cell;
 use std::rc::Rc;
-
-// ---------------------------------------------------------------------------------------------
-// erm tracker
-
-struct ErmInner {
-    current: Cell<u64>,
-    held: RefCell<BTreeMap<u64, u32>>,
-    changed: Notify,
-}
-
-/// Tracks which token-metadata versions in-flight operations still hold on one node.
-#[derive(Clone)]
-pub struct ErmTracker(Rc<ErmInner>);
-
-impl Default for ErmTracker {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl ErmTracker {
-    /// A tracker at version 0.
-    pub fn new() -> Self {
-        ErmTracker(Rc::new(ErmInner {
-            current: Cell::new(0),
-            held: RefCell::new(BTreeMap::new()),
-            changed: Notify::new(),
-        }))
-    }
-
-    /// Publish a new local version (from the group0 apply).
-    pub fn set_current(&self, v: u64) {
-        assert!(
-            v >= self.0.current.get(),
-            "token metadata versions only grow"
-        );
-        self.0.current.set(v);
-        self.0.changed.notify();
-    }
-
-    /// The current local version.
-    pub fn current(&self) -> u64 {
-        self.0.current.get()
-    }
-
-    /// Pin the current version until the returned guard is dropped.
-    pub fn acquire(&self) -> ErmGuard {
-        let v = self.current();
-        *self.0.held.borrow_mut().entry(v).or_default() += 1;
-        ErmGuard {
-            tracker: self.clone(),
-            version: v,
-        }
-    }
-
-    /// Wait until no operation holds a version older than the current one (as of the call).
-    /// Returns whether it had to wait.
-    pub async fn wait_for_stale_versions(&self) -> bool {
-        let v = self.current();
-        let mut waited = false;
-        loop {
-            let n = self.0.changed.notified();
-            let oldest = self.0.held.borrow().keys().next().copied();
-            match oldest {
-                Some(o) if o < v => {
-                    waited = true;
-                    n.await;
-                }
-                _ => return waited,
-            }
-        }
-    }
-}
-
-/// A pinned erm version.
-pub struct ErmGuard {
-    tracker: ErmTracker,
-    version: u64,
-}
-
-impl ErmGuard {
-    /// The pinned version.
-    pub fn version(&self) -> u64 {
-        self.version
-    }
-}
-
-impl Drop for ErmGuard {
-    fn drop(&mut self) {
-        let mut held = self.tracker.0.held.borrow_mut();
-        let c = held.get_mut(&self.version).expect("held version");
-        *c -= 1;
-        if *c == 0 {
-            held.remove(&self.version);
-        }
-        drop(held);
-        self.tracker.0.changed.notify();
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 // storage
@@ -133,7 +33,10 @@ pub struct CellValue {
 }
 
 fn row_prefix(shard: ShardId, tablet: TabletId) -> String {
-    format!("tbl/{:03}/{:05}/", shard.0, tablet.0)
+    format!(
+        "tbl/{:03}/{:05}/{:05}/",
+        shard.0, tablet.table.0, tablet.index
+    )
 }
 
 fn row_key(shard: ShardId, tablet: TabletId, key: Key) -> String {
@@ -162,9 +65,11 @@ impl Storage {
         let disk = self.sim.disk(self.node);
         if let Some(old) = disk.get::<CellValue>(&k) {
             if old.ts > cell.ts || (old.ts == cell.ts && old.value.is_none()) {
+                tracing::trace!(%tablet, key, "storage of {}:{}: write of {key} in {tablet} loses to a newer cell", self.node, shard.0);
                 return;
             }
         }
+        tracing::trace!(%tablet, key, "storage of {}:{}: {key} in {tablet} := {:?} at ts {}", self.node, shard.0, cell.value, cell.ts);
         disk.put(&k, cell);
     }
 
@@ -199,6 +104,7 @@ impl Storage {
     /// Remove every cell of a tablet on a shard; returns how many.
     pub fn delete_tablet(&self, shard: ShardId, tablet: TabletId) -> u64 {
         let rows = self.scan(shard, tablet);
+        tracing::trace!(%tablet, "storage of {}:{}: {} cells of {tablet} removed", self.node, shard.0, rows.len());
         for (k, _) in &rows {
             self.remove(shard, tablet, *k);
         }
@@ -215,8 +121,11 @@ impl Storage {
                 let parts: Vec<&str> = k.split('/').collect();
                 (
                     ShardId(parts[1].parse().expect("shard")),
-                    TabletId(parts[2].parse().expect("tablet")),
-                    parts[3].parse().expect("key"),
+                    TabletId::new(
+                        TableId(parts[2].parse().expect("table")),
+                        parts[3].parse().expect("tablet"),
+                    ),
+                    parts[4].parse().expect("key"),
                     v,
                 )
             })
@@ -280,7 +189,7 @@ impl Verb for ReplicaTruncate {
 pub const STALE_VERSION: &str = "stale topology version";
 
 /// Register the replica handlers on a node.
-pub fn serve(svc: &Rc<NodeServices>) {
+pub fn serve(svc: &Rc<NodeHandle>) {
     let net = svc.sim.net();
     let s = svc.clone();
     net.serve::<ReplicaWrite>(svc.node, move |_from, req| {
@@ -328,6 +237,19 @@ pub fn serve(svc: &Rc<NodeServices>) {
 #[derive(Default)]
 struct OpIds(Cell<u64>);
 
+/// The tablet a client key lives in: keys are spread over the user tables (`key % tables`),
+/// then over that table's tablets (`key / tables % tablet_count`).
+pub fn route_key(s: &TopologyState, key: Key) -> TabletId {
+    let tables = s.tables();
+    let table = table_of(key, tables.len() as u32);
+    assert!(
+        tables.contains(&table),
+        "user tables are numbered densely from the first"
+    );
+    let count = s.tablets_of(table).count() as u32;
+    tablet_of(table, key / tables.len() as u64, count)
+}
+
 /// Per-replica timeout of client operations.
 pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -352,6 +274,13 @@ impl Client {
         let ids = self.sim.ext::<OpIds>();
         let op = ids.0.get() + 1;
         ids.0.set(op);
+        tracing::debug!(
+            op,
+            key,
+            "client op {op}: {kind:?} key {key}{} from {}",
+            value.map_or(String::new(), |v| format!(" = {v}")),
+            self.node
+        );
         self.sim.record(
             Some(self.node),
             TopologyEvent::OpInvoke {
@@ -365,6 +294,11 @@ impl Client {
     }
 
     fn complete(&self, op: u64, kind: OpKind, outcome: OpOutcome, value: Option<Value>) {
+        tracing::debug!(
+            op,
+            "client op {op}: {kind:?} {outcome:?}{}",
+            value.map_or(String::new(), |v| format!(", read {v}"))
+        );
         self.sim.record(
             Some(self.node),
             TopologyEvent::OpComplete {
@@ -377,13 +311,13 @@ impl Client {
     }
 
     /// The coordinating node's services, if it is up.
-    fn svc(&self) -> Option<Rc<NodeServices>> {
+    fn svc(&self) -> Option<Rc<NodeHandle>> {
         services(&self.sim, self.node)
     }
 
-    fn route(&self, svc: &NodeServices, key: Key, write: bool) -> (TabletId, Vec<Replica>) {
+    fn route(&self, svc: &NodeHandle, key: Key, write: bool) -> (TabletId, Vec<Replica>) {
         svc.g0.with_state(|s| {
-            let t = tablet_of(key, s.tablets.len() as u32);
+            let t = route_key(s, key);
             let info = &s.tablets[&t];
             let set = if write {
                 info.write_replicas()

@@ -9,9 +9,9 @@
 //! [`Group0`] is a thin handle over `model::raft::Raft<TopologySm>` (every node of the cluster is
 //! a voting member), mapping Raft's errors onto the two the topology code distinguishes.
 
-use super::data::ErmTracker;
+use super::erm::ErmTracker;
 use super::events::TopologyEvent;
-use super::ids::NodeId;
+use super::ids::{NodeId, ShardId};
 use super::session::SessionManager;
 use super::state::{ApplyOutcome, Group0Command, TopologyState};
 use crate::raft::{Raft, RaftConfig, RaftError, StateMachine};
@@ -28,8 +28,9 @@ struct Recorded(RefCell<BTreeSet<u64>>);
 pub struct NodeHooks {
     /// This node.
     pub node: NodeId,
-    /// The node's session manager.
-    pub sessions: SessionManager,
+    /// Every shard's session registry: one apply mirrors the same open set into all of them
+    /// (upstream runs the mirror step on every shard before the apply completes).
+    pub sessions: Vec<(ShardId, SessionManager)>,
     /// The node's erm (token metadata version) tracker.
     pub erm: ErmTracker,
 }
@@ -64,26 +65,33 @@ impl TopologySm {
     fn publish(&self) {
         let v = self.state.version;
         self.hooks.erm.set_current(v);
-        let fx = self.hooks.sessions.mirror(&self.state.open_sessions());
-        for s in fx.closing {
-            let guards = self.hooks.sessions.with(|r| r.guards(s));
-            self.sim.record(
-                Some(self.hooks.node),
-                TopologyEvent::SessionClosing {
-                    session: s,
-                    guards,
-                    version: v,
-                },
-            );
-        }
-        for s in fx.created {
-            self.sim.record(
-                Some(self.hooks.node),
-                TopologyEvent::SessionOpened {
-                    session: s,
-                    version: v,
-                },
-            );
+        let open = self.state.open_sessions();
+        for (shard, sessions) in &self.hooks.sessions {
+            let fx = sessions.mirror(&open);
+            for s in fx.closing {
+                let guards = sessions.with(|r| r.guards(s));
+                tracing::info!(session = %s, shard = shard.0, version = v, guards, "session {s} closing on shard {} at v{v}: group0 no longer lists it; {guards} live guard(s) to drain", shard.0);
+                self.sim.record(
+                    Some(self.hooks.node),
+                    TopologyEvent::SessionClosing {
+                        shard: *shard,
+                        session: s,
+                        guards,
+                        version: v,
+                    },
+                );
+            }
+            for s in fx.created {
+                tracing::info!(session = %s, shard = shard.0, version = v, "session {s} opened on shard {} at v{v}", shard.0);
+                self.sim.record(
+                    Some(self.hooks.node),
+                    TopologyEvent::SessionOpened {
+                        shard: *shard,
+                        session: s,
+                        version: v,
+                    },
+                );
+            }
         }
     }
 
@@ -98,6 +106,10 @@ impl TopologySm {
             let node = Some(self.hooks.node);
             match (&outcome, cmd) {
                 (ApplyOutcome::Rejected(r), _) => {
+                    tracing::info!(
+                        index,
+                        "group0 command at index {index} rejected on apply: {r:?}"
+                    );
                     self.sim.record(
                         node,
                         TopologyEvent::CommandRejected {
@@ -107,6 +119,11 @@ impl TopologySm {
                     );
                 }
                 (ApplyOutcome::Applied, Group0Command::FencePreviousCoordinator { term }) => {
+                    tracing::info!(
+                        index,
+                        term,
+                        "coordinators of terms before {term} fenced (group0 index {index})"
+                    );
                     self.sim.record(
                         node,
                         TopologyEvent::CoordinatorFenced { index, term: *term },
@@ -114,6 +131,7 @@ impl TopologySm {
                 }
                 (ApplyOutcome::Applied, Group0Command::Change(ch)) => {
                     for c in &commits {
+                        tracing::info!(index, term = %sim::log::opt(&ch.term), version = self.state.version, tablet = %c.tablet, session = %sim::log::opt(&c.session), "{} stage {} -> {} committed at v{} by {} (group0 index {index}); replicas {}, new replicas {}", c.tablet, sim::log::opt(&c.from), sim::log::opt(&c.stage), self.state.version, ch.origin, sim::log::list(&c.replicas), sim::log::list(&c.new_replicas));
                         self.sim.record(
                             node,
                             TopologyEvent::StageCommitted {

@@ -10,9 +10,9 @@
 //! - the default session is never closed;
 //! - draining waits only for sessions that are already closing, never for open ones.
 //!
-//! The real system keeps one registry per shard and applies the same mirror step on every
-//! shard atomically; this model keeps one registry per node, which is equivalent for these
-//! promises (every shard of a node would hold the same set at every instant).
+//! As in the real system there is one registry per shard (see `crate::node::Shard`); the
+//! group0 apply runs the same mirror step on every shard's registry in one atomic step, a
+//! guard is taken on the shard of the replica it protects, and a barrier drains every shard.
 //!
 //! [`SessionRegistry`] is the pure core; [`SessionManager`] is the shared, awaitable shell with
 //! RAII [`TopologyGuard`]s.
@@ -289,7 +289,11 @@ impl SessionManager {
 
     /// Materialise a guard from a frozen guard (`topology_guard(frozen)`).
     pub fn enter(&self, frozen: FrozenTopologyGuard) -> Result<TopologyGuard, SessionError> {
-        self.0.reg.borrow_mut().enter(frozen.0)?;
+        if let Err(e) = self.0.reg.borrow_mut().enter(frozen.0) {
+            tracing::debug!(session = %frozen.0, "topology guard refused: {e}");
+            return Err(e);
+        }
+        tracing::debug!(session = %frozen.0, "topology guard taken on session {}", frozen.0);
         Ok(TopologyGuard {
             mgr: self.clone(),
             id: frozen.0,
@@ -318,6 +322,9 @@ impl SessionManager {
                     None => break, // erased by a concurrent drain cannot happen (semaphore); defensive
                     Some(SessionState::Open) => unreachable!("a closing session never reopens"),
                     Some(SessionState::Closing) => {
+                        if !waited {
+                            tracing::debug!(session = %id, "drain waits for session {id}: a guard is still live");
+                        }
                         waited = true;
                         notified.await;
                     }
@@ -370,6 +377,7 @@ impl TopologyGuard {
 
 impl Drop for TopologyGuard {
     fn drop(&mut self) {
+        tracing::debug!(session = %self.id, "topology guard on session {} released", self.id);
         self.mgr.0.reg.borrow_mut().leave(self.id);
         self.mgr.0.changed.notify();
     }
