@@ -139,7 +139,7 @@ fn explore_counts_marks_per_seed_and_names_the_never_hit() {
     let s = explore::explore(&d, 0..8, &[], &[], 1, None, |_, _| {}).expect("explore");
     let c = &s.coverage["raft.swarm"];
     assert_eq!(c.seeds, 8);
-    assert!(c.seeds_hit.values().all(|&n| n >= 1 && n <= 8));
+    assert!(c.seeds_hit.values().all(|n| (1..=8).contains(n)));
     // Every declared "sometimes" mark is either hit by some seed or named as never hit.
     for m in &c.sometimes {
         assert_eq!(
