@@ -237,6 +237,7 @@ impl Sim {
 
     /// Count a coverage mark.
     pub fn mark(&self, name: &'static str) {
+        tracing::debug!(target: "sim::mark", "coverage mark: {name}");
         self.0.history.mark(name);
     }
 
