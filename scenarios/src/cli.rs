@@ -647,7 +647,11 @@ fn explore_cmd(
         .as_deref()
         .map(explore::parse_duration)
         .transpose()?;
-    let seed_text = seeds.unwrap_or(if time_budget.is_some() { "0.." } else { "0..100" });
+    let seed_text = seeds.unwrap_or(if time_budget.is_some() {
+        "0.."
+    } else {
+        "0..100"
+    });
     let seeds = match (seeds, time_budget) {
         (Some(s), _) => explore::parse_seeds(s)?,
         (None, Some(_)) => 0..u64::MAX,
