@@ -129,6 +129,7 @@ impl Injections {
                 shared: Rc::new(Shared::default()),
             },
         );
+        tracing::info!(injection = name, %node, one_shot, "injection point {name} enabled on {node}{}", if one_shot { " (one-shot)" } else { "" });
         sim.record(
             Some(node),
             InjectionEvent::Enabled {
@@ -144,6 +145,7 @@ impl Injections {
         if let Some(p) = removed {
             p.shared.disabled.set(true);
             p.shared.notify.notify();
+            tracing::info!(injection = name, %node, "injection point {name} disabled on {node}");
             sim.record(
                 Some(node),
                 InjectionEvent::Disabled {
@@ -179,6 +181,7 @@ impl Injections {
         if let Some(s) = shared {
             s.received.set(s.received.get() + 1);
             s.notify.notify();
+            tracing::info!(injection = name, %node, "message sent to injection point {name} on {node}");
             sim.record(
                 Some(node),
                 InjectionEvent::Message {
@@ -216,6 +219,7 @@ impl Injections {
             .borrow_mut()
             .entry((node, name.to_string()))
             .or_default() += 1;
+        tracing::info!(injection = name, "entered injection point {name}");
         sim.record(
             Some(node),
             InjectionEvent::Entered {
@@ -344,6 +348,7 @@ impl Handler {
     }
 
     fn released(&self, by: &'static str) {
+        tracing::info!(injection = %self.name, "released from injection point {} by {by}", self.name);
         self.sim.record(
             Some(self.node),
             InjectionEvent::Released {

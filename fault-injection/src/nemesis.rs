@@ -114,6 +114,10 @@ async fn run_one(
         Fault::KillLeader => match leader.as_ref().and_then(|p| p()) {
             Some(node) if sim.is_up(node) => Fault::Crash { node },
             _ => {
+                tracing::info!(
+                    fault = index,
+                    "nemesis skips fault #{index} (kill leader): no live leader"
+                );
                 sim.record(
                     None,
                     NemesisEvent::Skipped {
@@ -128,6 +132,10 @@ async fn run_one(
     };
     if let Fault::Crash { node } | Fault::Pause { node } = &fault {
         if !sim.is_up(*node) || sim.is_paused(*node) {
+            tracing::info!(
+                fault = index,
+                "nemesis skips fault #{index} ({fault}): {node} already down"
+            );
             sim.record(
                 None,
                 NemesisEvent::Skipped {
@@ -145,6 +153,12 @@ async fn run_one(
             fault: fault.to_string(),
         },
     );
+    tracing::info!(
+        fault = index,
+        "nemesis applies fault #{index}: {fault}{}",
+        sf.duration_ms
+            .map_or(String::new(), |d| format!(" for {d} ms"))
+    );
     apply(&sim, &fault);
     let Some(d) = sf.duration_ms else { return };
     sleep(Duration::from_millis(d)).await;
@@ -158,6 +172,7 @@ async fn run_one(
             fault: fault.to_string(),
         },
     );
+    tracing::info!(fault = index, "nemesis undoes fault #{index}: {fault}");
     undo(&sim, &fault);
 }
 

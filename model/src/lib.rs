@@ -3,5 +3,9 @@
 #![warn(missing_docs)]
 
 pub mod batchlog;
+pub mod node;
+pub mod outcome;
 pub mod raft;
 pub mod topology;
+
+pub use outcome::Outcome;

@@ -13,7 +13,9 @@ pub mod junit;
 pub mod phases;
 pub mod runner;
 pub mod scenario;
+pub mod story;
 pub mod timeline;
+pub mod workload;
 
 pub use config::RunConfig;
 pub use runner::{resolve, run, RunReport};

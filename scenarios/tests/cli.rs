@@ -7,6 +7,7 @@ fn clustersim(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_clustersim"))
         .args(args)
         .current_dir(std::env::temp_dir())
+        .env_remove("RUST_LOG")
         .output()
         .expect("run clustersim")
 }

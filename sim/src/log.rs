@@ -264,3 +264,61 @@ impl<T: fmt::Display> fmt::Display for Opt<'_, T> {
 pub fn opt<T: fmt::Display>(v: &Option<T>) -> Opt<'_, T> {
     Opt(v)
 }
+
+/// Log one harness event in words (called by [`Sim::record_sim`](crate::Sim::record_sim)):
+/// crashes, restarts, pauses, killed connections, faults and phases at `info` (what a reader
+/// follows), RPCs at `debug`, disk syncs at `trace`. `node` is the node the event is about.
+pub(crate) fn sim_event(node: Option<NodeId>, ev: &crate::history::SimEvent) {
+    use crate::history::SimEvent as E;
+    if LevelFilter::current() == LevelFilter::OFF {
+        return;
+    }
+    let n = opt(&node);
+    match ev {
+        E::RpcSend { id, verb, to, conn } => {
+            tracing::debug!(target: "sim::net", rpc = id, verb, "rpc #{id} {verb} {n} -> {to} sent on connection generation {conn}")
+        }
+        E::RpcAdmit { id, verb, from } => {
+            tracing::debug!(target: "sim::net", rpc = id, verb, "rpc #{id} {verb} from {from} admitted on {n}")
+        }
+        E::RpcDone { id, verb, outcome } => {
+            tracing::debug!(target: "sim::net", rpc = id, verb, "rpc #{id} {verb} of {n} done: {outcome:?}")
+        }
+        E::RpcLateResponseDiscarded { id, verb } => {
+            tracing::info!(target: "sim::net", rpc = id, verb, "late response of rpc #{id} {verb} from {n} discarded: its connection was killed")
+        }
+        E::RpcDropped { id, verb, reason } => {
+            tracing::debug!(target: "sim::net", rpc = id, verb, "rpc #{id} {verb} dropped: {reason}")
+        }
+        E::RpcStalled { id, verb } => {
+            tracing::debug!(target: "sim::net", rpc = id, verb, "rpc #{id} {verb} of {n} held by a stall")
+        }
+        E::StreamOpen { id, verb, to } => {
+            tracing::debug!(target: "sim::net", stream = id, verb, "stream #{id} {verb} {n} -> {to} opened")
+        }
+        E::StreamEnd { id, how } => {
+            tracing::debug!(target: "sim::net", stream = id, "stream #{id} ended: {how}")
+        }
+        E::ConnectionKilled {
+            from,
+            to,
+            failed_calls,
+        } => {
+            tracing::info!(target: "sim::net", %from, %to, failed_calls, "connection {from} -> {to} killed: {failed_calls} pending call(s) fail with connection closed; work {to} already admitted keeps running")
+        }
+        E::Fault { what } => tracing::info!(target: "sim::fault", "fault: {what}"),
+        E::Crash { lost_writes } => {
+            tracing::info!(target: "sim::node", lost_writes, "{n} crashed: its tasks stop, {lost_writes} unsynced disk write(s) lost")
+        }
+        E::Start { incarnation: 0 } => tracing::info!(target: "sim::node", "{n} boots"),
+        E::Start { incarnation } => {
+            tracing::info!(target: "sim::node", incarnation, "{n} restarts (incarnation {incarnation}) and recovers from its disk")
+        }
+        E::Pause { paused: true } => tracing::info!(target: "sim::node", "{n} paused"),
+        E::Pause { paused: false } => tracing::info!(target: "sim::node", "{n} resumed"),
+        E::DiskSync { writes, failed } => {
+            tracing::trace!(target: "sim::disk", writes, failed, "disk sync of {n}: {writes} write(s){}", if *failed { " FAILED" } else { " durable" })
+        }
+        E::Phase { name } => tracing::info!(target: "sim::phase", "phase {name} begins"),
+    }
+}

@@ -144,6 +144,7 @@ impl Sim {
 
     /// Record a harness event.
     pub fn record_sim(&self, node: Option<NodeId>, ev: SimEvent) -> usize {
+        crate::log::sim_event(node, &ev);
         self.0.history.push(self.now(), node, Event::Sim(ev))
     }
 

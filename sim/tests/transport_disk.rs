@@ -306,3 +306,101 @@ fn a_paused_node_answers_only_after_resume() {
         "answered at {answered_ms} ms, before the resume"
     );
 }
+
+#[test]
+fn a_second_serve_of_a_verb_on_one_node_panics_naming_the_verb() {
+    let out = run_seed(12, |h| async move {
+        let sim = Sim::new(12, &[], NetConfig::default(), h);
+        let a = idle_node(&sim);
+        sim.net()
+            .serve::<Echo>(a, |_f, x| async move { Ok(x) }.boxed_local());
+        sim.net()
+            .serve::<Echo>(a, |_f, x| async move { Ok(x + 1) }.boxed_local());
+    });
+    let msg = out.result.expect_err("second serve must panic");
+    assert!(
+        msg.contains("verb `echo` registered twice on n1"),
+        "panic message names the verb and the node: {msg}"
+    );
+}
+
+#[test]
+fn a_stream_verb_and_a_call_verb_share_one_registry() {
+    struct FragsAsCall;
+    impl Verb for FragsAsCall {
+        const NAME: &'static str = "frags";
+        type Req = ();
+        type Resp = u64;
+    }
+    let out = run_seed(13, |h| async move {
+        let sim = Sim::new(13, &[], NetConfig::default(), h);
+        let a = idle_node(&sim);
+        sim.net()
+            .serve_stream::<Frags>(a, |_f, (), _src| async move { Ok(0) }.boxed_local());
+        sim.net()
+            .serve::<FragsAsCall>(a, |_f, ()| async move { Ok(1) }.boxed_local());
+    });
+    let msg = out.result.expect_err("second registration must panic");
+    assert!(msg.contains("verb `frags` registered twice"), "{msg}");
+}
+
+#[test]
+fn the_same_verb_may_be_served_again_after_a_restart() {
+    let got = with_sim(14, async |sim| {
+        let n = sim.add_node(move |ctx| {
+            ctx.sim.net().serve::<Echo>(ctx.node, move |_f, x| {
+                async move { Ok(x + u64::from(ctx.incarnation)) }.boxed_local()
+            });
+            std::future::pending().boxed_local()
+        });
+        let client = idle_node(&sim);
+        sleep(Duration::from_millis(1)).await;
+        let first = sim
+            .net()
+            .call::<Echo>(client, n, 10, Duration::from_secs(1))
+            .await;
+        sim.crash(n);
+        sim.restart(n);
+        sleep(Duration::from_millis(1)).await;
+        let second = sim
+            .net()
+            .call::<Echo>(client, n, 10, Duration::from_secs(1))
+            .await;
+        (first, second)
+    });
+    assert_eq!(got, (Ok(10), Ok(11)));
+}
+
+#[test]
+fn a_one_way_message_runs_its_handler_and_takes_the_call_path() {
+    struct Note;
+    impl Verb for Note {
+        const NAME: &'static str = "note";
+        type Req = u64;
+        type Resp = ();
+    }
+    let (seen, admits) = with_sim(15, async |sim| {
+        let a = idle_node(&sim);
+        let b = idle_node(&sim);
+        let seen = Rc::new(RefCell::new(Vec::new()));
+        let s2 = seen.clone();
+        sim.net().serve::<Note>(b, move |from, x| {
+            s2.borrow_mut().push((from, x));
+            async { Ok(()) }.boxed_local()
+        });
+        sim.net().send::<Note>(a, b, 7);
+        // No handler on `a`: a one-way message to it vanishes without an answer.
+        sim.net().send::<Note>(b, a, 8);
+        sleep(Duration::from_millis(50)).await;
+        let admits = sim
+            .history()
+            .entries()
+            .iter()
+            .filter(|e| matches!(e.sim(), Some(SimEvent::RpcAdmit { verb: "note", .. })))
+            .count();
+        let seen = seen.borrow().clone();
+        (seen, admits)
+    });
+    assert_eq!(seen, vec![(NodeId(1), 7)]);
+    assert_eq!(admits, 1);
+}

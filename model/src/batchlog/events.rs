@@ -9,17 +9,9 @@ use super::types::{BatchId, Layout, Stage, TableId, WriteMutation};
 use serde::Serialize;
 use sim::{EventKind, NodeId};
 
-/// A client outcome, three-valued.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    /// Every mutation acknowledged at the user's CL.
-    Ok,
-    /// Definitely not applied (rejected before the batchlog write).
-    Failed,
-    /// May be applied now or later (the batchlog entry may exist and be replayed).
-    Unknown,
-}
+/// A batch's client outcome: the crate-wide three-valued [`crate::Outcome`]. `Unknown`: the
+/// batch may be applied now or later (its batchlog entry may exist and be replayed).
+pub use crate::outcome::Outcome;
 
 /// Who deleted a batchlog entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

@@ -7,8 +7,8 @@
 
 use super::events::TopologyEvent;
 use super::ids::{NodeId, Replica, TabletId};
-use super::node::{services, Cluster, NodeServices};
 use super::state::{ApplyOutcome, Group0Command, TabletUpdate, TopologyChange, TopologyState};
+use crate::node::{lookup as services, Cluster, NodeHandle};
 use fault_injection::injection::Injections;
 use futures::future::select;
 use sim::time::{sleep, Duration};
@@ -205,6 +205,6 @@ pub async fn wait_for_injection_enter(sim: &Sim, node: NodeId, name: &str, n: u6
 }
 
 /// The services of a live node (re-export for scenarios).
-pub fn node(sim: &Sim, n: NodeId) -> Option<Rc<NodeServices>> {
+pub fn node(sim: &Sim, n: NodeId) -> Option<Rc<NodeHandle>> {
     services(sim, n)
 }

@@ -10,7 +10,7 @@
 
 use super::events::TopologyEvent;
 use super::ids::{NodeId, TabletId};
-use super::node::NodeServices;
+use crate::node::NodeHandle;
 use sim::time::Duration;
 use sim::{RpcError, Verb};
 use std::rc::Rc;
@@ -34,7 +34,7 @@ impl Verb for BarrierAndDrain {
 }
 
 /// Register the `barrier_and_drain` handler.
-pub fn serve(svc: &Rc<NodeServices>) {
+pub fn serve(svc: &Rc<NodeHandle>) {
     let s = svc.clone();
     svc.sim
         .net()
@@ -44,7 +44,7 @@ pub fn serve(svc: &Rc<NodeServices>) {
         });
 }
 
-fn refuse(svc: &NodeServices, req: &BarrierReq, reason: String) -> Result<(), RpcError> {
+fn refuse(svc: &NodeHandle, req: &BarrierReq, reason: String) -> Result<(), RpcError> {
     tracing::info!(
         barrier = req.barrier,
         term = req.term,
@@ -63,7 +63,7 @@ fn refuse(svc: &NodeServices, req: &BarrierReq, reason: String) -> Result<(), Rp
     Err(RpcError::Remote(reason))
 }
 
-async fn barrier_and_drain(svc: &NodeServices, req: BarrierReq) -> Result<(), RpcError> {
+async fn barrier_and_drain(svc: &NodeHandle, req: BarrierReq) -> Result<(), RpcError> {
     tracing::debug!(
         barrier = req.barrier,
         term = req.term,
@@ -101,27 +101,39 @@ async fn barrier_and_drain(svc: &NodeServices, req: BarrierReq) -> Result<(), Rp
     // (b) drain closing sessions.
     let mut waited = false;
     if !svc.sim.mutant("barrier-skips-drain") {
-        let before = svc.sessions.with(|r| r.registered());
-        if tracing::enabled!(tracing::Level::INFO) {
-            let closing = svc.sessions.with(|r| r.closing_with_guards());
-            if !closing.is_empty() {
-                tracing::info!(
-                    barrier = req.barrier,
-                    version = req.version,
-                    "barrier {} at v{} waits for {} closing session(s) {} with live guards",
-                    req.barrier,
-                    req.version,
-                    closing.len(),
-                    sim::log::list(&closing)
+        // Every shard drains its own registry (upstream: `invoke_on_all` shards).
+        for shard in &svc.shards {
+            let before = shard.sessions.with(|r| r.registered());
+            if tracing::enabled!(tracing::Level::INFO) {
+                let closing = shard.sessions.with(|r| r.closing_with_guards());
+                if !closing.is_empty() {
+                    tracing::info!(
+                        barrier = req.barrier,
+                        version = req.version,
+                        shard = shard.id.0,
+                        "barrier {} at v{} waits for {} closing session(s) {} with live guards on shard {}",
+                        req.barrier,
+                        req.version,
+                        closing.len(),
+                        sim::log::list(&closing),
+                        shard.id.0
+                    );
+                }
+            }
+            if shard.sessions.drain_closing_sessions().await {
+                waited = true;
+            }
+            let after = shard.sessions.with(|r| r.registered());
+            for s in before.into_iter().filter(|s| !after.contains(s)) {
+                tracing::info!(session = %s, barrier = req.barrier, shard = shard.id.0, "session {s} drained and erased on shard {} (barrier {})", shard.id.0, req.barrier);
+                svc.sim.record(
+                    Some(svc.node),
+                    TopologyEvent::SessionDrained {
+                        shard: shard.id,
+                        session: s,
+                    },
                 );
             }
-        }
-        waited = svc.sessions.drain_closing_sessions().await;
-        let after = svc.sessions.with(|r| r.registered());
-        for s in before.into_iter().filter(|s| !after.contains(s)) {
-            tracing::info!(session = %s, barrier = req.barrier, "session {s} drained and erased (barrier {})", req.barrier);
-            svc.sim
-                .record(Some(svc.node), TopologyEvent::SessionDrained { session: s });
         }
         if waited {
             svc.sim.mark("barrier waited for drain");
@@ -129,9 +141,17 @@ async fn barrier_and_drain(svc: &NodeServices, req: BarrierReq) -> Result<(), Rp
     }
     svc.barrier_fence
         .set(svc.barrier_fence.get().max(req.version));
-    let (open, closing) = svc
-        .sessions
-        .with(|r| (r.open_sessions(), r.closing_with_guards()));
+    // Union over shards (each mirrors the same open set; closing must be empty everywhere).
+    let mut open = std::collections::BTreeSet::new();
+    let mut closing = std::collections::BTreeSet::new();
+    for shard in &svc.shards {
+        shard.sessions.with(|r| {
+            open.extend(r.open_sessions());
+            closing.extend(r.closing_with_guards());
+        });
+    }
+    let (open, closing): (Vec<_>, Vec<_>) =
+        (open.into_iter().collect(), closing.into_iter().collect());
     tracing::info!(
         barrier = req.barrier,
         version = req.version,
@@ -159,7 +179,7 @@ async fn barrier_and_drain(svc: &NodeServices, req: BarrierReq) -> Result<(), Rp
 /// `global_tablet_token_metadata_barrier`: every non-excluded node must answer. Returns whether
 /// all did.
 pub async fn global_tablet_barrier(
-    svc: &NodeServices,
+    svc: &NodeHandle,
     term: u64,
     barrier: u64,
     tablets: Vec<TabletId>,

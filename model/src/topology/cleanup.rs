@@ -9,8 +9,8 @@
 use super::data::Storage;
 use super::events::TopologyEvent;
 use super::ids::TabletId;
-use super::node::NodeServices;
 use super::stage::Stage;
+use crate::node::NodeHandle;
 use sim::{RpcError, Verb};
 use std::rc::Rc;
 
@@ -23,7 +23,7 @@ impl Verb for TabletCleanup {
 }
 
 /// Register the cleanup verb on a node.
-pub fn serve(svc: &Rc<NodeServices>) {
+pub fn serve(svc: &Rc<NodeHandle>) {
     let s = svc.clone();
     svc.sim
         .net()
@@ -39,7 +39,7 @@ pub fn serve(svc: &Rc<NodeServices>) {
         });
 }
 
-async fn cleanup_tablet(svc: &NodeServices, tablet: TabletId) -> Result<u64, RpcError> {
+async fn cleanup_tablet(svc: &NodeHandle, tablet: TabletId) -> Result<u64, RpcError> {
     svc.g0
         .read_barrier()
         .await

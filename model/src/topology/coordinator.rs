@@ -15,11 +15,11 @@ use super::barrier::global_tablet_barrier;
 use super::events::TopologyEvent;
 use super::group0::Group0Error;
 use super::ids::{Replica, SessionId, TabletId};
-use super::node::NodeServices;
 use super::pump::{ActionKind, DecideCtx, Pump};
 use super::stage::Stage;
 use super::state::{ApplyOutcome, Group0Command, TopologyChange};
 use super::{cleanup::TabletCleanup, stream::TabletStreamData};
+use crate::node::NodeHandle;
 use futures::future::select;
 use sim::sync::Notify;
 use sim::time::{sleep, Duration};
@@ -28,7 +28,7 @@ use std::rc::Rc;
 
 /// The coordinator loop of a node: whenever this node leads group0, run a coordinator bound to
 /// that term.
-pub async fn run(svc: Rc<NodeServices>) {
+pub async fn run(svc: Rc<NodeHandle>) {
     loop {
         if svc.g0.is_leader() {
             let term = svc.g0.term();
@@ -53,11 +53,11 @@ struct Instance {
     last_barrier_version: Cell<Option<u64>>,
 }
 
-fn leads(svc: &NodeServices, term: u64) -> bool {
+fn leads(svc: &NodeHandle, term: u64) -> bool {
     svc.g0.is_leader() && svc.g0.term() == term
 }
 
-async fn run_term(svc: &Rc<NodeServices>, term: u64) {
+async fn run_term(svc: &Rc<NodeHandle>, term: u64) {
     let ignores_term = svc.sim.mutant("coordinator-ignores-term");
     svc.sim
         .record(Some(svc.node), TopologyEvent::CoordinatorStarted { term });
@@ -138,7 +138,7 @@ enum PassResult {
 }
 
 /// One pass of `handle_tablet_migration`.
-async fn pass(svc: &Rc<NodeServices>, inst: &Rc<Instance>, ignores_term: bool) -> PassResult {
+async fn pass(svc: &Rc<NodeHandle>, inst: &Rc<Instance>, ignores_term: bool) -> PassResult {
     let term = inst.term;
     let (base, st) = svc.g0.with_state(|s| (s.state_id, s.clone()));
     let ctx = DecideCtx {
@@ -266,7 +266,7 @@ async fn pass(svc: &Rc<NodeServices>, inst: &Rc<Instance>, ignores_term: bool) -
 }
 
 fn start_streaming(
-    svc: &Rc<NodeServices>,
+    svc: &Rc<NodeHandle>,
     inst: &Rc<Instance>,
     st: &super::state::TopologyState,
     tablet: TabletId,
@@ -316,7 +316,7 @@ fn start_streaming(
 }
 
 fn start_cleanup(
-    svc: &Rc<NodeServices>,
+    svc: &Rc<NodeHandle>,
     inst: &Rc<Instance>,
     tablet: TabletId,
     stage: Stage,

@@ -4,22 +4,13 @@
 //! session / version / term, so fencing, barrier, data, stage and liveness properties can be
 //! decided from the history alone.
 
-use super::ids::{Key, NodeId, Replica, SessionId, TabletId, Value};
+use super::ids::{Key, NodeId, Replica, SessionId, ShardId, TabletId, Value};
 use super::stage::Stage;
 use serde::Serialize;
 use sim::EventKind;
 
-/// Outcome of a client operation (three-valued).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OpOutcome {
-    /// Acknowledged.
-    Ok,
-    /// Definitely not applied.
-    Failed,
-    /// May or may not have applied (timeout, killed connection).
-    Unknown,
-}
+/// Outcome of a client operation: the crate-wide three-valued [`crate::Outcome`].
+pub use crate::outcome::Outcome as OpOutcome;
 
 /// Kind of client operation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -90,15 +81,19 @@ pub enum TopologyEvent {
         /// Its term.
         term: u64,
     },
-    /// A node's registry opened (created) a session on apply.
+    /// A shard's registry opened (created) a session on apply.
     SessionOpened {
+        /// The shard whose registry it is.
+        shard: ShardId,
         /// The session.
         session: SessionId,
         /// Local topology version.
         version: u64,
     },
-    /// A node's registry started closing a session on apply.
+    /// A shard's registry started closing a session on apply.
     SessionClosing {
+        /// The shard whose registry it is.
+        shard: ShardId,
         /// The session.
         session: SessionId,
         /// Live guards at that moment.
@@ -106,8 +101,10 @@ pub enum TopologyEvent {
         /// Local topology version.
         version: u64,
     },
-    /// A drain erased a closed session from a node's registry.
+    /// A drain erased a closed session from a shard's registry.
     SessionDrained {
+        /// The shard whose registry it is.
+        shard: ShardId,
         /// The session.
         session: SessionId,
     },
@@ -130,7 +127,8 @@ pub enum TopologyEvent {
         version: u64,
         /// The node's local topology version when answering.
         local_version: u64,
-        /// Open (non-default) sessions in the node's registry when answering.
+        /// Open (non-default) sessions in the node's registries when answering (every shard
+        /// mirrors the same set).
         open: Vec<SessionId>,
         /// Sessions still closing (with live guards) when answering; must be empty.
         closing: Vec<SessionId>,

@@ -9,9 +9,9 @@
 //! [`Group0`] is a thin handle over `model::raft::Raft<TopologySm>` (every node of the cluster is
 //! a voting member), mapping Raft's errors onto the two the topology code distinguishes.
 
-use super::data::ErmTracker;
+use super::erm::ErmTracker;
 use super::events::TopologyEvent;
-use super::ids::NodeId;
+use super::ids::{NodeId, ShardId};
 use super::session::SessionManager;
 use super::state::{ApplyOutcome, Group0Command, TopologyState};
 use crate::raft::{Raft, RaftConfig, RaftError, StateMachine};
@@ -28,8 +28,9 @@ struct Recorded(RefCell<BTreeSet<u64>>);
 pub struct NodeHooks {
     /// This node.
     pub node: NodeId,
-    /// The node's session manager.
-    pub sessions: SessionManager,
+    /// Every shard's session registry: one apply mirrors the same open set into all of them
+    /// (upstream runs the mirror step on every shard before the apply completes).
+    pub sessions: Vec<(ShardId, SessionManager)>,
     /// The node's erm (token metadata version) tracker.
     pub erm: ErmTracker,
 }
@@ -64,28 +65,33 @@ impl TopologySm {
     fn publish(&self) {
         let v = self.state.version;
         self.hooks.erm.set_current(v);
-        let fx = self.hooks.sessions.mirror(&self.state.open_sessions());
-        for s in fx.closing {
-            let guards = self.hooks.sessions.with(|r| r.guards(s));
-            tracing::info!(session = %s, version = v, guards, "session {s} closing at v{v}: group0 no longer lists it; {guards} live guard(s) to drain");
-            self.sim.record(
-                Some(self.hooks.node),
-                TopologyEvent::SessionClosing {
-                    session: s,
-                    guards,
-                    version: v,
-                },
-            );
-        }
-        for s in fx.created {
-            tracing::info!(session = %s, version = v, "session {s} opened at v{v}");
-            self.sim.record(
-                Some(self.hooks.node),
-                TopologyEvent::SessionOpened {
-                    session: s,
-                    version: v,
-                },
-            );
+        let open = self.state.open_sessions();
+        for (shard, sessions) in &self.hooks.sessions {
+            let fx = sessions.mirror(&open);
+            for s in fx.closing {
+                let guards = sessions.with(|r| r.guards(s));
+                tracing::info!(session = %s, shard = shard.0, version = v, guards, "session {s} closing on shard {} at v{v}: group0 no longer lists it; {guards} live guard(s) to drain", shard.0);
+                self.sim.record(
+                    Some(self.hooks.node),
+                    TopologyEvent::SessionClosing {
+                        shard: *shard,
+                        session: s,
+                        guards,
+                        version: v,
+                    },
+                );
+            }
+            for s in fx.created {
+                tracing::info!(session = %s, shard = shard.0, version = v, "session {s} opened on shard {} at v{v}", shard.0);
+                self.sim.record(
+                    Some(self.hooks.node),
+                    TopologyEvent::SessionOpened {
+                        shard: *shard,
+                        session: s,
+                        version: v,
+                    },
+                );
+            }
         }
     }
 

@@ -4,25 +4,30 @@
 //!
 //! Pure cores: [`stage`] (stages, selectors, legal transitions), [`session`] (registry),
 //! [`state`] (group0 state and guarded apply), [`pump`] (coordinator decisions), [`balancer`].
-//! Async shells: [`group0`], [`node`], [`coordinator`], [`barrier`], [`stream`], [`cleanup`],
-//! [`data`], [`api`]. History events: [`events`].
+//! Async shells: [`group0`], [`coordinator`], [`barrier`], [`stream`], [`cleanup`],
+//! [`data`], [`api`]; the erm tracker [`erm`]. History events: [`events`].
+//!
+//! A node is assembled in [`crate::node`]; every service here receives its low-level handle
+//! [`crate::node::NodeHandle`].
 
 pub mod api;
 pub mod balancer;
 pub mod barrier;
 pub mod cleanup;
+pub mod config;
 pub mod coordinator;
 pub mod data;
+pub mod erm;
 pub mod events;
 pub mod group0;
 pub mod ids;
-pub mod node;
 pub mod pump;
 pub mod session;
 pub mod stage;
 pub mod state;
 pub mod stream;
 
+pub use config::TopologyConfig;
 pub use ids::*;
 
 #[cfg(test)]

@@ -10,9 +10,9 @@
 //! - the default session is never closed;
 //! - draining waits only for sessions that are already closing, never for open ones.
 //!
-//! The real system keeps one registry per shard and applies the same mirror step on every
-//! shard atomically; this model keeps one registry per node, which is equivalent for these
-//! promises (every shard of a node would hold the same set at every instant).
+//! As in the real system there is one registry per shard (see `crate::node::Shard`); the
+//! group0 apply runs the same mirror step on every shard's registry in one atomic step, a
+//! guard is taken on the shard of the replica it protects, and a barrier drains every shard.
 //!
 //! [`SessionRegistry`] is the pure core; [`SessionManager`] is the shared, awaitable shell with
 //! RAII [`TopologyGuard`]s.

@@ -2,9 +2,10 @@
 //! proper live in the `scenarios` crate).
 
 use super::api;
+use super::config::TopologyConfig;
 use super::events::{OpOutcome, TopologyEvent};
 use super::ids::{NodeId, Replica, ShardId, TabletId};
-use super::node::{Cluster, TopologyConfig};
+use crate::node::Cluster;
 use sim::time::{sleep, Duration};
 use sim::{NetConfig, Sim};
 

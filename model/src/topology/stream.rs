@@ -17,9 +17,9 @@
 use super::data::{CellValue, Storage};
 use super::events::TopologyEvent;
 use super::ids::{Key, Replica, SessionId, TabletId};
-use super::node::NodeServices;
 use super::session::FrozenTopologyGuard;
 use super::stage::Stage;
+use crate::node::NodeHandle;
 use futures::future::{select, Either};
 use sim::time::{sleep, Duration};
 use sim::{RpcError, StreamVerb, Verb};
@@ -71,7 +71,7 @@ fn remote(e: impl std::fmt::Display) -> RpcError {
 }
 
 /// Register the streaming verbs on a node.
-pub fn serve(svc: &Rc<NodeServices>) {
+pub fn serve(svc: &Rc<NodeHandle>) {
     let net = svc.sim.net();
     let s = svc.clone();
     net.serve::<TabletStreamData>(svc.node, move |_from, tablet| {
@@ -97,7 +97,7 @@ pub fn serve(svc: &Rc<NodeServices>) {
 }
 
 /// `stream_tablet` on the pending replica's host (`do_tablet_operation`, SPEC §1.6).
-async fn stream_tablet(svc: &NodeServices, tablet: TabletId) -> Result<u64, RpcError> {
+async fn stream_tablet(svc: &NodeHandle, tablet: TabletId) -> Result<u64, RpcError> {
     svc.g0
         .read_barrier()
         .await
@@ -127,7 +127,7 @@ async fn stream_tablet(svc: &NodeServices, tablet: TabletId) -> Result<u64, RpcE
         None
     } else {
         Some(
-            svc.sessions
+            svc.sessions(dst.shard)
                 .enter(FrozenTopologyGuard(session))
                 .map_err(remote)?,
         )
@@ -184,7 +184,7 @@ async fn stream_tablet(svc: &NodeServices, tablet: TabletId) -> Result<u64, RpcE
 }
 
 /// The source side: push every row of the tablet's replica over one stream.
-async fn send_fragments(svc: &NodeServices, plan: StreamPlan) -> Result<u64, RpcError> {
+async fn send_fragments(svc: &NodeHandle, plan: StreamPlan) -> Result<u64, RpcError> {
     let rows = Storage::of(&svc.sim, svc.node).scan(plan.src.shard, plan.tablet);
     tracing::debug!(tablet = %plan.tablet, session = %plan.origin, "pushing {} rows of {} from {} to {}", rows.len(), plan.tablet, plan.src, plan.dst);
     let (mut sink, resp) = svc.sim.net().open_stream::<StreamMutationFragments>(
@@ -209,7 +209,7 @@ async fn send_fragments(svc: &NodeServices, plan: StreamPlan) -> Result<u64, Rpc
     resp.wait().await
 }
 
-fn refused(svc: &NodeServices, plan: &StreamPlan, reason: String) -> RpcError {
+fn refused(svc: &NodeHandle, plan: &StreamPlan, reason: String) -> RpcError {
     tracing::info!(tablet = %plan.tablet, session = %plan.origin, replica = %plan.dst, "refused stream of {} into {} (session {}): {reason}", plan.tablet, plan.dst, plan.origin);
     svc.sim.mark("stale stream refused");
     svc.sim.record(
@@ -226,7 +226,7 @@ fn refused(svc: &NodeServices, plan: &StreamPlan, reason: String) -> RpcError {
 
 /// The `STREAM_MUTATION_FRAGMENTS` receiver on the pending replica's host.
 async fn receive_fragments(
-    svc: &NodeServices,
+    svc: &NodeHandle,
     plan: StreamPlan,
     mut src: sim::Source<(Key, CellValue)>,
 ) -> Result<u64, RpcError> {
@@ -234,7 +234,7 @@ async fn receive_fragments(
     tracing::debug!(tablet = %plan.tablet, session = %plan.guard.0, "receiving stream of {} into {} under session {}", plan.tablet, plan.dst, plan.guard.0);
     let guard = if fenced {
         Some(
-            svc.sessions
+            svc.sessions(plan.dst.shard)
                 .enter(plan.guard)
                 .map_err(|e| refused(svc, &plan, e.to_string()))?,
         )

@@ -10,6 +10,8 @@ use crate::checkers::batchlog as chk;
 use crate::config::RunConfig;
 use crate::phases;
 use crate::scenario::{RunEnd, ScenarioDef, Tier};
+use crate::story::Story;
+use crate::workload::{self, BatchLoad};
 use fault_injection::{FaultKind, FaultModel, Injections};
 use futures::future::LocalBoxFuture;
 use futures::FutureExt;
@@ -23,7 +25,6 @@ use model::batchlog::{BatchlogConfig, BatchlogEvent, Cluster};
 use rand::Rng;
 use sim::time::{sleep, Duration};
 use sim::{NodeId, Sim};
-use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
@@ -37,7 +38,7 @@ pub fn scenarios() -> Vec<ScenarioDef> {
             mutants: &[MUTANT_DELETE_BEFORE_APPLY],
             marks: &["storage_proxy_fail_send_batch", "batchlog entry replayed"],
             config: |cfg| base(cfg, 4, 6_000),
-            run: |sim, cfg| run_story(sim, cfg, LIGHT, story_crash_before_apply).boxed_local(),
+            run: |sim, cfg| run_story(sim, cfg, BatchLoad::LIGHT, story_crash_before_apply).boxed_local(),
             checkers: chk::ALL,
         },
         ScenarioDef {
@@ -47,7 +48,7 @@ pub fn scenarios() -> Vec<ScenarioDef> {
             mutants: &[],
             marks: &["storage_proxy_fail_remove_from_batchlog", "batchlog entry replayed"],
             config: |cfg| base(cfg, 4, 6_000),
-            run: |sim, cfg| run_story(sim, cfg, LIGHT, story_crash_before_delete).boxed_local(),
+            run: |sim, cfg| run_story(sim, cfg, BatchLoad::LIGHT, story_crash_before_delete).boxed_local(),
             checkers: chk::ALL,
         },
         ScenarioDef {
@@ -57,7 +58,7 @@ pub fn scenarios() -> Vec<ScenarioDef> {
             mutants: &[MUTANT_CLEANUP_COVERS_FAILED, MUTANT_NO_FAILED_STAGE],
             marks: &["replay send failed", "failed entry kept for a later replay", "batchlog entry replayed"],
             config: |cfg| base(cfg, 4, 6_000),
-            run: |sim, cfg| run_story(sim, cfg, LIGHT, story_replica_down).boxed_local(),
+            run: |sim, cfg| run_story(sim, cfg, BatchLoad::LIGHT, story_replica_down).boxed_local(),
             checkers: chk::ALL,
         },
         ScenarioDef {
@@ -73,7 +74,7 @@ pub fn scenarios() -> Vec<ScenarioDef> {
                 bl.ring_delay_ms = 3_600_000;
                 cfg.set_section("batchlog", &bl);
             },
-            run: |sim, cfg| run_story(sim, cfg, NONE, story_repair_flush).boxed_local(),
+            run: |sim, cfg| run_story(sim, cfg, BatchLoad::NONE, story_repair_flush).boxed_local(),
             checkers: chk::ALL,
         },
         ScenarioDef {
@@ -89,7 +90,7 @@ pub fn scenarios() -> Vec<ScenarioDef> {
                 bl.enable_v2_at_ms = 2_500;
                 cfg.set_section("batchlog", &bl);
             },
-            run: |sim, cfg| run_story(sim, cfg, NONE, story_migration).boxed_local(),
+            run: |sim, cfg| run_story(sim, cfg, BatchLoad::NONE, story_migration).boxed_local(),
             checkers: chk::ALL,
         },
         ScenarioDef {
@@ -106,7 +107,7 @@ pub fn scenarios() -> Vec<ScenarioDef> {
                 bl.commitlog_segment_mutations = 32;
                 cfg.set_section("batchlog", &bl);
             },
-            run: |sim, cfg| run_story(sim, cfg, STEADY, story_none).boxed_local(),
+            run: |sim, cfg| run_story(sim, cfg, BatchLoad::STEADY, story_none).boxed_local(),
             checkers: chk::ALL,
         },
         ScenarioDef {
@@ -140,7 +141,7 @@ pub fn scenarios() -> Vec<ScenarioDef> {
                     max_down: 1,
                 };
             },
-            run: |sim, cfg| run_story(sim, cfg, LIGHT, story_swarm).boxed_local(),
+            run: |sim, cfg| run_story(sim, cfg, BatchLoad::LIGHT, story_swarm).boxed_local(),
             checkers: chk::ALL,
         },
     ]
@@ -169,82 +170,55 @@ fn base(cfg: &mut RunConfig, nodes: u32, chaos_ms: u64) {
     cfg.set_section("batchlog", &small_config());
 }
 
-type Story = fn(Sim, Cluster) -> LocalBoxFuture<'static, ()>;
+type BatchStory = fn(Sim, Cluster) -> LocalBoxFuture<'static, ()>;
 
-/// The client workload beside a story: clients, and the pause between a client's batches.
-#[derive(Clone, Copy)]
-struct Workload {
-    clients: u64,
-    gap_ms: (u64, u64),
+/// A running batchlog scenario: the shared story kit and the batchlog cluster.
+struct Batchlog {
+    story: Story,
+    cluster: Cluster,
 }
 
-const NONE: Workload = Workload {
-    clients: 0,
-    gap_ms: (0, 0),
-};
-const LIGHT: Workload = Workload {
-    clients: 2,
-    gap_ms: (30, 120),
-};
-const STEADY: Workload = Workload {
-    clients: 4,
-    gap_ms: (5, 25),
-};
+impl phases::Area for Batchlog {
+    fn story(&self) -> &Story {
+        &self.story
+    }
 
-/// Warmup, then the story beside the workload during chaos, heal, converge until drained.
-async fn run_story(sim: Sim, cfg: Rc<RunConfig>, workload: Workload, story: Story) -> RunEnd {
+    fn poll_ms(&self) -> u64 {
+        200
+    }
+
+    /// Every batchlog drained.
+    fn pending(&self) -> Vec<String> {
+        self.cluster.pending()
+    }
+
+    fn final_state(&self, _converged: bool) -> LocalBoxFuture<'_, serde_json::Value> {
+        Box::pin(async move { self.cluster.final_state() })
+    }
+}
+
+/// The phase sequence with the story beside the batch workload during chaos; converge waits
+/// for every batchlog to drain.
+async fn run_story(sim: Sim, cfg: Rc<RunConfig>, load: BatchLoad, story: BatchStory) -> RunEnd {
     let bl: BatchlogConfig = cfg.section("batchlog");
-    let c = Cluster::start(&sim, bl, cfg.nodes as usize);
-    phases::warmup(&sim, &cfg).await;
-    let stop = Rc::new(Cell::new(false));
-    for client in 0..workload.clients {
-        sim.spawn_supervisor(client_loop(
-            sim.clone(),
-            c.clone(),
-            stop.clone(),
-            client,
-            workload.gap_ms,
-        ));
-    }
-    sim.spawn_supervisor(story(sim.clone(), c.clone()));
-    phases::chaos(&sim, &cfg, None).await;
-    stop.set(true);
-    phases::heal(&sim);
-    let c2 = c.clone();
-    let pending = phases::converge(&sim, &cfg, 200, move || c2.pending()).await;
-    RunEnd {
-        final_state: c.final_state(),
-        pending,
-    }
-}
-
-/// One client: logged batches of 2–4 writes over the user tables, to a random live coordinator.
-async fn client_loop(sim: Sim, c: Cluster, stop: Rc<Cell<bool>>, client: u64, gap_ms: (u64, u64)) {
-    let mut rng = sim.rng("workload");
-    let tables = c.cfg().tables;
-    let mut n = 0u64;
-    while !stop.get() {
-        let nodes: Vec<NodeId> = c.nodes().into_iter().filter(|x| sim.is_up(*x)).collect();
-        if !nodes.is_empty() {
-            let coord = nodes[rng.gen_range(0..nodes.len())];
-            let k = rng.gen_range(2..=4);
-            let writes: Vec<(TableId, u64, u64)> = (0..k)
-                .map(|_| {
-                    (
-                        TableId(rng.gen_range(0..tables)),
-                        rng.gen_range(0..64),
-                        client * 1_000_000 + n,
-                    )
-                })
-                .filter(|(t, _, _)| !c.is_dropped(*t))
-                .collect();
-            n += 1;
-            if !writes.is_empty() {
-                c.execute(coord, writes).await;
-            }
+    let area = Rc::new(Batchlog {
+        story: Story::new(&sim, &cfg),
+        cluster: Cluster::start(&sim, bl, cfg.nodes as usize),
+    });
+    phases::run(&sim, &cfg, area, |a| {
+        let until = phases::chaos_end_ns(&a.story.sim, &a.story.cfg);
+        phases::Plan {
+            workloads: (0..load.clients)
+                .map(|client| workload::batches(&a.cluster, client, load.gap_ms, until))
+                .collect(),
+            story: Some((
+                phases::StoryMode::Beside,
+                story(a.story.sim.clone(), a.cluster.clone()),
+            )),
+            ..phases::Plan::default()
         }
-        sleep(Duration::from_millis(rng.gen_range(gap_ms.0..gap_ms.1))).await;
-    }
+    })
+    .await
 }
 
 /// One key per distinct replica set of the ring: a batch over them has, for any two nodes, a

@@ -11,19 +11,23 @@ use crate::checkers::topology::{
 use crate::config::RunConfig;
 use crate::phases;
 use crate::scenario::{Checker, RunEnd, ScenarioDef, Tier};
+use crate::story::Story;
+use crate::workload::{self, KvLoad};
 use fault_injection::{EventTrigger, Fault, FaultKind, FaultModel, FaultSchedule, ScheduledFault};
+use futures::future::LocalBoxFuture;
 use futures::FutureExt;
+use model::node::Cluster;
 use model::topology::api;
 use model::topology::data::{Client, Storage};
 use model::topology::events::OpOutcome;
 use model::topology::group0::current_leader;
-use model::topology::node::{Cluster, TopologyConfig};
 use model::topology::stage::Stage;
+use model::topology::TopologyConfig;
 use model::topology::{Key, NodeId, Replica, ShardId, TabletId, Value};
 use rand::Rng;
 use sim::time::{sleep, Duration};
 use sim::Sim;
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
@@ -51,7 +55,7 @@ pub fn scenarios() -> Vec<ScenarioDef> {
             mutants: &[],
             marks: &["migration completed"],
             config: config_load,
-            run: |sim, cfg| run_happy(sim, cfg).boxed_local(),
+            run: |sim, cfg| run_load(sim, cfg).boxed_local(),
             checkers: CHECKERS,
         },
         ScenarioDef {
@@ -61,7 +65,7 @@ pub fn scenarios() -> Vec<ScenarioDef> {
             mutants: &["no-fencing", "stream-ignores-closed-session"],
             marks: &["stale stream refused", "streaming failed, will retry or roll back", "migration completed"],
             config: config_two_nodes,
-            run: |sim, cfg| run_fenced_after_kill(sim, cfg).boxed_local(),
+            run: |sim, cfg| run_scripted(sim, cfg, story_fenced_after_kill).boxed_local(),
             checkers: CHECKERS,
         },
         ScenarioDef {
@@ -71,7 +75,7 @@ pub fn scenarios() -> Vec<ScenarioDef> {
             mutants: &["no-fencing", "stream-ignores-closed-session"],
             marks: &["stale stream refused", "streaming rolled back to cleanup_target", "pending replica cleaned", "migration reverted"],
             config: config_two_nodes,
-            run: |sim, cfg| run_fenced_after_revert(sim, cfg).boxed_local(),
+            run: |sim, cfg| run_scripted(sim, cfg, story_fenced_after_revert).boxed_local(),
             checkers: CHECKERS,
         },
         ScenarioDef {
@@ -81,7 +85,7 @@ pub fn scenarios() -> Vec<ScenarioDef> {
             mutants: &["no-fencing"],
             marks: &["stale stream refused", "streaming rolled back to cleanup_target", "migration reverted"],
             config: config_stalled,
-            run: |sim, cfg| run_stalled_then_revert(sim, cfg).boxed_local(),
+            run: |sim, cfg| run_scripted(sim, cfg, story_stalled_then_revert).boxed_local(),
             checkers: CHECKERS,
         },
         ScenarioDef {
@@ -91,7 +95,7 @@ pub fn scenarios() -> Vec<ScenarioDef> {
             mutants: &["coordinator-ignores-term", "no-fencing"],
             marks: &["stale stream refused", "coordinator resumed a migration", "migration completed"],
             config: config_three_nodes,
-            run: |sim, cfg| run_failover(sim, cfg).boxed_local(),
+            run: |sim, cfg| run_scripted(sim, cfg, story_failover).boxed_local(),
             checkers: CHECKERS,
         },
         ScenarioDef {
@@ -101,7 +105,7 @@ pub fn scenarios() -> Vec<ScenarioDef> {
             mutants: &[],
             marks: &["streaming failed, will retry or roll back", "migration completed"],
             config: config_three_nodes,
-            run: |sim, cfg| run_pending_crash(sim, cfg).boxed_local(),
+            run: |sim, cfg| run_scripted(sim, cfg, story_pending_crash).boxed_local(),
             checkers: CHECKERS,
         },
         ScenarioDef {
@@ -111,7 +115,7 @@ pub fn scenarios() -> Vec<ScenarioDef> {
             mutants: &["barrier-skips-drain"],
             marks: &["consumer write paused", "barrier waited for drain", "migration completed"],
             config: config_two_nodes,
-            run: |sim, cfg| run_barrier_blocks(sim, cfg).boxed_local(),
+            run: |sim, cfg| run_scripted(sim, cfg, story_barrier_blocks).boxed_local(),
             checkers: CHECKERS,
         },
         ScenarioDef {
@@ -264,43 +268,42 @@ fn r(n: u32, s: u32) -> Replica {
 
 const T0: TabletId = TabletId(0);
 
-/// A running story: the cluster, the keys written, the expectations that failed.
-struct Story {
-    sim: Sim,
-    cfg: Rc<RunConfig>,
+/// A running topology story: the shared story kit, the cluster and the client load (whose
+/// keys the final reads look at).
+struct Topo {
+    story: Story,
     cluster: Cluster,
-    keys: RefCell<Vec<Key>>,
-    next_key: Cell<Key>,
-    expect_failed: RefCell<Vec<String>>,
+    kv: Rc<KvLoad>,
 }
 
-impl Story {
-    fn start(sim: &Sim, cfg: &Rc<RunConfig>) -> Rc<Story> {
+impl Topo {
+    fn start(sim: &Sim, cfg: &Rc<RunConfig>) -> Rc<Topo> {
         let t: TopologyConfig = cfg.section("topology");
-        let cluster = Cluster::start(sim, t);
-        Rc::new(Story {
-            sim: sim.clone(),
-            cfg: cfg.clone(),
-            cluster,
-            keys: RefCell::new(Vec::new()),
-            next_key: Cell::new(1_000),
-            expect_failed: RefCell::new(Vec::new()),
+        Rc::new(Topo {
+            story: Story::new(sim, cfg),
+            cluster: Cluster::start(sim, t),
+            kv: KvLoad::new(),
         })
     }
 
+    fn sim(&self) -> &Sim {
+        &self.story.sim
+    }
+
     fn client(&self, n: u32) -> Client {
-        Client::new(&self.sim, NodeId(n))
+        Client::new(self.sim(), NodeId(n))
     }
 
     fn expect(&self, ok: bool, what: &str) {
-        if !ok {
-            self.expect_failed.borrow_mut().push(what.to_string());
-        }
+        self.story.expect(ok, what);
     }
 
     async fn write(&self, c: &Client, key: Key, value: Value) -> OpOutcome {
-        self.keys.borrow_mut().push(key);
-        c.write(key, value).await
+        self.kv.write(c, key, value).await
+    }
+
+    async fn wait_until(&self, what: &str, ms: u64, cond: impl FnMut() -> bool) -> bool {
+        self.story.wait_until(what, ms, cond).await
     }
 
     fn stage(&self, t: TabletId) -> Option<Stage> {
@@ -317,26 +320,46 @@ impl Story {
     }
 
     /// Start `move_tablet` in the background; the returned flag turns true when it returns.
-    fn spawn_move(self: &Rc<Self>, t: TabletId, src: Replica, dst: Replica) -> Rc<Cell<bool>> {
-        let done = Rc::new(Cell::new(false));
-        let (d, c) = (done.clone(), self.cluster.clone());
-        self.sim.spawn_supervisor(async move {
+    fn spawn_move(&self, t: TabletId, src: Replica, dst: Replica) -> Rc<Cell<bool>> {
+        let c = self.cluster.clone();
+        self.story.spawn(async move {
             let _ = api::move_tablet(&c, t, src, dst).await;
-            d.set(true);
-        });
-        done
+        })
+    }
+}
+
+impl phases::Area for Topo {
+    fn story(&self) -> &Story {
+        &self.story
     }
 
-    async fn wait_until(&self, what: &str, ms: u64, mut cond: impl FnMut() -> bool) -> bool {
-        let deadline = self.sim.now().0 + ms * 1_000_000;
-        while !cond() {
-            if self.sim.now().0 >= deadline {
-                self.expect(false, &format!("timed out waiting for: {what}"));
-                return false;
+    fn poll_ms(&self) -> u64 {
+        50
+    }
+
+    /// No new migrations from here on: the final checks look at a settled placement. Confirm
+    /// it on the leader's copy of group0: a node that just restarted may answer from a state
+    /// that has not caught up yet, and the balancer must really be off before convergence is
+    /// judged.
+    fn quiesce(&self) -> LocalBoxFuture<'_, ()> {
+        Box::pin(async move {
+            let sim = self.sim();
+            let deadline = sim.now().0 + self.story.cfg.phases.converge_budget_ms * 1_000_000;
+            loop {
+                let _ = sim::time::timeout(
+                    Duration::from_millis(1_000),
+                    api::set_balancing(&self.cluster, false),
+                )
+                .await;
+                let off = current_leader(sim)
+                    .and_then(|l| self.cluster.services(l))
+                    .is_some_and(|s| !s.g0.with_state(|st| st.tablet_balancing_enabled));
+                if off || sim.now().0 >= deadline {
+                    break;
+                }
+                sleep(Duration::from_millis(100)).await;
             }
-            sleep(Duration::from_millis(10)).await;
-        }
-        true
+        })
     }
 
     fn pending(&self) -> Vec<String> {
@@ -353,416 +376,339 @@ impl Story {
         }
     }
 
-    /// Heal, converge (every migration ends), read every written key, report.
-    async fn finish(self: Rc<Self>) -> RunEnd {
-        phases::heal(&self.sim);
-        // No new migrations from here on: the final checks look at a settled placement.
-        // Confirm it on the leader's copy of group0: a node that just restarted may answer
-        // from a state that has not caught up yet, and the balancer must really be off before
-        // convergence is judged.
-        let deadline = self.sim.now().0 + self.cfg.phases.converge_budget_ms * 1_000_000;
-        loop {
-            let _ = sim::time::timeout(
-                Duration::from_millis(1_000),
-                api::set_balancing(&self.cluster, false),
-            )
-            .await;
-            let off = current_leader(&self.sim)
-                .and_then(|l| self.cluster.services(l))
-                .is_some_and(|s| !s.g0.with_state(|st| st.tablet_balancing_enabled));
-            if off || self.sim.now().0 >= deadline {
-                break;
-            }
-            sleep(Duration::from_millis(100)).await;
-        }
-        let me = self.clone();
-        let pending = phases::converge(&self.sim, &self.cfg, 50, move || me.pending()).await;
-        let mut reads = BTreeMap::new();
-        let keys = self.keys.borrow().clone();
-        for key in keys {
-            let mut got = None;
-            for attempt in 0..5u32 {
-                let n = self.cluster.any_live().map_or(1, |s| s.node.0);
-                let node = 1 + (n - 1 + attempt) % self.cluster.cfg.nodes;
-                let (o, v) = self.client(node).read(key).await;
-                if o == OpOutcome::Ok {
-                    got = Some(v);
-                    break;
+    /// Read every written key, check INV-TABL-1, list the final placement.
+    fn final_state(&self, converged: bool) -> LocalBoxFuture<'_, serde_json::Value> {
+        Box::pin(async move {
+            let mut reads = BTreeMap::new();
+            for key in self.kv.keys() {
+                let mut got = None;
+                for attempt in 0..5u32 {
+                    let n = self.cluster.any_live().map_or(1, |s| s.node.0);
+                    let node = 1 + (n - 1 + attempt) % self.cluster.cfg.nodes;
+                    let (o, v) = self.client(node).read(key).await;
+                    if o == OpOutcome::Ok {
+                        got = Some(v);
+                        break;
+                    }
+                    sleep(Duration::from_millis(100)).await;
                 }
-                sleep(Duration::from_millis(100)).await;
+                reads.insert(key.to_string(), serde_json::json!(got));
             }
-            reads.insert(key.to_string(), serde_json::json!(got));
-        }
-        // INV-TABL-1 after convergence: no shard holds rows of a tablet it does not replicate.
-        let mut stray = Vec::new();
-        if let Some(st) = self.cluster.state() {
-            for n in &self.cluster.nodes {
-                if st.excluded.contains(n) {
-                    continue;
-                }
-                for (shard, t, key, _) in Storage::of(&self.sim, *n).all_rows() {
-                    let rep = Replica { node: *n, shard };
-                    let info = &st.tablets[&t];
-                    if info.transition.is_none() && !info.replicas.contains(&rep) {
-                        stray.push(format!("{rep} holds key {key} of {t}"));
+            // INV-TABL-1 after convergence: no shard holds rows of a tablet it does not
+            // replicate.
+            let mut stray = Vec::new();
+            if let Some(st) = self.cluster.state() {
+                for n in &self.cluster.nodes {
+                    if st.excluded.contains(n) {
+                        continue;
+                    }
+                    for (shard, t, key, _) in Storage::of(self.sim(), *n).all_rows() {
+                        let rep = Replica { node: *n, shard };
+                        let info = &st.tablets[&t];
+                        if info.transition.is_none() && !info.replicas.contains(&rep) {
+                            stray.push(format!("{rep} holds key {key} of {t}"));
+                        }
                     }
                 }
             }
-        }
-        if pending.is_empty() && !stray.is_empty() {
-            self.expect(
-                false,
-                &format!("INV-TABL-1: data on non-replicas: {}", stray.join(", ")),
-            );
-        }
-        let tablets: BTreeMap<String, Vec<String>> = self
-            .cluster
-            .state()
-            .map(|s| {
-                s.tablets
-                    .iter()
-                    .map(|(t, i)| {
-                        (
-                            t.to_string(),
-                            i.replicas.iter().map(|r| r.to_string()).collect(),
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        RunEnd {
-            final_state: serde_json::json!({
+            if converged && !stray.is_empty() {
+                self.expect(
+                    false,
+                    &format!("INV-TABL-1: data on non-replicas: {}", stray.join(", ")),
+                );
+            }
+            let tablets: BTreeMap<String, Vec<String>> = self
+                .cluster
+                .state()
+                .map(|s| {
+                    s.tablets
+                        .iter()
+                        .map(|(t, i)| {
+                            (
+                                t.to_string(),
+                                i.replicas.iter().map(|r| r.to_string()).collect(),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            serde_json::json!({
                 "final_reads": reads,
                 "tablets": tablets,
-                "expect_failed": self.expect_failed.borrow().clone(),
-            }),
-            pending,
-        }
+            })
+        })
     }
+}
+
+type TopoStory = fn(Rc<Topo>) -> LocalBoxFuture<'static, ()>;
+
+/// A scripted topology story: the phase sequence with the story awaited during chaos.
+async fn run_scripted(sim: Sim, cfg: Rc<RunConfig>, story: TopoStory) -> RunEnd {
+    let st = Topo::start(&sim, &cfg);
+    phases::run(&sim, &cfg, st, |st| phases::Plan {
+        story: Some((phases::StoryMode::Awaited, story(st.clone()))),
+        ..phases::Plan::default()
+    })
+    .await
 }
 
 // ---------------------------------------------------------------------------------------------
 // scripted stories
 
-async fn run_fenced_after_kill(sim: Sim, cfg: Rc<RunConfig>) -> RunEnd {
-    let st = Story::start(&sim, &cfg);
-    phases::warmup(&sim, &cfg).await;
-    let a = st.client(1);
-    st.expect(st.write(&a, 7, 0).await == OpOutcome::Ok, "insert pk=7");
-    st.expect(a.read(7).await.1 == Some(0), "one row visible");
-    // Block B's receiver before it applies, then move A -> B.
-    api::enable_injection(&sim, NodeId(2), "stream_mutation_fragments", true);
-    let done = st.spawn_move(T0, r(1, 0), r(2, 0));
-    api::wait_for_injection_enter(&sim, NodeId(2), "stream_mutation_fragments", 1).await;
-    api::inject_disconnect(&sim, NodeId(1), NodeId(2));
-    if st
-        .wait_until("move_tablet A->B returns", 60_000, || done.get())
-        .await
-    {
-        st.expect(st.replicas(T0) == vec![r(2, 0)], "tablet moved to B");
-        st.expect(
-            a.read(7).await.1 == Some(0),
-            "one row visible after the move",
-        );
-        st.expect(a.truncate().await == OpOutcome::Ok, "TRUNCATE");
-        st.expect(a.read(7).await.1.is_none(), "0 rows after TRUNCATE");
-        // Release the abandoned receiver: it must be refused.
-        api::message_injection(&sim, NodeId(2), "stream_mutation_fragments");
-        sleep(Duration::from_millis(200)).await;
-        st.expect(a.read(7).await.1.is_none(), "no resurrection after release");
-        let back = st.spawn_move(T0, r(2, 0), r(1, 0));
-        if st.wait_until("move back B->A", 60_000, || back.get()).await {
+fn story_fenced_after_kill(st: Rc<Topo>) -> LocalBoxFuture<'static, ()> {
+    Box::pin(async move {
+        let sim = st.sim().clone();
+        let a = st.client(1);
+        st.expect(st.write(&a, 7, 0).await == OpOutcome::Ok, "insert pk=7");
+        st.expect(a.read(7).await.1 == Some(0), "one row visible");
+        // Block B's receiver before it applies, then move A -> B.
+        api::enable_injection(&sim, NodeId(2), "stream_mutation_fragments", true);
+        let done = st.spawn_move(T0, r(1, 0), r(2, 0));
+        api::wait_for_injection_enter(&sim, NodeId(2), "stream_mutation_fragments", 1).await;
+        api::inject_disconnect(&sim, NodeId(1), NodeId(2));
+        if st
+            .wait_until("move_tablet A->B returns", 60_000, || done.get())
+            .await
+        {
+            st.expect(st.replicas(T0) == vec![r(2, 0)], "tablet moved to B");
             st.expect(
-                a.read(7).await.1.is_none(),
-                "still 0 rows after moving back",
+                a.read(7).await.1 == Some(0),
+                "one row visible after the move",
             );
+            st.expect(a.truncate().await == OpOutcome::Ok, "TRUNCATE");
+            st.expect(a.read(7).await.1.is_none(), "0 rows after TRUNCATE");
+            // Release the abandoned receiver: it must be refused.
+            api::message_injection(&sim, NodeId(2), "stream_mutation_fragments");
+            sleep(Duration::from_millis(200)).await;
+            st.expect(a.read(7).await.1.is_none(), "no resurrection after release");
+            let back = st.spawn_move(T0, r(2, 0), r(1, 0));
+            if st.wait_until("move back B->A", 60_000, || back.get()).await {
+                st.expect(
+                    a.read(7).await.1.is_none(),
+                    "still 0 rows after moving back",
+                );
+            }
         }
-    }
-    st.finish().await
+    })
 }
 
-async fn run_fenced_after_revert(sim: Sim, cfg: Rc<RunConfig>) -> RunEnd {
-    let st = Story::start(&sim, &cfg);
-    phases::warmup(&sim, &cfg).await;
-    let a = st.client(1);
-    st.expect(st.write(&a, 7, 0).await == OpOutcome::Ok, "insert pk=7");
-    for n in [1, 2] {
-        api::enable_injection(&sim, NodeId(n), "stream_tablet_move_to_cleanup", false);
-    }
-    api::enable_injection(&sim, NodeId(2), "stream_mutation_fragments", true);
-    let done = st.spawn_move(T0, r(1, 0), r(2, 0));
-    api::wait_for_injection_enter(&sim, NodeId(2), "stream_mutation_fragments", 1).await;
-    api::inject_disconnect(&sim, NodeId(1), NodeId(2));
-    if st
-        .wait_until("migration reverted", 60_000, || done.get())
-        .await
-    {
-        st.expect(
-            st.replicas(T0) == vec![r(1, 0)],
-            "replicas unchanged after revert",
-        );
+fn story_fenced_after_revert(st: Rc<Topo>) -> LocalBoxFuture<'static, ()> {
+    Box::pin(async move {
+        let sim = st.sim().clone();
+        let a = st.client(1);
+        st.expect(st.write(&a, 7, 0).await == OpOutcome::Ok, "insert pk=7");
         for n in [1, 2] {
-            api::disable_injection(&sim, NodeId(n), "stream_tablet_move_to_cleanup");
+            api::enable_injection(&sim, NodeId(n), "stream_tablet_move_to_cleanup", false);
         }
-        api::message_injection(&sim, NodeId(2), "stream_mutation_fragments");
-        sleep(Duration::from_millis(200)).await;
-        st.expect(
-            Storage::of(&sim, NodeId(2)).scan(ShardId(0), T0).is_empty(),
-            "the cleaned pending replica holds no data of the tablet",
-        );
-        st.expect(
-            a.read(7).await.1 == Some(0),
-            "row still visible on the old replica",
-        );
-        let again = st.spawn_move(T0, r(1, 0), r(2, 0));
+        api::enable_injection(&sim, NodeId(2), "stream_mutation_fragments", true);
+        let done = st.spawn_move(T0, r(1, 0), r(2, 0));
+        api::wait_for_injection_enter(&sim, NodeId(2), "stream_mutation_fragments", 1).await;
+        api::inject_disconnect(&sim, NodeId(1), NodeId(2));
         if st
-            .wait_until("a later migration completes", 60_000, || again.get())
+            .wait_until("migration reverted", 60_000, || done.get())
             .await
         {
             st.expect(
-                a.read(7).await.1 == Some(0),
-                "row visible after the later migration",
+                st.replicas(T0) == vec![r(1, 0)],
+                "replicas unchanged after revert",
             );
+            for n in [1, 2] {
+                api::disable_injection(&sim, NodeId(n), "stream_tablet_move_to_cleanup");
+            }
+            api::message_injection(&sim, NodeId(2), "stream_mutation_fragments");
+            sleep(Duration::from_millis(200)).await;
+            st.expect(
+                Storage::of(&sim, NodeId(2)).scan(ShardId(0), T0).is_empty(),
+                "the cleaned pending replica holds no data of the tablet",
+            );
+            st.expect(
+                a.read(7).await.1 == Some(0),
+                "row still visible on the old replica",
+            );
+            let again = st.spawn_move(T0, r(1, 0), r(2, 0));
+            if st
+                .wait_until("a later migration completes", 60_000, || again.get())
+                .await
+            {
+                st.expect(
+                    a.read(7).await.1 == Some(0),
+                    "row visible after the later migration",
+                );
+            }
         }
-    }
-    st.finish().await
+    })
 }
 
-async fn run_stalled_then_revert(sim: Sim, cfg: Rc<RunConfig>) -> RunEnd {
-    let st = Story::start(&sim, &cfg);
-    phases::warmup(&sim, &cfg).await;
-    let a = st.client(1);
-    st.expect(st.write(&a, 7, 0).await == OpOutcome::Ok, "insert pk=7");
-    for n in [1, 2] {
-        api::enable_injection(&sim, NodeId(n), "stream_tablet_move_to_cleanup", false);
-    }
-    sim.record_fault("stall stream_mutation_fragments n1->n2".into());
-    sim.net()
-        .stall(NodeId(1), NodeId(2), "stream_mutation_fragments");
-    let done = st.spawn_move(T0, r(1, 0), r(2, 0));
-    if st
-        .wait_until("migration reverted", 60_000, || done.get())
-        .await
-    {
-        st.expect(
-            st.replicas(T0) == vec![r(1, 0)],
-            "replicas unchanged after revert",
-        );
+fn story_stalled_then_revert(st: Rc<Topo>) -> LocalBoxFuture<'static, ()> {
+    Box::pin(async move {
+        let sim = st.sim().clone();
+        let a = st.client(1);
+        st.expect(st.write(&a, 7, 0).await == OpOutcome::Ok, "insert pk=7");
         for n in [1, 2] {
-            api::disable_injection(&sim, NodeId(n), "stream_tablet_move_to_cleanup");
+            api::enable_injection(&sim, NodeId(n), "stream_tablet_move_to_cleanup", false);
         }
-        sim.record_fault("release stream_mutation_fragments n1->n2".into());
+        sim.record_fault("stall stream_mutation_fragments n1->n2".into());
         sim.net()
-            .release(NodeId(1), NodeId(2), "stream_mutation_fragments");
-        sleep(Duration::from_millis(300)).await;
-        st.expect(
-            Storage::of(&sim, NodeId(2)).scan(ShardId(0), T0).is_empty(),
-            "the stalled stream landed nothing on the cleaned pending replica",
-        );
-        let again = st.spawn_move(T0, r(1, 0), r(2, 0));
+            .stall(NodeId(1), NodeId(2), "stream_mutation_fragments");
+        let done = st.spawn_move(T0, r(1, 0), r(2, 0));
         if st
-            .wait_until("a later migration completes", 60_000, || again.get())
+            .wait_until("migration reverted", 60_000, || done.get())
             .await
         {
             st.expect(
-                a.read(7).await.1 == Some(0),
-                "row visible after the later migration",
+                st.replicas(T0) == vec![r(1, 0)],
+                "replicas unchanged after revert",
             );
+            for n in [1, 2] {
+                api::disable_injection(&sim, NodeId(n), "stream_tablet_move_to_cleanup");
+            }
+            sim.record_fault("release stream_mutation_fragments n1->n2".into());
+            sim.net()
+                .release(NodeId(1), NodeId(2), "stream_mutation_fragments");
+            sleep(Duration::from_millis(300)).await;
+            st.expect(
+                Storage::of(&sim, NodeId(2)).scan(ShardId(0), T0).is_empty(),
+                "the stalled stream landed nothing on the cleaned pending replica",
+            );
+            let again = st.spawn_move(T0, r(1, 0), r(2, 0));
+            if st
+                .wait_until("a later migration completes", 60_000, || again.get())
+                .await
+            {
+                st.expect(
+                    a.read(7).await.1 == Some(0),
+                    "row visible after the later migration",
+                );
+            }
         }
-    }
-    st.finish().await
+    })
 }
 
-async fn run_failover(sim: Sim, cfg: Rc<RunConfig>) -> RunEnd {
-    let st = Story::start(&sim, &cfg);
-    phases::warmup(&sim, &cfg).await;
-    let c = st.client(3);
-    st.expect(st.write(&c, 7, 0).await == OpOutcome::Ok, "insert pk=7");
-    api::enable_injection(&sim, NodeId(2), "stream_mutation_fragments", true);
-    let done = st.spawn_move(T0, r(1, 0), r(2, 0));
-    api::wait_for_injection_enter(&sim, NodeId(2), "stream_mutation_fragments", 1).await;
-    // Pause the coordinator (the group0 leader); a new one takes over and fences it.
-    let old = current_leader(&sim).unwrap_or(NodeId(1));
-    sim.record_fault(format!("pause {old}"));
-    sim.pause(old);
-    sleep(Duration::from_millis(1_500)).await;
-    sim.record_fault(format!("resume {old}"));
-    sim.resume(old);
-    // Break the stream to the blocked receiver: streaming fails and is retried.
-    api::inject_disconnect(&sim, NodeId(1), NodeId(2));
-    if st
-        .wait_until("move_tablet returns", 60_000, || done.get())
-        .await
-    {
-        st.expect(st.replicas(T0) == vec![r(2, 0)], "tablet moved");
-        st.expect(c.truncate().await == OpOutcome::Ok, "TRUNCATE");
-        api::message_injection(&sim, NodeId(2), "stream_mutation_fragments");
-        sleep(Duration::from_millis(200)).await;
-        st.expect(c.read(7).await.1.is_none(), "no resurrection after release");
-        let back = st.spawn_move(T0, r(2, 0), r(1, 0));
-        st.wait_until("move back", 60_000, || back.get()).await;
-    }
-    st.finish().await
-}
-
-async fn run_pending_crash(sim: Sim, cfg: Rc<RunConfig>) -> RunEnd {
-    let st = Story::start(&sim, &cfg);
-    phases::warmup(&sim, &cfg).await;
-    let c = st.client(1);
-    st.expect(st.write(&c, 7, 0).await == OpOutcome::Ok, "insert pk=7");
-    api::enable_injection(&sim, NodeId(2), "stream_mutation_fragments", true);
-    let done = st.spawn_move(T0, r(1, 0), r(2, 0));
-    api::wait_for_injection_enter(&sim, NodeId(2), "stream_mutation_fragments", 1).await;
-    sim.record_fault("crash n2".into());
-    sim.crash(NodeId(2));
-    sleep(Duration::from_millis(2_500)).await;
-    st.expect(
-        st.stage(T0) == Some(Stage::Streaming),
-        "streaming retried while n2 is down",
-    );
-    sim.record_fault("restart n2".into());
-    sim.restart(NodeId(2));
-    if st
-        .wait_until("move_tablet returns", 60_000, || done.get())
-        .await
-    {
-        st.expect(st.replicas(T0) == vec![r(2, 0)], "tablet moved");
-        st.expect(
-            c.read(7).await.1 == Some(0),
-            "row visible on the new replica",
-        );
-        st.expect(c.truncate().await == OpOutcome::Ok, "TRUNCATE");
-        let back = st.spawn_move(T0, r(2, 0), r(1, 0));
-        if st.wait_until("move back", 60_000, || back.get()).await {
-            st.expect(c.read(7).await.1.is_none(), "0 rows after moving back");
-        }
-    }
-    st.finish().await
-}
-
-async fn run_barrier_blocks(sim: Sim, cfg: Rc<RunConfig>) -> RunEnd {
-    let st = Story::start(&sim, &cfg);
-    phases::warmup(&sim, &cfg).await;
-    let a = st.client(1);
-    st.expect(st.write(&a, 7, 0).await == OpOutcome::Ok, "insert pk=7");
-    api::enable_injection(&sim, NodeId(2), "stream_consumer_write", true);
-    let done = st.spawn_move(T0, r(1, 0), r(2, 0));
-    api::wait_for_injection_enter(&sim, NodeId(2), "stream_consumer_write", 1).await;
-    api::inject_disconnect(&sim, NodeId(1), NodeId(2));
-    let s2 = st.clone();
-    if st
-        .wait_until("write_both_read_new committed", 30_000, move || {
-            s2.stage(T0) != Some(Stage::Streaming)
-        })
-        .await
-    {
-        // The consumer still holds the closed session's guard: the barrier must wait.
-        sleep(Duration::from_millis(2_000)).await;
-        st.expect(
-            st.stage(T0) == Some(Stage::WriteBothReadNew),
-            "the barrier after write_both_read_new waits while a guard of the closed session is held",
-        );
-        api::message_injection(&sim, NodeId(2), "stream_consumer_write");
+fn story_failover(st: Rc<Topo>) -> LocalBoxFuture<'static, ()> {
+    Box::pin(async move {
+        let sim = st.sim().clone();
+        let c = st.client(3);
+        st.expect(st.write(&c, 7, 0).await == OpOutcome::Ok, "insert pk=7");
+        api::enable_injection(&sim, NodeId(2), "stream_mutation_fragments", true);
+        let done = st.spawn_move(T0, r(1, 0), r(2, 0));
+        api::wait_for_injection_enter(&sim, NodeId(2), "stream_mutation_fragments", 1).await;
+        // Pause the coordinator (the group0 leader); a new one takes over and fences it.
+        let old = current_leader(&sim).unwrap_or(NodeId(1));
+        sim.record_fault(format!("pause {old}"));
+        sim.pause(old);
+        sleep(Duration::from_millis(1_500)).await;
+        sim.record_fault(format!("resume {old}"));
+        sim.resume(old);
+        // Break the stream to the blocked receiver: streaming fails and is retried.
+        api::inject_disconnect(&sim, NodeId(1), NodeId(2));
         if st
             .wait_until("move_tablet returns", 60_000, || done.get())
             .await
         {
-            st.expect(a.read(7).await.1 == Some(0), "row visible after the move");
+            st.expect(st.replicas(T0) == vec![r(2, 0)], "tablet moved");
+            st.expect(c.truncate().await == OpOutcome::Ok, "TRUNCATE");
+            api::message_injection(&sim, NodeId(2), "stream_mutation_fragments");
+            sleep(Duration::from_millis(200)).await;
+            st.expect(c.read(7).await.1.is_none(), "no resurrection after release");
+            let back = st.spawn_move(T0, r(2, 0), r(1, 0));
+            st.wait_until("move back", 60_000, || back.get()).await;
         }
-    }
-    st.finish().await
+    })
+}
+
+fn story_pending_crash(st: Rc<Topo>) -> LocalBoxFuture<'static, ()> {
+    Box::pin(async move {
+        let sim = st.sim().clone();
+        let c = st.client(1);
+        st.expect(st.write(&c, 7, 0).await == OpOutcome::Ok, "insert pk=7");
+        api::enable_injection(&sim, NodeId(2), "stream_mutation_fragments", true);
+        let done = st.spawn_move(T0, r(1, 0), r(2, 0));
+        api::wait_for_injection_enter(&sim, NodeId(2), "stream_mutation_fragments", 1).await;
+        sim.record_fault("crash n2".into());
+        sim.crash(NodeId(2));
+        sleep(Duration::from_millis(2_500)).await;
+        st.expect(
+            st.stage(T0) == Some(Stage::Streaming),
+            "streaming retried while n2 is down",
+        );
+        sim.record_fault("restart n2".into());
+        sim.restart(NodeId(2));
+        if st
+            .wait_until("move_tablet returns", 60_000, || done.get())
+            .await
+        {
+            st.expect(st.replicas(T0) == vec![r(2, 0)], "tablet moved");
+            st.expect(
+                c.read(7).await.1 == Some(0),
+                "row visible on the new replica",
+            );
+            st.expect(c.truncate().await == OpOutcome::Ok, "TRUNCATE");
+            let back = st.spawn_move(T0, r(2, 0), r(1, 0));
+            if st.wait_until("move back", 60_000, || back.get()).await {
+                st.expect(c.read(7).await.1.is_none(), "0 rows after moving back");
+            }
+        }
+    })
+}
+
+fn story_barrier_blocks(st: Rc<Topo>) -> LocalBoxFuture<'static, ()> {
+    Box::pin(async move {
+        let sim = st.sim().clone();
+        let a = st.client(1);
+        st.expect(st.write(&a, 7, 0).await == OpOutcome::Ok, "insert pk=7");
+        api::enable_injection(&sim, NodeId(2), "stream_consumer_write", true);
+        let done = st.spawn_move(T0, r(1, 0), r(2, 0));
+        api::wait_for_injection_enter(&sim, NodeId(2), "stream_consumer_write", 1).await;
+        api::inject_disconnect(&sim, NodeId(1), NodeId(2));
+        let s2 = st.clone();
+        if st
+            .wait_until("write_both_read_new committed", 30_000, move || {
+                s2.stage(T0) != Some(Stage::Streaming)
+            })
+            .await
+        {
+            // The consumer still holds the closed session's guard: the barrier must wait.
+            sleep(Duration::from_millis(2_000)).await;
+            st.expect(
+            st.stage(T0) == Some(Stage::WriteBothReadNew),
+            "the barrier after write_both_read_new waits while a guard of the closed session is held",
+        );
+            api::message_injection(&sim, NodeId(2), "stream_consumer_write");
+            if st
+                .wait_until("move_tablet returns", 60_000, || done.get())
+                .await
+            {
+                st.expect(a.read(7).await.1 == Some(0), "row visible after the move");
+            }
+        }
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
 // load: happy path, leader crash, swarm
 
-/// Client load: writes to fresh keys, reads and deletes of earlier keys, from random live nodes.
-fn spawn_workload(st: &Rc<Story>, until_ns: u64) {
-    let st = st.clone();
-    let sim = st.sim.clone();
-    sim.spawn_supervisor(async move {
-        let mut rng = st.sim.rng("workload");
-        let nodes = st.cluster.cfg.nodes;
-        while st.sim.now().0 < until_ns {
-            let node = rng.gen_range(1..=nodes);
-            let c = st.client(node);
-            let roll = rng.gen_range(0..10);
-            let st2 = st.clone();
-            let written = st.keys.borrow().clone();
-            if roll < 6 || written.is_empty() {
-                let key = st.next_key.get();
-                st.next_key.set(key + 1);
-                st.sim.spawn_supervisor(async move {
-                    st2.write(&c, key, key * 10 + 1).await;
-                });
-            } else {
-                let key = written[rng.gen_range(0..written.len())];
-                let delete = roll == 9;
-                st.sim.spawn_supervisor(async move {
-                    if delete {
-                        c.delete(key).await;
-                    } else {
-                        c.read(key).await;
-                    }
-                });
-            }
-            sleep(Duration::from_millis(rng.gen_range(5..25))).await;
-        }
-    });
-}
-
-/// Random `move_tablet` calls (swarm): a tablet to a random node and shard.
-fn spawn_moves(st: &Rc<Story>, until_ns: u64) {
-    let st = st.clone();
-    let sim = st.sim.clone();
-    sim.spawn_supervisor(async move {
-        let mut rng = st.sim.rng("moves");
-        let t = st.cluster.cfg.clone();
-        while st.sim.now().0 < until_ns {
-            sleep(Duration::from_millis(rng.gen_range(200..700))).await;
-            let tablet = TabletId(rng.gen_range(0..t.tablets));
-            let Some(state) = st.cluster.state() else {
-                continue;
-            };
-            let info = &state.tablets[&tablet];
-            if info.transition.is_some() {
-                continue;
-            }
-            let src = info.replicas[0];
-            let dst = r(rng.gen_range(1..=t.nodes), rng.gen_range(0..t.shards));
-            if dst.node == src.node {
-                continue;
-            }
-            // A move that has not started by the end of the chaos phase is abandoned, so no
-            // migration begins after the run converged.
-            let c = st.cluster.clone();
-            let left = Duration::from_nanos(until_ns.saturating_sub(st.sim.now().0));
-            st.sim.spawn_supervisor(async move {
-                let _ = sim::time::timeout(left, api::move_tablet(&c, tablet, src, dst)).await;
-            });
-        }
-    });
-}
-
-async fn run_happy(sim: Sim, cfg: Rc<RunConfig>) -> RunEnd {
-    run_load(sim, cfg).await
-}
-
 async fn run_load(sim: Sim, cfg: Rc<RunConfig>) -> RunEnd {
-    let st = Story::start(&sim, &cfg);
-    phases::warmup(&sim, &cfg).await;
-    let until = sim.now().0 + cfg.phases.chaos_ms * 1_000_000;
-    spawn_workload(&st, until);
-    if cfg
-        .params
-        .get("moves")
-        .is_some_and(|v| v.as_bool() == Some(true))
-    {
-        spawn_moves(&st, until);
-    }
-    let s2 = sim.clone();
-    phases::chaos(&sim, &cfg, Some(Rc::new(move || current_leader(&s2)))).await;
-    // Let in-flight client operations finish before the final reads.
-    sleep(Duration::from_millis(2_500)).await;
-    st.finish().await
+    let st = Topo::start(&sim, &cfg);
+    phases::run(&sim, &cfg, st, |st| {
+        let until = phases::chaos_end_ns(st.sim(), &st.story.cfg);
+        let mut workloads = vec![st.kv.run(st.sim(), st.cluster.cfg.nodes, until)];
+        if st
+            .story
+            .cfg
+            .params
+            .get("moves")
+            .is_some_and(|v| v.as_bool() == Some(true))
+        {
+            workloads.push(workload::moves(&st.cluster, until));
+        }
+        let s2 = st.sim().clone();
+        phases::Plan {
+            workloads,
+            leader: Some(Rc::new(move || current_leader(&s2))),
+            // Let in-flight client operations finish before the final reads.
+            settle_ms: 2_500,
+            ..phases::Plan::default()
+        }
+    })
+    .await
 }

@@ -1,0 +1,69 @@
+//! The shape and knobs of a cluster as the topology area sees it (the scenario's `topology`
+//! params section), and the initial group0 state it implies.
+
+use super::ids::{NodeId, Replica, ShardId};
+use super::state::TopologyState;
+use serde::{Deserialize, Serialize};
+
+/// Shape and knobs of a topology cluster (the scenario's `topology` params section).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TopologyConfig {
+    /// Number of nodes.
+    pub nodes: u32,
+    /// Shards per node.
+    pub shards: u32,
+    /// Tablets of the test table.
+    pub tablets: u32,
+    /// How many nodes (n1..) hold the tablets initially (1: all on n1, so the balancer works).
+    pub initial_holders: u32,
+    /// `tablet_balancing_enabled` at start.
+    pub balancing: bool,
+    /// At most this many tablets in transition at once (balancer).
+    pub balancer_max_concurrent: usize,
+    /// Back-off before a failed background action is reported (real: 1 s).
+    pub action_failure_backoff_ms: u64,
+    /// Timeout of `tablet_stream_data` and friends.
+    pub stream_timeout_ms: u64,
+    /// Timeout of one `barrier_and_drain` call.
+    pub barrier_timeout_ms: u64,
+    /// Pause between two streamed fragments at the source.
+    pub stream_fragment_interval_ms: u64,
+}
+
+impl Default for TopologyConfig {
+    fn default() -> Self {
+        Self {
+            nodes: 2,
+            shards: 2,
+            tablets: 1,
+            initial_holders: 1,
+            balancing: false,
+            balancer_max_concurrent: 2,
+            action_failure_backoff_ms: 1000,
+            stream_timeout_ms: 30_000,
+            barrier_timeout_ms: 10_000,
+            stream_fragment_interval_ms: 1,
+        }
+    }
+}
+
+impl TopologyConfig {
+    /// The initial group0 state of a cluster with this shape.
+    pub fn initial_state(&self) -> TopologyState {
+        assert!(self.nodes >= 1 && self.shards >= 1 && self.tablets >= 1);
+        assert!(self.initial_holders >= 1 && self.initial_holders <= self.nodes);
+        let nodes = (1..=self.nodes).map(|n| (NodeId(n), self.shards)).collect();
+        let placement = (0..self.tablets)
+            .map(|i| {
+                vec![Replica {
+                    node: NodeId(1 + i % self.initial_holders),
+                    shard: ShardId(i % self.shards),
+                }]
+            })
+            .collect();
+        let mut st = TopologyState::initial(nodes, placement);
+        st.tablet_balancing_enabled = self.balancing;
+        st
+    }
+}
