@@ -361,7 +361,10 @@ fn lane_of(e: &GenericEvent) -> String {
     // Per-shard state of a node (a shard's session registry) goes on that shard's lane. The
     // batchlog's `shard` is a batchlog partition, not a CPU shard, so it stays on the node.
     if let (Some(n), Some(s)) = (e.node, e.u("shard")) {
-        if matches!(category(&e.kind), "session" | "barrier" | "stream" | "stage") {
+        if matches!(
+            category(&e.kind),
+            "session" | "barrier" | "stream" | "stage"
+        ) {
             return format!("n{n}:{s}");
         }
     }
@@ -1090,18 +1093,50 @@ mod tests {
     #[test]
     fn per_shard_sessions_get_shard_lanes() {
         let evs = vec![
-            ev(0, 10, Some(1), "session_opened", json!({"session": 1, "shard": 0})),
-            ev(1, 10, Some(1), "session_opened", json!({"session": 1, "shard": 1})),
-            ev(2, 20, Some(1), "session_closing", json!({"session": 1, "shard": 1, "guards": 0})),
-            ev(3, 30, Some(1), "batchlog_entry_written", json!({"id": 4, "shard": 7, "stage": "initial"})),
+            ev(
+                0,
+                10,
+                Some(1),
+                "session_opened",
+                json!({"session": 1, "shard": 0}),
+            ),
+            ev(
+                1,
+                10,
+                Some(1),
+                "session_opened",
+                json!({"session": 1, "shard": 1}),
+            ),
+            ev(
+                2,
+                20,
+                Some(1),
+                "session_closing",
+                json!({"session": 1, "shard": 1, "guards": 0}),
+            ),
+            ev(
+                3,
+                30,
+                Some(1),
+                "batchlog_entry_written",
+                json!({"id": 4, "shard": 7, "stage": "initial"}),
+            ),
         ];
         let m = build(&evs, &[]);
         let s = spans_of(&m, "session");
         assert_eq!(s.len(), 3);
-        assert_eq!((s[0].lane.as_str(), s[0].t1), ("n1:0", 30), "shard 0 never closed");
+        assert_eq!(
+            (s[0].lane.as_str(), s[0].t1),
+            ("n1:0", 30),
+            "shard 0 never closed"
+        );
         assert_eq!((s[1].lane.as_str(), s[1].t1), ("n1:1", 20));
         assert!(m.lanes.iter().any(|l| l.id == "n1:1" && l.group == "shard"));
-        assert_eq!(spans_of(&m, "batchlog")[0].lane, "n1", "a batchlog shard is not a lane");
+        assert_eq!(
+            spans_of(&m, "batchlog")[0].lane,
+            "n1",
+            "a batchlog shard is not a lane"
+        );
     }
 
     #[test]
