@@ -12,7 +12,8 @@
 //!   unknown (timeouts, killed connections, crashes).
 
 use super::events::{OpKind, OpOutcome, TopologyEvent};
-use super::ids::{tablet_of, Key, NodeId, Replica, ShardId, TabletId, Value};
+use super::ids::{table_of, tablet_of, Key, NodeId, Replica, ShardId, TableId, TabletId, Value};
+use super::state::TopologyState;
 use crate::node::{lookup as services, NodeHandle};
 use sim::time::Duration;
 use sim::{RpcError, Sim, Verb};
@@ -32,7 +33,10 @@ pub struct CellValue {
 }
 
 fn row_prefix(shard: ShardId, tablet: TabletId) -> String {
-    format!("tbl/{:03}/{:05}/", shard.0, tablet.0)
+    format!(
+        "tbl/{:03}/{:05}/{:05}/",
+        shard.0, tablet.table.0, tablet.index
+    )
 }
 
 fn row_key(shard: ShardId, tablet: TabletId, key: Key) -> String {
@@ -61,9 +65,11 @@ impl Storage {
         let disk = self.sim.disk(self.node);
         if let Some(old) = disk.get::<CellValue>(&k) {
             if old.ts > cell.ts || (old.ts == cell.ts && old.value.is_none()) {
+                tracing::trace!(%tablet, key, "storage of {}:{}: write of {key} in {tablet} loses to a newer cell", self.node, shard.0);
                 return;
             }
         }
+        tracing::trace!(%tablet, key, "storage of {}:{}: {key} in {tablet} := {:?} at ts {}", self.node, shard.0, cell.value, cell.ts);
         disk.put(&k, cell);
     }
 
@@ -98,6 +104,7 @@ impl Storage {
     /// Remove every cell of a tablet on a shard; returns how many.
     pub fn delete_tablet(&self, shard: ShardId, tablet: TabletId) -> u64 {
         let rows = self.scan(shard, tablet);
+        tracing::trace!(%tablet, "storage of {}:{}: {} cells of {tablet} removed", self.node, shard.0, rows.len());
         for (k, _) in &rows {
             self.remove(shard, tablet, *k);
         }
@@ -114,8 +121,11 @@ impl Storage {
                 let parts: Vec<&str> = k.split('/').collect();
                 (
                     ShardId(parts[1].parse().expect("shard")),
-                    TabletId(parts[2].parse().expect("tablet")),
-                    parts[3].parse().expect("key"),
+                    TabletId::new(
+                        TableId(parts[2].parse().expect("table")),
+                        parts[3].parse().expect("tablet"),
+                    ),
+                    parts[4].parse().expect("key"),
                     v,
                 )
             })
@@ -227,6 +237,19 @@ pub fn serve(svc: &Rc<NodeHandle>) {
 #[derive(Default)]
 struct OpIds(Cell<u64>);
 
+/// The tablet a client key lives in: keys are spread over the user tables (`key % tables`),
+/// then over that table's tablets (`key / tables % tablet_count`).
+pub fn route_key(s: &TopologyState, key: Key) -> TabletId {
+    let tables = s.tables();
+    let table = table_of(key, tables.len() as u32);
+    assert!(
+        tables.contains(&table),
+        "user tables are numbered densely from the first"
+    );
+    let count = s.tablets_of(table).count() as u32;
+    tablet_of(table, key / tables.len() as u64, count)
+}
+
 /// Per-replica timeout of client operations.
 pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -251,6 +274,13 @@ impl Client {
         let ids = self.sim.ext::<OpIds>();
         let op = ids.0.get() + 1;
         ids.0.set(op);
+        tracing::debug!(
+            op,
+            key,
+            "client op {op}: {kind:?} key {key}{} from {}",
+            value.map_or(String::new(), |v| format!(" = {v}")),
+            self.node
+        );
         self.sim.record(
             Some(self.node),
             TopologyEvent::OpInvoke {
@@ -264,6 +294,11 @@ impl Client {
     }
 
     fn complete(&self, op: u64, kind: OpKind, outcome: OpOutcome, value: Option<Value>) {
+        tracing::debug!(
+            op,
+            "client op {op}: {kind:?} {outcome:?}{}",
+            value.map_or(String::new(), |v| format!(", read {v}"))
+        );
         self.sim.record(
             Some(self.node),
             TopologyEvent::OpComplete {
@@ -282,7 +317,7 @@ impl Client {
 
     fn route(&self, svc: &NodeHandle, key: Key, write: bool) -> (TabletId, Vec<Replica>) {
         svc.g0.with_state(|s| {
-            let t = tablet_of(key, s.tablets.len() as u32);
+            let t = route_key(s, key);
             let info = &s.tablets[&t];
             let set = if write {
                 info.write_replicas()
