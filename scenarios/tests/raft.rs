@@ -68,3 +68,33 @@ fn same_seed_same_digest() {
         assert_eq!(a.events, b.events, "{id}");
     }
 }
+
+#[test]
+fn groups_swarm_passes_20_seeds_and_its_groups_elect_independently() {
+    let reports: Vec<_> = (0..20)
+        .map(|seed| run_seed("raft.groups_swarm", seed, &[]))
+        .collect();
+    let failures: Vec<String> = reports
+        .iter()
+        .filter(|r| r.verdict != Verdict::Pass)
+        .map(describe)
+        .collect();
+    assert!(failures.is_empty(), "{failures:#?}");
+    let apart = reports
+        .iter()
+        .filter(|r| r.missing_marks.is_empty())
+        .count();
+    assert!(
+        apart >= 10,
+        "groups led by different nodes in only {apart} of 20 seeds"
+    );
+}
+
+#[test]
+fn groups_swarm_catches_commit_without_majority_within_50_seeds() {
+    let first = (0..50)
+        .map(|seed| run_seed("raft.groups_swarm", seed, &["raft-commit-without-majority"]))
+        .find(|r| r.verdict != Verdict::Pass)
+        .expect("the mutant must be caught within 50 seeds");
+    assert_eq!(first.verdict, Verdict::Safety, "{}", describe(&first));
+}

@@ -7,17 +7,26 @@
 use serde::Serialize;
 use sim::EventKind;
 
-/// One Raft event. The node is the history entry's node.
+use super::GroupId;
+
+/// One Raft event. The node is the history entry's node; `g` is the group (omitted for group0,
+/// so group0's events read as they did before groups had ids).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "e", rename_all = "snake_case")]
 pub enum RaftEvent {
     /// This node won the election of term `t`.
     BecameLeader {
+        /// The group.
+        #[serde(skip_serializing_if = "GroupId::is_group0")]
+        g: GroupId,
         /// Term.
         t: u64,
     },
     /// As leader, this node committed entry `i` of term `t` whose command hashes to `h`.
     Committed {
+        /// The group.
+        #[serde(skip_serializing_if = "GroupId::is_group0")]
+        g: GroupId,
         /// Index.
         i: u64,
         /// Term of the entry.
@@ -27,6 +36,9 @@ pub enum RaftEvent {
     },
     /// Incarnation `inc` of this node applied entry `i` of term `t`, command hash `h`.
     Applied {
+        /// The group.
+        #[serde(skip_serializing_if = "GroupId::is_group0")]
+        g: GroupId,
         /// Incarnation of the node.
         inc: u32,
         /// Index.
@@ -73,6 +85,7 @@ mod tests {
         // FNV-1a of "7".
         assert_eq!(command_hash(Some(&7u32)), 0xaf63_aa4c_8601_9796);
         let j = serde_json::to_string(&RaftEvent::Applied {
+            g: GroupId::GROUP0,
             inc: 1,
             i: 2,
             t: 3,
@@ -80,5 +93,11 @@ mod tests {
         })
         .unwrap();
         assert_eq!(j, r#"{"e":"applied","inc":1,"i":2,"t":3,"h":4}"#);
+        let j = serde_json::to_string(&RaftEvent::BecameLeader {
+            g: GroupId(3),
+            t: 2,
+        })
+        .unwrap();
+        assert_eq!(j, r#"{"e":"became_leader","g":3,"t":2}"#);
     }
 }

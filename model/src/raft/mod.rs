@@ -1,6 +1,9 @@
-//! group0: a real Raft group on the harness, generic over the application state machine.
+//! Raft groups on the harness, generic over the application state machine; group0 is one of
+//! them ([`GroupId::GROUP0`]).
 //!
-//! Every node runs one [`Raft`] per incarnation. Commands proposed on any node are forwarded to
+//! Every member node runs one [`Raft`] per group and incarnation; a node may run many groups
+//! (their verbs are addressed by group: [`verbs`]), each with its own persistence
+//! ([`storage::RaftStorage`]). Commands proposed on any node are forwarded to
 //! the leader, replicated, committed by a majority and applied, in log order, to every node's
 //! copy of the state machine. Promises (checked from the history by the `raft` checker):
 //! at most one leader per term; a committed entry never changes; every node applies the same
@@ -8,13 +11,17 @@
 //!
 //! - [`core`]: the pure Raft state machine (elections, replication, commit rule, read index).
 //! - [`log`]: the replicated log and its persistence bookkeeping.
-//! - [`service`]: the async shell (RPC verbs, tick timer, disk, apply loop) and [`Raft`].
+//! - [`service`]: the async shell (tick timer, persistence, apply loop) and [`Raft`].
+//! - [`verbs`]: the group-addressed RPC verbs and the per-node dispatch by group id.
+//! - [`storage`]: the persistence trait and its implementation on a node's disk.
 //! - [`events`]: the history events ([`RaftEvent`]).
 
 pub mod core;
 pub mod events;
 pub mod log;
 pub mod service;
+pub mod storage;
+pub mod verbs;
 
 #[cfg(test)]
 mod core_tests;
@@ -28,6 +35,31 @@ use serde::{Deserialize, Serialize};
 pub use events::{command_hash, RaftEvent};
 pub use service::Raft;
 pub use sim::NodeId;
+pub use storage::{DiskStorage, RaftStorage};
+
+/// The id of a Raft group. group0 is [`GroupId::GROUP0`]; its events and requests look exactly
+/// as they did before groups had ids.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct GroupId(pub u64);
+
+impl GroupId {
+    /// group0, the cluster's topology group.
+    pub const GROUP0: GroupId = GroupId(0);
+
+    /// Is this group0? (Used to keep group0's history events unchanged.)
+    pub fn is_group0(&self) -> bool {
+        *self == GroupId::GROUP0
+    }
+}
+
+impl std::fmt::Display for GroupId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "group {}", self.0)
+    }
+}
 
 /// Mutant: the leader treats an entry as committed as soon as it is in its own log.
 pub const MUTANT_COMMIT_WITHOUT_MAJORITY: &str = "raft-commit-without-majority";

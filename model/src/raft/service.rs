@@ -1,32 +1,31 @@
-//! The async shell of a Raft node on the harness: it moves the pure [`Core`]'s messages over
-//! `sim.net()`, drives its clock with `sim::time::sleep`, persists its state on `sim.disk(node)`
-//! and applies committed entries to the application state machine.
+//! The async shell of a Raft group member on the harness: it moves the pure [`Core`]'s messages
+//! over `sim.net()` (group-addressed verbs: [`super::verbs`]), drives its clock with
+//! `sim::time::sleep`, persists its state through a [`RaftStorage`] and applies committed
+//! entries to the application state machine.
 //!
 //! Promises kept here (the core keeps the protocol's):
 //! - Durability before acknowledgement: every core mutation is written to the disk buffer at
 //!   once, and nothing leaves the node (a vote, an append acknowledgement, a candidate's vote
 //!   request) before a `sync()` that covers it has succeeded. The leader counts its own copy of
 //!   an entry only after it is synced.
-//! - Recovery: a restarted node reads term, vote, commit index and log from disk and rebuilds
-//!   the state machine by re-applying the committed entries from index 1.
+//! - Recovery: a restarted node reads term, vote, commit index and log from its storage and
+//!   rebuilds the state machine by re-applying the committed entries from index 1.
 //! - Apply order: committed entries are applied in index order, each exactly once per
 //!   incarnation, and recorded as [`RaftEvent::Applied`].
 //!
-//! RPC verbs: `raft_append_entries`, `raft_heartbeat`, `raft_request_vote` (core to core),
-//! `raft_forward_proposal` (a follower's `propose`), `raft_read_index` (a follower's
-//! `read_barrier`).
+//! Many groups may run on one node: each has its own id, storage, timers and random stream;
+//! they share the node's verbs (dispatched by group id) and its disk.
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::fmt::Debug;
-use std::marker::PhantomData;
 use std::rc::Rc;
 
 use futures::channel::oneshot;
 use futures::future::LocalBoxFuture;
 use sim::sync::Notify;
 use sim::time::{sleep, timeout, Duration};
-use sim::{Disk, NodeCtx, NodeId, RpcError, Sim, SimInstant, Verb};
+use sim::{NodeCtx, NodeId, RpcError, Sim, SimInstant, Verb};
 
 use super::core::{
     AppendReq, AppendResp, Core, CoreConfig, CoreError, CoreEvent, HardState, HeartbeatReq,
@@ -34,40 +33,16 @@ use super::core::{
 };
 use super::events::{command_hash, RaftEvent};
 use super::log::Entry;
-use super::{RaftConfig, RaftError, StateMachine, MUTANT_COMMIT_WITHOUT_MAJORITY};
+use super::storage::{DiskStorage, RaftStorage};
+use super::verbs::{
+    call_group, handler, serve_group, AppendEntriesVerb, ForwardProposalVerb, GroupHandler,
+    HeartbeatVerb, ReadIndexVerb, RequestVoteVerb,
+};
+use super::{GroupId, RaftConfig, RaftError, StateMachine, MUTANT_COMMIT_WITHOUT_MAJORITY};
 
-const KEY_HARD_STATE: &str = "raft/hard_state";
-const KEY_LOG_PREFIX: &str = "raft/log/";
+pub use super::verbs::VERBS;
 
-fn log_key(index: u64) -> String {
-    format!("{KEY_LOG_PREFIX}{index:020}")
-}
-
-// ----- verbs -------------------------------------------------------------------------------
-
-/// AppendEntries between cores.
-pub struct AppendEntriesVerb<C>(PhantomData<C>);
-impl<C: Debug + 'static> Verb for AppendEntriesVerb<C> {
-    const NAME: &'static str = "raft_append_entries";
-    type Req = AppendReq<C>;
-    type Resp = AppendResp;
-}
-
-/// Heartbeats between cores.
-pub struct HeartbeatVerb;
-impl Verb for HeartbeatVerb {
-    const NAME: &'static str = "raft_heartbeat";
-    type Req = HeartbeatReq;
-    type Resp = HeartbeatResp;
-}
-
-/// RequestVote (and pre-vote) between cores.
-pub struct RequestVoteVerb;
-impl Verb for RequestVoteVerb {
-    const NAME: &'static str = "raft_request_vote";
-    type Req = VoteReq;
-    type Resp = VoteResp;
-}
+// ----- answers of the leader ---------------------------------------------------------
 
 /// Answer of the leader to a forwarded proposal.
 #[derive(Clone, Debug)]
@@ -83,14 +58,6 @@ pub enum ForwardResp {
     NotLeader,
 }
 
-/// A follower forwards a proposal to the leader.
-pub struct ForwardProposalVerb<C>(PhantomData<C>);
-impl<C: Debug + 'static> Verb for ForwardProposalVerb<C> {
-    const NAME: &'static str = "raft_forward_proposal";
-    type Req = C;
-    type Resp = ForwardResp;
-}
-
 /// Answer of the leader to a read-index request.
 #[derive(Clone, Debug)]
 pub enum ReadIndexResp {
@@ -99,23 +66,6 @@ pub enum ReadIndexResp {
     /// The callee is not (or no longer) the leader.
     NotLeader,
 }
-
-/// A follower asks the leader for a read index.
-pub struct ReadIndexVerb;
-impl Verb for ReadIndexVerb {
-    const NAME: &'static str = "raft_read_index";
-    type Req = ();
-    type Resp = ReadIndexResp;
-}
-
-/// Every verb name of the Raft group (for fault models).
-pub const VERBS: &[&str] = &[
-    "raft_append_entries",
-    "raft_heartbeat",
-    "raft_request_vote",
-    "raft_forward_proposal",
-    "raft_read_index",
-];
 
 // ----- the handle --------------------------------------------------------------------------
 
@@ -137,8 +87,9 @@ struct Inner<S: StateMachine> {
     sim: Sim,
     node: NodeId,
     incarnation: u32,
+    group: GroupId,
     cfg: RaftConfig,
-    disk: Disk,
+    storage: Box<dyn RaftStorage<S::Command>>,
     core: RefCell<Core<S::Command>>,
     sm: RefCell<S>,
     applied: Cell<u64>,
@@ -180,17 +131,32 @@ impl<S: StateMachine> Clone for Raft<S> {
 }
 
 impl<S: StateMachine> Raft<S> {
-    /// Starts the member on `ctx.node`: recovers term, vote, commit and log from its disk,
-    /// registers the RPC handlers and spawns the tick and driver tasks (they die with the node).
-    /// Committed entries are re-applied to `sm` from index 1.
+    /// Starts the group0 member on `ctx.node`, on group0's disk layout
+    /// ([`DiskStorage::group0`]). See [`Raft::start_group`].
+    pub fn start(ctx: &NodeCtx, members: Vec<NodeId>, sm: S, cfg: RaftConfig) -> Self {
+        let storage = DiskStorage::group0(ctx.sim.disk(ctx.node));
+        Self::start_group(ctx, GroupId::GROUP0, members, sm, cfg, Box::new(storage))
+    }
+
+    /// Starts the member of `group` on `ctx.node`: recovers term, vote, commit and log from
+    /// `storage`, registers its handlers with the node's group dispatch and spawns the tick and
+    /// driver tasks (they die with the node). Committed entries are re-applied to `sm` from
+    /// index 1.
     ///
     /// Call it from inside the node's boot future (`async move { Raft::start(&ctx, ..); .. }`),
     /// not synchronously in the boot closure: on a node's first boot the closure runs before
     /// the node is registered, and spawning its tasks would fail.
-    pub fn start(ctx: &NodeCtx, members: Vec<NodeId>, sm: S, cfg: RaftConfig) -> Self {
+    pub fn start_group(
+        ctx: &NodeCtx,
+        group: GroupId,
+        members: Vec<NodeId>,
+        sm: S,
+        cfg: RaftConfig,
+        storage: Box<dyn RaftStorage<S::Command>>,
+    ) -> Self {
         assert!(
             members.contains(&ctx.node),
-            "{} is not a member of its Raft group",
+            "{} is not a member of {group}",
             ctx.node
         );
         assert!(cfg.tick_ms >= 1 && cfg.heartbeat_ms >= cfg.tick_ms);
@@ -201,13 +167,8 @@ impl<S: StateMachine> Raft<S> {
         );
         let sim = ctx.sim.clone();
         let node = ctx.node;
-        let disk = sim.disk(node);
-        let hs: HardState = disk.get(KEY_HARD_STATE).unwrap_or_default();
-        let entries: Vec<Entry<S::Command>> = disk
-            .scan::<Entry<S::Command>>(KEY_LOG_PREFIX)
-            .into_iter()
-            .map(|(_, e)| e)
-            .collect();
+        let hs: HardState = storage.load_hard_state();
+        let entries: Vec<Entry<S::Command>> = storage.load_log();
         let disk_last = entries.len() as u64;
         let mark = entries.last().map_or((0, 0), |e| (e.index, e.term));
         let ticks = |ms: u64| ms.div_ceil(cfg.tick_ms).max(1);
@@ -222,14 +183,21 @@ impl<S: StateMachine> Raft<S> {
             check_quorum: cfg.check_quorum,
             commit_without_majority: sim.mutant(MUTANT_COMMIT_WITHOUT_MAJORITY),
         };
-        let rng = Box::new(sim.rng(&format!("raft/{node}/{}", ctx.incarnation)));
+        // group0 keeps the stream name it had before groups had ids.
+        let stream = if group.is_group0() {
+            format!("raft/{node}/{}", ctx.incarnation)
+        } else {
+            format!("raft/g{}/{node}/{}", group.0, ctx.incarnation)
+        };
+        let rng = Box::new(sim.rng(&stream));
         let core = Core::new(core_cfg, hs, entries, rng);
         let inner = Rc::new(Inner {
             sim: sim.clone(),
             node,
             incarnation: ctx.incarnation,
+            group,
             cfg,
-            disk,
+            storage,
             last_seen: Cell::new((core.term(), false, None)),
             core: RefCell::new(core),
             sm: RefCell::new(sm),
@@ -266,17 +234,16 @@ impl<S: StateMachine> Raft<S> {
                 return me.wait_applied(index, term, deadline).await;
             }
             if let Some(leader) = self.leader().filter(|&l| l != me.node) {
-                let res = me
-                    .sim
-                    .net()
-                    .call::<ForwardProposalVerb<S::Command>>(
-                        me.node,
-                        leader,
-                        cmd.clone(),
-                        me.rpc_timeout(),
-                    )
-                    .await;
-                tracing::debug!(%leader, "raft: proposal forwarded to leader {leader}: {}", match &res { Ok(ForwardResp::Appended { index, .. }) => format!("appended at {index}"), Ok(ForwardResp::NotLeader) => "not the leader any more".into(), Err(e) => e.to_string() });
+                let res = call_group::<ForwardProposalVerb, S::Command, ForwardResp>(
+                    &me.sim.net(),
+                    me.node,
+                    leader,
+                    me.group,
+                    cmd.clone(),
+                    me.rpc_timeout(),
+                )
+                .await;
+                tracing::debug!(%leader, group = me.group.0, "raft {}: proposal forwarded to leader {leader}: {}", me.group, match &res { Ok(ForwardResp::Appended { index, .. }) => format!("appended at {index}"), Ok(ForwardResp::NotLeader) => "not the leader any more".into(), Err(e) => e.to_string() });
                 match res {
                     Ok(ForwardResp::Appended { index, term }) => {
                         return me.wait_applied(index, term, deadline).await;
@@ -316,11 +283,15 @@ impl<S: StateMachine> Raft<S> {
             let index = match self.leader() {
                 Some(l) if l == me.node => me.local_read_index().await,
                 Some(l) => {
-                    match me
-                        .sim
-                        .net()
-                        .call::<ReadIndexVerb>(me.node, l, (), me.rpc_timeout())
-                        .await
+                    match call_group::<ReadIndexVerb, (), ReadIndexResp>(
+                        &me.sim.net(),
+                        me.node,
+                        l,
+                        me.group,
+                        (),
+                        me.rpc_timeout(),
+                    )
+                    .await
                     {
                         Ok(ReadIndexResp::Index(i)) => Some(i),
                         _ => None,
@@ -372,6 +343,11 @@ impl<S: StateMachine> Raft<S> {
         self.inner.node
     }
 
+    /// The group this member belongs to.
+    pub fn group(&self) -> GroupId {
+        self.inner.group
+    }
+
     /// This node's commit index.
     pub fn commit_index(&self) -> u64 {
         self.inner.core.borrow().commit()
@@ -412,7 +388,7 @@ impl<S: StateMachine> Inner<S> {
             (c.term(), c.is_leader(), c.leader())
         };
         if seen != self.last_seen.get() {
-            tracing::debug!(term = seen.0, leader = %sim::log::opt(&seen.2), "raft term {}: {}", seen.0, match seen { (_, true, _) => "this node leads".to_string(), (_, _, Some(l)) => format!("following leader {l}"), _ => "no leader known".to_string() });
+            tracing::debug!(group = self.group.0, term = seen.0, leader = %sim::log::opt(&seen.2), "raft {} term {}: {}", self.group, seen.0, match seen { (_, true, _) => "this node leads".to_string(), (_, _, Some(l)) => format!("following leader {l}"), _ => "no leader known".to_string() });
             self.last_seen.set(seen);
             self.changed.notify();
         }
@@ -429,14 +405,12 @@ impl<S: StateMachine> Inner<S> {
         let mut io = self.io.borrow_mut();
         io.written_seq += 1;
         if let Some(hs) = p.hard_state {
-            self.disk.put(KEY_HARD_STATE, hs);
+            self.storage.store_hard_state(&hs);
         }
         if let Some(u) = p.log {
-            for e in u.entries {
-                self.disk.put(&log_key(e.index), e);
-            }
-            for i in u.last_index + 1..=io.disk_last {
-                self.disk.delete(&log_key(i));
+            self.storage.store_entries(&u.entries);
+            if u.last_index < io.disk_last {
+                self.storage.remove_entries(u.last_index + 1, io.disk_last);
             }
             io.disk_last = u.last_index;
         }
@@ -453,14 +427,20 @@ impl<S: StateMachine> Inner<S> {
         if self.io.borrow().synced_seq >= seq {
             return Ok(());
         }
-        if let Err(e) = self.disk.sync().await {
-            tracing::debug!("raft: log sync failed ({e:?}); retrying after a tick");
+        if let Err(e) = self.storage.sync().await {
+            tracing::debug!(
+                group = self.group.0,
+                "raft {}: log sync failed ({e:?}); retrying after a tick",
+                self.group
+            );
             return Err(e);
         }
         tracing::trace!(
+            group = self.group.0,
             index = mark.0,
             term = mark.1,
-            "raft: log durable up to entry {} of term {}",
+            "raft {}: log durable up to entry {} of term {}",
+            self.group,
             mark.0,
             mark.1
         );
@@ -519,22 +499,33 @@ impl<S: StateMachine> Inner<S> {
     fn record_core_event(&self, ev: CoreEvent<S::Command>) {
         match ev {
             CoreEvent::BecameLeader { term } => {
-                tracing::info!(term, "raft: won the election of term {term}, now leader");
-                self.sim
-                    .record(Some(self.node), RaftEvent::BecameLeader { t: term });
+                tracing::info!(
+                    term,
+                    group = self.group.0,
+                    "raft {}: won the election of term {term}, now leader",
+                    self.group
+                );
+                let ev = RaftEvent::BecameLeader {
+                    g: self.group,
+                    t: term,
+                };
+                self.sim.record(Some(self.node), ev);
             }
             CoreEvent::Mark(name) => self.sim.mark(name),
             CoreEvent::Committed { entries } => {
                 for e in entries {
                     let h = command_hash(e.cmd.as_ref());
                     tracing::debug!(
+                        group = self.group.0,
                         index = e.index,
                         term = e.term,
-                        "raft: committed entry {} of term {}",
+                        "raft {}: committed entry {} of term {}",
+                        self.group,
                         e.index,
                         e.term
                     );
                     let ev = RaftEvent::Committed {
+                        g: self.group,
                         i: e.index,
                         t: e.term,
                         h,
@@ -553,13 +544,16 @@ impl<S: StateMachine> Inner<S> {
             self.node
         );
         tracing::trace!(
+            group = self.group.0,
             index = e.index,
             term = e.term,
-            "raft: applying entry {} of term {}",
+            "raft {}: applying entry {} of term {}",
+            self.group,
             e.index,
             e.term
         );
         let ev = RaftEvent::Applied {
+            g: self.group,
             inc: self.incarnation,
             i: e.index,
             t: e.term,
@@ -587,13 +581,20 @@ impl<S: StateMachine> Inner<S> {
         let me = self.clone();
         let net = self.sim.net();
         let (from, to, sent_term, rpc_timeout) = (self.node, m.to, m.sent_term, self.rpc_timeout());
+        let group = self.group;
         self.sim.spawn_on(self.node, async move {
             match m.req {
                 Request::Append(r) => {
-                    match net
-                        .call::<AppendEntriesVerb<S::Command>>(from, to, r, rpc_timeout)
-                        .await
-                    {
+                    let res = call_group::<AppendEntriesVerb, AppendReq<S::Command>, AppendResp>(
+                        &net,
+                        from,
+                        to,
+                        group,
+                        r,
+                        rpc_timeout,
+                    )
+                    .await;
+                    match res {
                         Ok(a) => {
                             me.with_core(|c| c.step_response(to, sent_term, Response::Append(a)))
                         }
@@ -601,12 +602,30 @@ impl<S: StateMachine> Inner<S> {
                     }
                 }
                 Request::Heartbeat(r) => {
-                    if let Ok(h) = net.call::<HeartbeatVerb>(from, to, r, rpc_timeout).await {
+                    let res = call_group::<HeartbeatVerb, HeartbeatReq, HeartbeatResp>(
+                        &net,
+                        from,
+                        to,
+                        group,
+                        r,
+                        rpc_timeout,
+                    )
+                    .await;
+                    if let Ok(h) = res {
                         me.with_core(|c| c.step_response(to, sent_term, Response::Heartbeat(h)));
                     }
                 }
                 Request::Vote(r) => {
-                    if let Ok(v) = net.call::<RequestVoteVerb>(from, to, r, rpc_timeout).await {
+                    let res = call_group::<RequestVoteVerb, VoteReq, VoteResp>(
+                        &net,
+                        from,
+                        to,
+                        group,
+                        r,
+                        rpc_timeout,
+                    )
+                    .await;
+                    if let Ok(v) = res {
                         me.with_core(|c| c.step_response(to, sent_term, Response::Vote(v)));
                     }
                 }
@@ -622,58 +641,78 @@ impl<S: StateMachine> Inner<S> {
         self.core.borrow().revalidate(resp)
     }
 
+    /// Registers this member's handlers with the node's group dispatch.
     fn serve(self: &Rc<Self>) {
-        let net = self.sim.net();
+        let mut hs: Vec<(&'static str, GroupHandler)> = Vec::new();
         let me = self.clone();
-        net.serve::<AppendEntriesVerb<S::Command>>(self.node, move |from, req| {
-            let me = me.clone();
-            Box::pin(async move {
-                match me.handle(from, Request::Append(req)).await {
-                    Response::Append(a) => Ok(a),
-                    r => unreachable!("append answered with {r:?}"),
-                }
-            }) as LocalBoxFuture<'static, _>
-        });
+        hs.push((
+            AppendEntriesVerb::NAME,
+            handler(
+                AppendEntriesVerb::NAME,
+                move |from, req: AppendReq<S::Command>| {
+                    let me = me.clone();
+                    Box::pin(async move {
+                        match me.handle(from, Request::Append(req)).await {
+                            Response::Append(a) => a,
+                            r => unreachable!("append answered with {r:?}"),
+                        }
+                    }) as LocalBoxFuture<'static, _>
+                },
+            ),
+        ));
         let me = self.clone();
-        net.serve::<HeartbeatVerb>(self.node, move |from, req| {
-            let me = me.clone();
-            Box::pin(async move {
-                match me.handle(from, Request::Heartbeat(req)).await {
-                    Response::Heartbeat(h) => Ok(h),
-                    r => unreachable!("heartbeat answered with {r:?}"),
-                }
-            }) as LocalBoxFuture<'static, _>
-        });
+        hs.push((
+            HeartbeatVerb::NAME,
+            handler(HeartbeatVerb::NAME, move |from, req: HeartbeatReq| {
+                let me = me.clone();
+                Box::pin(async move {
+                    match me.handle(from, Request::Heartbeat(req)).await {
+                        Response::Heartbeat(h) => h,
+                        r => unreachable!("heartbeat answered with {r:?}"),
+                    }
+                }) as LocalBoxFuture<'static, _>
+            }),
+        ));
         let me = self.clone();
-        net.serve::<RequestVoteVerb>(self.node, move |from, req| {
-            let me = me.clone();
-            Box::pin(async move {
-                match me.handle(from, Request::Vote(req)).await {
-                    Response::Vote(v) => Ok(v),
-                    r => unreachable!("vote answered with {r:?}"),
-                }
-            }) as LocalBoxFuture<'static, _>
-        });
+        hs.push((
+            RequestVoteVerb::NAME,
+            handler(RequestVoteVerb::NAME, move |from, req: VoteReq| {
+                let me = me.clone();
+                Box::pin(async move {
+                    match me.handle(from, Request::Vote(req)).await {
+                        Response::Vote(v) => v,
+                        r => unreachable!("vote answered with {r:?}"),
+                    }
+                }) as LocalBoxFuture<'static, _>
+            }),
+        ));
         let me = self.clone();
-        net.serve::<ForwardProposalVerb<S::Command>>(self.node, move |_from, cmd| {
-            let res = me.with_core(|c| c.propose(cmd));
-            Box::pin(async move {
-                Ok(match res {
-                    Ok((index, term)) => ForwardResp::Appended { index, term },
-                    Err(_) => ForwardResp::NotLeader,
-                })
-            }) as LocalBoxFuture<'static, _>
-        });
+        hs.push((
+            ForwardProposalVerb::NAME,
+            handler(ForwardProposalVerb::NAME, move |_from, cmd: S::Command| {
+                let res = me.with_core(|c| c.propose(cmd));
+                Box::pin(async move {
+                    match res {
+                        Ok((index, term)) => ForwardResp::Appended { index, term },
+                        Err(_) => ForwardResp::NotLeader,
+                    }
+                }) as LocalBoxFuture<'static, _>
+            }),
+        ));
         let me = self.clone();
-        net.serve::<ReadIndexVerb>(self.node, move |_from, ()| {
-            let me = me.clone();
-            Box::pin(async move {
-                Ok(match me.local_read_index().await {
-                    Some(i) => ReadIndexResp::Index(i),
-                    None => ReadIndexResp::NotLeader,
-                })
-            }) as LocalBoxFuture<'static, _>
-        });
+        hs.push((
+            ReadIndexVerb::NAME,
+            handler(ReadIndexVerb::NAME, move |_from, ()| {
+                let me = me.clone();
+                Box::pin(async move {
+                    match me.local_read_index().await {
+                        Some(i) => ReadIndexResp::Index(i),
+                        None => ReadIndexResp::NotLeader,
+                    }
+                }) as LocalBoxFuture<'static, _>
+            }),
+        ));
+        serve_group(&self.sim, self.node, self.incarnation, self.group, hs);
     }
 
     /// As leader: the read index (commit index at the call, confirmed by a majority).

@@ -48,14 +48,14 @@ fn check(h: &History) -> Result<(), String> {
         };
         let node = e.node.expect("raft events have a node");
         let (i, t, hh) = match *ev {
-            RaftEvent::BecameLeader { t } => {
+            RaftEvent::BecameLeader { t, .. } => {
                 if let Some(o) = leaders.insert(t, node) {
                     return Err(format!("two leaders in term {t}: {o} and {node}"));
                 }
                 continue;
             }
-            RaftEvent::Committed { i, t, h } => (i, t, h),
-            RaftEvent::Applied { inc, i, t, h } => {
+            RaftEvent::Committed { i, t, h, .. } => (i, t, h),
+            RaftEvent::Applied { inc, i, t, h, .. } => {
                 let l = last.entry((node, inc)).or_insert(0);
                 if i != *l + 1 {
                     return Err(format!("{node}/{inc} applied {i} after {l}"));

@@ -4,6 +4,10 @@
 //!   faults (crash/restart, leader kill, partitions, killed connections, stalled and dropped
 //!   Raft verbs, disk stalls and errors, pauses), heal, then converge: a leader exists and every
 //!   node applied its commit index.
+//! - `raft.groups_swarm`: the same under the same faults, with 2..4 Raft groups on the same
+//!   nodes (each with its own storage, leader and log, sharing the nodes' verbs and disks):
+//!   every promise is checked per group, and the groups must be led by different nodes at
+//!   some point (they elect independently).
 //! - `raft.leader_crash_elects_new_leader`: a scripted story: the leader crashes, the others
 //!   elect a new one in a higher term, proposals commit under it, the old leader restarts and
 //!   catches up.
@@ -17,7 +21,7 @@ use fault_injection::{FaultKind, FaultModel, LeaderProbe};
 use futures::future::LocalBoxFuture;
 use futures::FutureExt;
 use model::raft::{
-    command_hash, service::VERBS, Raft, RaftConfig, RaftError, StateMachine,
+    command_hash, service::VERBS, DiskStorage, GroupId, Raft, RaftConfig, RaftError, StateMachine,
     MUTANT_COMMIT_WITHOUT_MAJORITY,
 };
 use model::Outcome;
@@ -43,6 +47,18 @@ pub fn scenarios() -> Vec<ScenarioDef> {
             checkers: &[&chk::ElectionSafety, &chk::LogAgreement, &chk::AcknowledgedOps],
         },
         ScenarioDef {
+            id: "raft.groups_swarm",
+            tier: Tier::Randomised,
+            description: "2..4 Raft groups on the same nodes under swarm faults: per group, one leader per term, committed entries never change, every node applies the same sequence; the groups elect independently and all converge after the heal",
+            mutants: &[MUTANT_COMMIT_WITHOUT_MAJORITY],
+            // Not required of every seed (by chance one node can lead every group throughout);
+            // the scenario's test requires it of most.
+            marks: &[],
+            config: config_groups_swarm,
+            run: |sim, cfg| run_swarm(sim, cfg).boxed_local(),
+            checkers: &[&chk::ElectionSafety, &chk::LogAgreement, &chk::AcknowledgedOps],
+        },
+        ScenarioDef {
             id: "raft.leader_crash_elects_new_leader",
             tier: Tier::Scripted,
             description: "the group0 leader crashes; the others elect a new leader in a higher term, proposals commit under it, and the old leader restarts and catches up",
@@ -64,6 +80,8 @@ const MARK_LEADER_CRASHED: &str = "raft leader crashed";
 const MARK_NEW_LEADER: &str = "raft new leader elected after crash";
 const MARK_COMMIT_UNDER_NEW_LEADER: &str = "raft proposal committed under new leader";
 const MARK_OLD_LEADER_CAUGHT_UP: &str = "raft restarted leader caught up";
+/// Coverage mark of `raft.groups_swarm`: two groups had different leaders at the same time.
+pub const MARK_GROUPS_LED_APART: &str = "raft groups led by different nodes";
 
 // ----- config ------------------------------------------------------------------------------
 
@@ -79,6 +97,14 @@ pub struct RaftParams {
     pub op_interval_ms_max: u64,
     /// Share of client operations that are read barriers (the rest are proposals).
     pub read_barrier_percent: u32,
+    /// Raft groups on the nodes, ids 0.. (group 0 has group0's disk layout). Omitted when 1,
+    /// so single-group configs read as before.
+    #[serde(skip_serializing_if = "is_one")]
+    pub groups: u64,
+}
+
+fn is_one(n: &u64) -> bool {
+    *n == 1
 }
 
 impl Default for RaftParams {
@@ -88,6 +114,7 @@ impl Default for RaftParams {
             op_interval_ms_min: 10,
             op_interval_ms_max: 60,
             read_barrier_percent: 20,
+            groups: 1,
         }
     }
 }
@@ -123,6 +150,16 @@ fn config_swarm(cfg: &mut RunConfig) {
     cfg.set_section("raft", &RaftParams::default());
 }
 
+fn config_groups_swarm(cfg: &mut RunConfig) {
+    config_swarm(cfg);
+    let mut rng = sim::rng::standalone(cfg.seed, "groups");
+    let params = RaftParams {
+        groups: rng.gen_range(2..=4),
+        ..RaftParams::default()
+    };
+    cfg.set_section("raft", &params);
+}
+
 fn config_leader_crash(cfg: &mut RunConfig) {
     cfg.nodes = 3;
     cfg.shards = 1;
@@ -154,12 +191,18 @@ impl StateMachine for OpList {
 pub enum RaftClientEvent {
     /// Proposal of operation `op` started.
     Propose {
+        /// The group (omitted for group 0).
+        #[serde(skip_serializing_if = "GroupId::is_group0")]
+        g: GroupId,
         /// Operation id (the command).
         op: u64,
     },
     /// Proposal of `op` ended: `ok` (committed at `index`), `failed` (definitely not
     /// committed) or `unknown`.
     Proposed {
+        /// The group (omitted for group 0).
+        #[serde(skip_serializing_if = "GroupId::is_group0")]
+        g: GroupId,
         /// Operation id.
         op: u64,
         /// The client outcome.
@@ -170,6 +213,9 @@ pub enum RaftClientEvent {
     },
     /// Read barrier `op` started on incarnation `inc`.
     Read {
+        /// The group (omitted for group 0).
+        #[serde(skip_serializing_if = "GroupId::is_group0")]
+        g: GroupId,
         /// Operation id.
         op: u64,
         /// Incarnation of the node.
@@ -202,30 +248,44 @@ pub fn op_hash(op: u64) -> u64 {
 
 // ----- the group ---------------------------------------------------------------------------
 
-/// A running group0 of `cfg.nodes` nodes: each boot (and restart) starts a fresh [`Raft`]
-/// incarnation and registers its handle here.
+/// Running Raft groups on `cfg.nodes` nodes (every node a member of every group): each boot
+/// (and restart) starts a fresh [`Raft`] incarnation of each group and registers its handle
+/// here.
 #[derive(Clone)]
 struct Group {
     sim: Sim,
-    handles: Rc<RefCell<BTreeMap<NodeId, Raft<OpList>>>>,
+    groups: u64,
+    handles: Rc<RefCell<BTreeMap<(GroupId, NodeId), Raft<OpList>>>>,
     next_op: Rc<Cell<u64>>,
 }
 
 impl Group {
     fn start(sim: &Sim, cfg: &RunConfig) -> Group {
         let params: RaftParams = cfg.section("raft");
+        assert!(params.groups >= 1, "at least one Raft group");
+        let groups = params.groups;
         let members = cfg.node_ids();
-        let handles: Rc<RefCell<BTreeMap<NodeId, Raft<OpList>>>> = Rc::default();
+        let handles: Rc<RefCell<BTreeMap<(GroupId, NodeId), Raft<OpList>>>> = Rc::default();
         for _ in 0..cfg.nodes {
             let (handles, members, group_cfg) =
                 (handles.clone(), members.clone(), params.group.clone());
             sim.add_node(move |ctx| {
                 let (handles, members, group_cfg) =
                     (handles.clone(), members.clone(), group_cfg.clone());
-                // Raft::start runs inside the boot future, i.e. on the node.
+                // Raft::start_group runs inside the boot future, i.e. on the node.
                 async move {
-                    let r = Raft::start(&ctx, members, OpList::default(), group_cfg);
-                    handles.borrow_mut().insert(ctx.node, r);
+                    for g in (0..groups).map(GroupId) {
+                        let storage = DiskStorage::for_group(ctx.sim.disk(ctx.node), g);
+                        let r = Raft::start_group(
+                            &ctx,
+                            g,
+                            members.clone(),
+                            OpList::default(),
+                            group_cfg.clone(),
+                            Box::new(storage),
+                        );
+                        handles.borrow_mut().insert((g, ctx.node), r);
+                    }
                     std::future::pending::<()>().await
                 }
                 .boxed_local()
@@ -233,23 +293,35 @@ impl Group {
         }
         Group {
             sim: sim.clone(),
+            groups,
             handles,
             next_op: Rc::new(Cell::new(1)),
         }
     }
 
-    fn handle(&self, n: NodeId) -> Raft<OpList> {
-        self.handles.borrow()[&n].clone()
+    fn group_ids(&self) -> impl Iterator<Item = GroupId> {
+        (0..self.groups).map(GroupId)
     }
 
-    /// The live, unpaused node that leads the highest term.
-    fn leader(&self) -> Option<NodeId> {
+    fn handle(&self, g: GroupId, n: NodeId) -> Raft<OpList> {
+        self.handles.borrow()[&(g, n)].clone()
+    }
+
+    /// The live, unpaused node that leads the highest term of group `g`.
+    fn leader_of(&self, g: GroupId) -> Option<NodeId> {
         self.handles
             .borrow()
             .iter()
-            .filter(|(n, r)| self.sim.is_up(**n) && !self.sim.is_paused(**n) && r.is_leader())
+            .filter(|((gg, n), r)| {
+                *gg == g && self.sim.is_up(*n) && !self.sim.is_paused(*n) && r.is_leader()
+            })
             .max_by_key(|(_, r)| r.term())
-            .map(|(n, _)| *n)
+            .map(|((_, n), _)| *n)
+    }
+
+    /// The leader of group 0.
+    fn leader(&self) -> Option<NodeId> {
+        self.leader_of(GroupId::GROUP0)
     }
 
     fn probe(&self) -> LeaderProbe {
@@ -257,16 +329,25 @@ impl Group {
         Rc::new(move || g.leader())
     }
 
+    /// Marks when two groups are led by different nodes at once.
+    fn note_leaders(&self) {
+        let leaders: std::collections::BTreeSet<NodeId> =
+            self.group_ids().filter_map(|g| self.leader_of(g)).collect();
+        if leaders.len() > 1 {
+            self.sim.mark(MARK_GROUPS_LED_APART);
+        }
+    }
+
     /// Starts a proposal of a new operation on `node` (it dies with the node); returns the op.
-    fn propose_on(&self, node: NodeId) -> Rc<RefCell<Option<Result<u64, RaftError>>>> {
+    fn propose_on(&self, g: GroupId, node: NodeId) -> Rc<RefCell<Option<Result<u64, RaftError>>>> {
         let op = self.next_op.get();
         self.next_op.set(op + 1);
         let result = Rc::new(RefCell::new(None));
         if !self.sim.is_up(node) {
             return result;
         }
-        let (r, sim, res) = (self.handle(node), self.sim.clone(), result.clone());
-        sim.record(Some(node), RaftClientEvent::Propose { op });
+        let (r, sim, res) = (self.handle(g, node), self.sim.clone(), result.clone());
+        sim.record(Some(node), RaftClientEvent::Propose { g, op });
         self.sim.spawn_on(node, async move {
             let out = r.propose(op).await;
             let (outcome, index) = match out {
@@ -274,23 +355,30 @@ impl Group {
                 Err(RaftError::Timeout) => (Outcome::Unknown, None),
                 Err(_) => (Outcome::Failed, None),
             };
-            sim.record(Some(node), RaftClientEvent::Proposed { op, outcome, index });
+            let ev = RaftClientEvent::Proposed {
+                g,
+                op,
+                outcome,
+                index,
+            };
+            sim.record(Some(node), ev);
             *res.borrow_mut() = Some(out);
         });
         result
     }
 
     /// Starts a read barrier on `node`.
-    fn read_on(&self, node: NodeId) {
+    fn read_on(&self, g: GroupId, node: NodeId) {
         let op = self.next_op.get();
         self.next_op.set(op + 1);
         if !self.sim.is_up(node) {
             return;
         }
-        let (r, sim) = (self.handle(node), self.sim.clone());
+        let (r, sim) = (self.handle(g, node), self.sim.clone());
         sim.record(
             Some(node),
             RaftClientEvent::Read {
+                g,
                 op,
                 inc: sim.incarnation(node),
             },
@@ -301,32 +389,51 @@ impl Group {
         });
     }
 
-    /// What keeps the group from having converged, by name.
+    /// What keeps the groups from having converged, by name.
     fn pending(&self) -> Vec<String> {
-        let Some(l) = self.leader() else {
-            return vec!["group0 has no leader".into()];
-        };
-        let handles = self.handles.borrow();
-        let commit = handles[&l].commit_index();
         let mut left = Vec::new();
-        for (n, r) in handles.iter() {
-            if !self.sim.is_up(*n) {
-                left.push(format!("{n} is down"));
-            } else if r.applied_index() < commit {
-                left.push(format!(
-                    "{n} applied {} of leader {l}'s commit index {commit}",
-                    r.applied_index()
-                ));
+        for g in self.group_ids() {
+            // group0's messages read as they did before groups had ids.
+            let name = if self.groups == 1 {
+                "group0".to_string()
+            } else {
+                g.to_string()
+            };
+            let Some(l) = self.leader_of(g) else {
+                left.push(format!("{name} has no leader"));
+                continue;
+            };
+            let handles = self.handles.borrow();
+            let commit = handles[&(g, l)].commit_index();
+            for ((gg, n), r) in handles.iter() {
+                if *gg != g {
+                    continue;
+                }
+                if !self.sim.is_up(*n) {
+                    left.push(format!("{n} is down"));
+                } else if r.applied_index() < commit {
+                    let of = if self.groups == 1 {
+                        String::new()
+                    } else {
+                        format!(" ({g})")
+                    };
+                    left.push(format!(
+                        "{n} applied {} of leader {l}'s commit index {commit}{of}",
+                        r.applied_index()
+                    ));
+                }
             }
         }
+        left.dedup();
         left
     }
 
-    fn final_state(&self) -> serde_json::Value {
+    fn group_state(&self, g: GroupId) -> serde_json::Value {
         let handles = self.handles.borrow();
         let nodes: BTreeMap<String, serde_json::Value> = handles
             .iter()
-            .map(|(n, r)| {
+            .filter(|((gg, _), _)| *gg == g)
+            .map(|((_, n), r)| {
                 let items = r.with_state(|s| s.items.clone());
                 (
                     n.to_string(),
@@ -340,9 +447,21 @@ impl Group {
             })
             .collect();
         serde_json::json!({
-            "leader": self.leader().map(|n| n.to_string()),
+            "leader": self.leader_of(g).map(|n| n.to_string()),
             "nodes": nodes,
         })
+    }
+
+    /// One group: its state as it always read; several: by group id.
+    fn final_state(&self) -> serde_json::Value {
+        if self.groups == 1 {
+            return self.group_state(GroupId::GROUP0);
+        }
+        let groups: BTreeMap<String, serde_json::Value> = self
+            .group_ids()
+            .map(|g| (g.0.to_string(), self.group_state(g)))
+            .collect();
+        serde_json::json!({ "groups": groups })
     }
 
     /// Waits (up to `ms`) for a leader other than `not`.
@@ -359,7 +478,7 @@ impl Group {
 
     /// Proposes on `node` and waits for the outcome (None: the node died first).
     async fn propose_and_wait(&self, node: NodeId) -> Option<Result<u64, RaftError>> {
-        let res = self.propose_on(node);
+        let res = self.propose_on(GroupId::GROUP0, node);
         let deadline = self.sim.now().0 + 30_000 * 1_000_000;
         while self.sim.now().0 < deadline {
             if let Some(r) = *res.borrow() {
@@ -410,10 +529,17 @@ fn raft_clients(
         let mut rng = s.rng("workload");
         while s.now().0 < until_ns {
             let node = nodes[rng.gen_range(0..nodes.len())];
-            if rng.gen_range(0..100) < params.read_barrier_percent {
-                g.read_on(node);
+            // (No draw with one group: raft.swarm's runs stay as they were.)
+            let group = if g.groups > 1 {
+                GroupId(rng.gen_range(0..g.groups))
             } else {
-                g.propose_on(node);
+                GroupId::GROUP0
+            };
+            g.note_leaders();
+            if rng.gen_range(0..100) < params.read_barrier_percent {
+                g.read_on(group, node);
+            } else {
+                g.propose_on(group, node);
             }
             sleep(Duration::from_millis(rng.gen_range(
                 params.op_interval_ms_min..=params.op_interval_ms_max,
@@ -458,7 +584,7 @@ async fn run_leader_crash(sim: Sim, cfg: Rc<RunConfig>) -> RunEnd {
     let Some(old) = group.wait_leader(None, 5_000).await else {
         return fail("no leader elected at start");
     };
-    let old_term = group.handle(old).term();
+    let old_term = group.handle(GroupId::GROUP0, old).term();
     let follower = cfg
         .node_ids()
         .into_iter()
@@ -479,7 +605,7 @@ async fn run_leader_crash(sim: Sim, cfg: Rc<RunConfig>) -> RunEnd {
         return fail("no new leader after the crash");
     };
     assert!(
-        group.handle(new).term() > old_term,
+        group.handle(GroupId::GROUP0, new).term() > old_term,
         "new leader in a higher term"
     );
     sim.mark(MARK_NEW_LEADER);

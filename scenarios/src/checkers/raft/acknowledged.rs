@@ -10,7 +10,7 @@
 use crate::catalog::raft::{op_hash, RaftClientEvent};
 use crate::config::RunConfig;
 use crate::scenario::{Checker, RunEnd, Violation};
-use model::raft::RaftEvent;
+use model::raft::{GroupId, RaftEvent};
 use model::Outcome;
 use sim::{History, NodeId};
 use std::collections::BTreeMap;
@@ -27,25 +27,26 @@ impl Checker for AcknowledgedOps {
         let entries = h.entries();
         let mut out = Vec::new();
         // index -> hashes seen in commit/apply events
-        let mut at_index: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
-        let mut max_committed = 0u64;
-        let mut applied: BTreeMap<(NodeId, u32), u64> = BTreeMap::new();
-        // read op -> (node, incarnation, committed index it must see)
-        let mut reads: BTreeMap<u64, (NodeId, u32, u64)> = BTreeMap::new();
-        let mut acked: Vec<(u64, u64, usize)> = Vec::new();
+        let mut at_index: BTreeMap<(GroupId, u64), Vec<u64>> = BTreeMap::new();
+        let mut max_committed: BTreeMap<GroupId, u64> = BTreeMap::new();
+        let mut applied: BTreeMap<(GroupId, NodeId, u32), u64> = BTreeMap::new();
+        // read op -> (group, node, incarnation, committed index it must see)
+        let mut reads: BTreeMap<u64, (GroupId, NodeId, u32, u64)> = BTreeMap::new();
+        let mut acked: Vec<(GroupId, u64, u64, usize)> = Vec::new();
         for e in entries.iter() {
             if let Some(ev) = e.proto::<RaftEvent>() {
                 let node = e.node.expect("raft events carry their node");
                 match *ev {
                     RaftEvent::BecameLeader { .. } => {}
-                    RaftEvent::Committed { i, h, .. } => {
-                        max_committed = max_committed.max(i);
-                        at_index.entry(i).or_default().push(h);
+                    RaftEvent::Committed { g, i, h, .. } => {
+                        let m = max_committed.entry(g).or_insert(0);
+                        *m = (*m).max(i);
+                        at_index.entry((g, i)).or_default().push(h);
                     }
-                    RaftEvent::Applied { inc, i, h, .. } => {
-                        let a = applied.entry((node, inc)).or_insert(0);
+                    RaftEvent::Applied { g, inc, i, h, .. } => {
+                        let a = applied.entry((g, node, inc)).or_insert(0);
                         *a = (*a).max(i);
-                        at_index.entry(i).or_default().push(h);
+                        at_index.entry((g, i)).or_default().push(h);
                     }
                 }
                 continue;
@@ -56,20 +57,22 @@ impl Checker for AcknowledgedOps {
             let node = e.node.expect("client events carry their node");
             match *ev {
                 RaftClientEvent::Proposed {
+                    g,
                     op,
                     outcome: Outcome::Ok,
                     index: Some(i),
                 } => {
-                    acked.push((op, i, e.index));
+                    acked.push((g, op, i, e.index));
                 }
-                RaftClientEvent::Read { op, inc } => {
-                    reads.insert(op, (node, inc, max_committed));
+                RaftClientEvent::Read { g, op, inc } => {
+                    let need = max_committed.get(&g).copied().unwrap_or(0);
+                    reads.insert(op, (g, node, inc, need));
                 }
                 RaftClientEvent::ReadDone { op, ok: true } => {
-                    let Some(&(n, inc, need)) = reads.get(&op) else {
+                    let Some(&(g, n, inc, need)) = reads.get(&op) else {
                         continue;
                     };
-                    let have = applied.get(&(n, inc)).copied().unwrap_or(0);
+                    let have = applied.get(&(g, n, inc)).copied().unwrap_or(0);
                     if have < need {
                         out.push(Violation::safety(
                             self.name(),
@@ -83,9 +86,9 @@ impl Checker for AcknowledgedOps {
                 _ => {}
             }
         }
-        for (op, i, at) in acked {
+        for (g, op, i, at) in acked {
             let want = op_hash(op);
-            match at_index.get(&i) {
+            match at_index.get(&(g, i)) {
                 None => out.push(Violation::safety(
                     self.name(),
                     format!("proposal {op} acknowledged at index {i}, but no node ever applied index {i}"),

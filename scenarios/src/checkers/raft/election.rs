@@ -1,10 +1,11 @@
-//! Election safety (Raft §5.2): at most one node becomes leader in any term. A node never wins
-//! the same term twice either (it would have to vote twice, e.g. after losing its vote on a
-//! crash).
+//! Election safety (Raft §5.2): at most one node becomes leader in any term of a group. A node
+//! never wins the same term twice either (it would have to vote twice, e.g. after losing its
+//! vote on a crash). Groups are independent: each has its own terms.
 
+use super::of;
 use crate::config::RunConfig;
 use crate::scenario::{Checker, RunEnd, Violation};
-use model::raft::RaftEvent;
+use model::raft::{GroupId, RaftEvent};
 use sim::{History, NodeId};
 use std::collections::BTreeMap;
 
@@ -18,21 +19,24 @@ impl Checker for ElectionSafety {
 
     fn check(&self, _cfg: &RunConfig, h: &History, _end: &RunEnd) -> Vec<Violation> {
         let entries = h.entries();
-        let mut leaders: BTreeMap<u64, (NodeId, usize)> = BTreeMap::new();
+        let mut leaders: BTreeMap<(GroupId, u64), (NodeId, usize)> = BTreeMap::new();
         let mut out = Vec::new();
         for e in entries.iter() {
-            let Some(RaftEvent::BecameLeader { t }) = e.proto::<RaftEvent>() else {
+            let Some(RaftEvent::BecameLeader { g, t }) = e.proto::<RaftEvent>() else {
                 continue;
             };
             let node = e.node.expect("raft events carry their node");
-            if let Some((other, at)) = leaders.get(t) {
+            if let Some((other, at)) = leaders.get(&(*g, *t)) {
                 out.push(Violation::safety(
                     self.name(),
-                    format!("two leaders in term {t}: {other} (event #{at}) and {node}"),
+                    format!(
+                        "two leaders in term {t}{}: {other} (event #{at}) and {node}",
+                        of(*g)
+                    ),
                     Some(e),
                 ));
             } else {
-                leaders.insert(*t, (node, e.index));
+                leaders.insert((*g, *t), (node, e.index));
             }
         }
         out

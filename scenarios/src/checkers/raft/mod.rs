@@ -1,5 +1,7 @@
-//! Checkers of group0 Raft, over the history's [`model::raft::RaftEvent`]s (and, for the
-//! `raft.*` scenarios' workload, their client events). Each promise is one file:
+//! Checkers of Raft groups (group0 and any other), over the history's
+//! [`model::raft::RaftEvent`]s (and, for the `raft.*` scenarios' workload, their client
+//! events). Every promise holds per group: terms, indexes and applies of different groups are
+//! unrelated. Each promise is one file:
 //!
 //! - [`election`]: at most one leader per term.
 //! - [`agreement`]: a committed entry never changes (same index => same term and command hash
@@ -17,6 +19,16 @@ pub use agreement::LogAgreement;
 pub use election::ElectionSafety;
 
 use crate::scenario::Checker;
+use model::raft::GroupId;
+
+/// " of group N" for a group other than group0 (group0's messages read as before).
+fn of(g: GroupId) -> String {
+    if g.is_group0() {
+        String::new()
+    } else {
+        format!(" of {g}")
+    }
+}
 
 /// The checkers every scenario running group0 should include.
 pub const GROUP0: &[&dyn Checker] = &[&ElectionSafety, &LogAgreement];
