@@ -451,7 +451,10 @@ pub fn explore_with(
     #[allow(clippy::disallowed_methods)] // wall time of the exploration, outside any run
     let t0 = std::time::Instant::now();
     let stop = AtomicBool::new(false);
-    let mut summary = Summary::default();
+    let mut summary = Summary {
+        shards: 1,
+        ..Summary::default()
+    };
     for d in defs {
         summary
             .coverage

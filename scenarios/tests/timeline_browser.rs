@@ -73,7 +73,7 @@ fn the_span_model_tells_the_story_of_the_failure() {
         let s1: Vec<_> = m
             .spans
             .iter()
-            .filter(|s| s.lane == node && s.label.starts_with("s1 "))
+            .filter(|s| s.lane.starts_with(node) && s.label.starts_with("s1 "))
             .collect();
         assert!(s1.iter().any(|s| s.label == "s1 open"), "{node}: {s1:?}");
         assert!(

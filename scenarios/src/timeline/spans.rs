@@ -220,7 +220,7 @@ const RULES: &[Rule] = &[
         start: "session_opened",
         mids: &["session_closing"],
         ends: &["session_drained"],
-        key: &["session"],
+        key: &["session", "shard"],
         global: false,
     },
     Rule {
@@ -357,6 +357,16 @@ fn replica_of(data: &Value) -> Option<(u64, u64)> {
 fn lane_of(e: &GenericEvent) -> String {
     if let Some((n, s)) = replica_of(&e.data) {
         return format!("n{n}:{s}");
+    }
+    // Per-shard state of a node (a shard's session registry) goes on that shard's lane. The
+    // batchlog's `shard` is a batchlog partition, not a CPU shard, so it stays on the node.
+    if let (Some(n), Some(s)) = (e.node, e.u("shard")) {
+        if matches!(
+            category(&e.kind),
+            "session" | "barrier" | "stream" | "stage"
+        ) {
+            return format!("n{n}:{s}");
+        }
     }
     if matches!(e.kind.as_str(), "stage_committed" | "migration_requested") {
         if let Some(t) = e.u("tablet") {
@@ -1078,6 +1088,55 @@ mod tests {
         assert_eq!((s[2].t0, s[2].t1), (20, 30));
         assert_eq!(s[2].label, "s1 closing (2 guards live)");
         assert_eq!(s[0].group, s[2].group, "one story");
+    }
+
+    #[test]
+    fn per_shard_sessions_get_shard_lanes() {
+        let evs = vec![
+            ev(
+                0,
+                10,
+                Some(1),
+                "session_opened",
+                json!({"session": 1, "shard": 0}),
+            ),
+            ev(
+                1,
+                10,
+                Some(1),
+                "session_opened",
+                json!({"session": 1, "shard": 1}),
+            ),
+            ev(
+                2,
+                20,
+                Some(1),
+                "session_closing",
+                json!({"session": 1, "shard": 1, "guards": 0}),
+            ),
+            ev(
+                3,
+                30,
+                Some(1),
+                "batchlog_entry_written",
+                json!({"id": 4, "shard": 7, "stage": "initial"}),
+            ),
+        ];
+        let m = build(&evs, &[]);
+        let s = spans_of(&m, "session");
+        assert_eq!(s.len(), 3);
+        assert_eq!(
+            (s[0].lane.as_str(), s[0].t1),
+            ("n1:0", 30),
+            "shard 0 never closed"
+        );
+        assert_eq!((s[1].lane.as_str(), s[1].t1), ("n1:1", 20));
+        assert!(m.lanes.iter().any(|l| l.id == "n1:1" && l.group == "shard"));
+        assert_eq!(
+            spans_of(&m, "batchlog")[0].lane,
+            "n1",
+            "a batchlog shard is not a lane"
+        );
     }
 
     #[test]

@@ -108,7 +108,7 @@ fn legal_successor(from: Option<Stage>, to: Option<Stage>) -> bool {
 mod tests {
     use super::*;
     use crate::scenario::RunEnd;
-    use model::topology::TabletId;
+    use model::topology::{TableId, TabletId};
     use sim::{Event, SimInstant};
 
     fn committed(h: &History, from: Option<Stage>, stage: Option<Stage>, version: u64) {
@@ -117,7 +117,7 @@ mod tests {
             term: Some(1),
             fenced_term: 0,
             version,
-            tablet: TabletId(0),
+            tablet: TabletId::new(TableId::user(0), 0),
             migration: 1,
             from,
             stage,
