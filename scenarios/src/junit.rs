@@ -287,6 +287,7 @@ mod tests {
                         verdict: Verdict::Safety,
                         message: "[fencing] n2 applied <key 7> & more".into(),
                         bundle: Some(PathBuf::from("failures/streaming.x-seed4.json")),
+                        finding: None,
                     }],
                 },
                 Case {

@@ -567,10 +567,13 @@ fn batchlog_compare_prints_both_layouts() {
     assert_eq!(out.status.code(), Some(0));
     let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let rows = rows.as_array().unwrap();
-    assert_eq!(rows.len(), 4);
+    // v1, v2 all-success, v2 with replays, per size.
+    assert_eq!(rows.len(), 6);
     let dead = |layout: &str, n: u64| {
         rows.iter()
-            .find(|r| r["layout"] == layout && r["batches_written"] == n)
+            .find(|r| {
+                r["layout"] == layout && r["batches_written"] == n && r["workload"] == "all_success"
+            })
             .unwrap()["replay_dead_scanned"]
             .as_u64()
             .unwrap()
