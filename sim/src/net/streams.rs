@@ -136,7 +136,6 @@ impl Net {
     }
 
     /// Apply partitions, drop rules and stalls to a request, then deliver it after the latency.
-
     #[allow(clippy::too_many_arguments)]
     async fn arrive_stream(
         self,
@@ -163,7 +162,6 @@ impl Net {
     }
 
     /// Send a handler's result back to the caller, unless its connection was killed meanwhile.
-
     fn route_stream_item(
         &self,
         from: NodeId,
