@@ -6,6 +6,7 @@ pub mod batchlog;
 pub mod node;
 pub mod outcome;
 pub mod raft;
+pub mod schema;
 pub mod topology;
 
 pub use outcome::Outcome;

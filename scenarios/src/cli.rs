@@ -647,14 +647,15 @@ fn explore_cmd(
         .as_deref()
         .map(explore::parse_duration)
         .transpose()?;
+    let seed_text = seeds.unwrap_or(if time_budget.is_some() {
+        "0.."
+    } else {
+        "0..100"
+    });
     let seeds = match (seeds, time_budget) {
         (Some(s), _) => explore::parse_seeds(s)?,
         (None, Some(_)) => 0..u64::MAX,
         (None, None) => 0..100,
-    };
-    let seed_text = match &seeds {
-        r if r.end == u64::MAX => format!("{}.. (time budget)", r.start),
-        r => format!("{}..{}", r.start, r.end),
     };
     let shard = match &limits.shard {
         Some(s) => explore::Shard::parse(s)?,
@@ -729,7 +730,7 @@ fn explore_cmd(
     if let Some(path) = junit {
         let suite = crate::junit::Suite::from_summary(
             defs,
-            &seed_text,
+            seed_text,
             &opts.mutants,
             &sets,
             &case_stats,
@@ -862,11 +863,6 @@ fn shrink(path: &Path, budget: usize, out: Option<PathBuf>) -> Result<i32, Strin
     let (small, runs) = fault_injection::shrink::shrink(&bundle.config.faults, budget, |s| {
         let mut cfg = bundle.config.clone();
         cfg.faults = s.clone();
-        tracing::info!(
-            faults = s.faults.len(),
-            "shrink: trying a schedule of {} fault(s)",
-            s.faults.len()
-        );
         let (r, _) = runner::run(&def, &cfg);
         let fails = r.verdict == target;
         if fails {

@@ -8,12 +8,12 @@
 //! - [`moves`]: random `move_tablet` calls to random (node, shard) replicas.
 //! - [`batches`]: logged batches of 2–4 writes to random live coordinators.
 
-use model::batchlog::types::TableId;
+use model::batchlog::types::TableId as BatchTable;
 use model::batchlog::Cluster as BatchlogCluster;
 use model::node::Cluster;
 use model::topology::api;
 use model::topology::data::Client;
-use model::topology::{Key, NodeId, Replica, ShardId, TabletId, Value};
+use model::topology::{Key, NodeId, Replica, ShardId, TableId, TabletId, Value};
 use model::Outcome;
 use rand::Rng;
 use sim::time::{sleep, Duration};
@@ -99,7 +99,10 @@ pub fn moves(cluster: &Cluster, until_ns: u64) -> futures::future::LocalBoxFutur
         let t = c.cfg.clone();
         while sim.now().0 < until_ns {
             sleep(Duration::from_millis(rng.gen_range(200..700))).await;
-            let tablet = TabletId(rng.gen_range(0..t.tablets));
+            let tablet = TabletId::new(
+                TableId::user(rng.gen_range(0..t.tables)),
+                rng.gen_range(0..t.tablets),
+            );
             let Some(state) = c.state() else {
                 continue;
             };
@@ -170,10 +173,10 @@ pub fn batches(
             if !nodes.is_empty() {
                 let coord = nodes[rng.gen_range(0..nodes.len())];
                 let k = rng.gen_range(2..=4);
-                let writes: Vec<(TableId, u64, u64)> = (0..k)
+                let writes: Vec<(BatchTable, u64, u64)> = (0..k)
                     .map(|_| {
                         (
-                            TableId(rng.gen_range(0..tables)),
+                            BatchTable(rng.gen_range(0..tables)),
                             rng.gen_range(0..64),
                             client * 1_000_000 + n,
                         )

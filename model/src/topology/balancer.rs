@@ -59,7 +59,7 @@ pub fn plan(st: &TopologyState, max_concurrent: usize) -> Vec<TabletUpdate> {
             let mut next = t.replicas.clone();
             next[pos] = Replica {
                 node: min_node,
-                shard: ShardId(id.0 % shards),
+                shard: ShardId(id.index % shards),
             };
             return vec![TabletUpdate::Start {
                 tablet: *id,
@@ -73,7 +73,7 @@ pub fn plan(st: &TopologyState, max_concurrent: usize) -> Vec<TabletUpdate> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::topology::ids::TabletId;
+    use crate::topology::ids::{TableId, TabletId};
 
     #[test]
     fn moves_from_most_to_least_loaded() {
@@ -87,7 +87,7 @@ mod tests {
         assert_eq!(
             p,
             vec![TabletUpdate::Start {
-                tablet: TabletId(0),
+                tablet: TabletId::new(TableId::user(0), 0),
                 new_replicas: vec![Replica {
                     node: NodeId(2),
                     shard: ShardId(0)

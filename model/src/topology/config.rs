@@ -3,6 +3,7 @@
 
 use super::ids::{NodeId, Replica, ShardId};
 use super::state::TopologyState;
+use crate::schema::SchemaRegistry;
 use serde::{Deserialize, Serialize};
 
 /// Shape and knobs of a topology cluster (the scenario's `topology` params section).
@@ -13,7 +14,9 @@ pub struct TopologyConfig {
     pub nodes: u32,
     /// Shards per node.
     pub shards: u32,
-    /// Tablets of the test table.
+    /// User tables (`ks.t0..`), each with its own tablets.
+    pub tables: u32,
+    /// Tablets of each user table.
     pub tablets: u32,
     /// How many nodes (n1..) hold the tablets initially (1: all on n1, so the balancer works).
     pub initial_holders: u32,
@@ -36,6 +39,7 @@ impl Default for TopologyConfig {
         Self {
             nodes: 2,
             shards: 2,
+            tables: 1,
             tablets: 1,
             initial_holders: 1,
             balancing: false,
@@ -49,20 +53,35 @@ impl Default for TopologyConfig {
 }
 
 impl TopologyConfig {
-    /// The initial group0 state of a cluster with this shape.
+    /// The schema registry of a cluster with this shape: the system tables and `tables` user
+    /// tables of `tablets` tablets each.
+    pub fn schema(&self) -> SchemaRegistry {
+        SchemaRegistry::new(self.tables, self.tablets)
+    }
+
+    /// The initial group0 state of a cluster with this shape: tablet `i` of every user table
+    /// on node `1 + i % initial_holders`, shard `i % shards`.
     pub fn initial_state(&self) -> TopologyState {
-        assert!(self.nodes >= 1 && self.shards >= 1 && self.tablets >= 1);
+        assert!(self.nodes >= 1 && self.shards >= 1 && self.tablets >= 1 && self.tables >= 1);
         assert!(self.initial_holders >= 1 && self.initial_holders <= self.nodes);
         let nodes = (1..=self.nodes).map(|n| (NodeId(n), self.shards)).collect();
-        let placement = (0..self.tablets)
-            .map(|i| {
-                vec![Replica {
-                    node: NodeId(1 + i % self.initial_holders),
-                    shard: ShardId(i % self.shards),
-                }]
+        let tables = self
+            .schema()
+            .user_tables()
+            .iter()
+            .map(|t| {
+                let placement = (0..t.tablet_count)
+                    .map(|i| {
+                        vec![Replica {
+                            node: NodeId(1 + i % self.initial_holders),
+                            shard: ShardId(i % self.shards),
+                        }]
+                    })
+                    .collect();
+                (t.id, placement)
             })
             .collect();
-        let mut st = TopologyState::initial(nodes, placement);
+        let mut st = TopologyState::initial_tables(nodes, tables);
         st.tablet_balancing_enabled = self.balancing;
         st
     }

@@ -12,7 +12,8 @@
 //!   unknown (timeouts, killed connections, crashes).
 
 use super::events::{OpKind, OpOutcome, TopologyEvent};
-use super::ids::{tablet_of, Key, NodeId, Replica, ShardId, TabletId, Value};
+use super::ids::{table_of, tablet_of, Key, NodeId, Replica, ShardId, TableId, TabletId, Value};
+use super::state::TopologyState;
 use crate::node::{lookup as services, NodeHandle};
 use sim::time::Duration;
 use sim::{RpcError, Sim, Verb};
@@ -32,7 +33,10 @@ pub struct CellValue {
 }
 
 fn row_prefix(shard: ShardId, tablet: TabletId) -> String {
-    format!("tbl/{:03}/{:05}/", shard.0, tablet.0)
+    format!(
+        "tbl/{:03}/{:05}/{:05}/",
+        shard.0, tablet.table.0, tablet.index
+    )
 }
 
 fn row_key(shard: ShardId, tablet: TabletId, key: Key) -> String {
@@ -117,8 +121,11 @@ impl Storage {
                 let parts: Vec<&str> = k.split('/').collect();
                 (
                     ShardId(parts[1].parse().expect("shard")),
-                    TabletId(parts[2].parse().expect("tablet")),
-                    parts[3].parse().expect("key"),
+                    TabletId::new(
+                        TableId(parts[2].parse().expect("table")),
+                        parts[3].parse().expect("tablet"),
+                    ),
+                    parts[4].parse().expect("key"),
                     v,
                 )
             })
@@ -230,6 +237,19 @@ pub fn serve(svc: &Rc<NodeHandle>) {
 #[derive(Default)]
 struct OpIds(Cell<u64>);
 
+/// The tablet a client key lives in: keys are spread over the user tables (`key % tables`),
+/// then over that table's tablets (`key / tables % tablet_count`).
+pub fn route_key(s: &TopologyState, key: Key) -> TabletId {
+    let tables = s.tables();
+    let table = table_of(key, tables.len() as u32);
+    assert!(
+        tables.contains(&table),
+        "user tables are numbered densely from the first"
+    );
+    let count = s.tablets_of(table).count() as u32;
+    tablet_of(table, key / tables.len() as u64, count)
+}
+
 /// Per-replica timeout of client operations.
 pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -297,7 +317,7 @@ impl Client {
 
     fn route(&self, svc: &NodeHandle, key: Key, write: bool) -> (TabletId, Vec<Replica>) {
         svc.g0.with_state(|s| {
-            let t = tablet_of(key, s.tablets.len() as u32);
+            let t = route_key(s, key);
             let info = &s.tablets[&t];
             let set = if write {
                 info.write_replicas()

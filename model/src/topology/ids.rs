@@ -1,4 +1,5 @@
-//! Identifiers of the topology area: tablets, shards, replicas, sessions, keys and values.
+//! Identifiers of the topology area: tables, tablets, shards, replicas, sessions, keys and
+//! values.
 //!
 //! Newtypes only; no behaviour beyond ordering and display. `NodeId` is the harness's host id.
 
@@ -12,14 +13,55 @@ pub use sim::NodeId;
 #[serde(transparent)]
 pub struct ShardId(pub u32);
 
-/// A tablet of the (single) test table: tablets are numbered `0..tablet_count`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct TabletId(pub u32);
+pub use crate::schema::TableId;
+
+/// A tablet: (table, tablet index), as `system.tablets` keys it. Tablets of a table are
+/// numbered `0..tablet_count`. Serialised as its display form (`table100/t3`), so it can key
+/// a JSON map.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TabletId {
+    /// The table.
+    pub table: TableId,
+    /// The tablet's index within its table.
+    pub index: u32,
+}
+
+impl TabletId {
+    /// Tablet `index` of `table`.
+    pub const fn new(table: TableId, index: u32) -> TabletId {
+        TabletId { table, index }
+    }
+}
 
 impl fmt::Display for TabletId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "t{}", self.0)
+        write!(f, "{}/t{}", self.table, self.index)
+    }
+}
+
+impl std::str::FromStr for TabletId {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("bad tablet id '{s}' (want tableN/tM)");
+        let (t, i) = s.split_once("/t").ok_or_else(bad)?;
+        let table = t.strip_prefix("table").ok_or_else(bad)?;
+        Ok(TabletId {
+            table: TableId(table.parse().map_err(|_| bad())?),
+            index: i.parse().map_err(|_| bad())?,
+        })
+    }
+}
+
+impl Serialize for TabletId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for TabletId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -66,9 +108,31 @@ pub type Key = u64;
 /// A cell value of the test table (`c int`); the workload writes unique values.
 pub type Value = u64;
 
-/// The tablet owning `key` when the table has `tablet_count` tablets (token ranges collapsed to
-/// a modulus: the model needs a fixed, total key→tablet map, not murmur3).
-pub fn tablet_of(key: Key, tablet_count: u32) -> TabletId {
+/// The tablet of `table` owning `key` when the table has `tablet_count` tablets (token ranges
+/// collapsed to a modulus: the model needs a fixed, total key→tablet map, not murmur3).
+pub fn tablet_of(table: TableId, key: Key, tablet_count: u32) -> TabletId {
     assert!(tablet_count > 0, "a table has at least one tablet");
-    TabletId((key % u64::from(tablet_count)) as u32)
+    TabletId::new(table, (key % u64::from(tablet_count)) as u32)
+}
+
+/// The user table a client key belongs to when the workload spreads keys over `tables` user
+/// tables (key `k` goes to user table `k % tables`), so every key names one row of one table.
+pub fn table_of(key: Key, tables: u32) -> TableId {
+    assert!(tables > 0, "at least one user table");
+    TableId::user((key % u64::from(tables)) as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tablet_id_round_trips_through_its_display_form() {
+        let t = TabletId::new(TableId::user(2), 7);
+        assert_eq!(t.to_string(), "table102/t7");
+        assert_eq!("table102/t7".parse::<TabletId>(), Ok(t));
+        assert!("t7".parse::<TabletId>().is_err());
+        let j = serde_json::to_string(&t).unwrap();
+        assert_eq!(serde_json::from_str::<TabletId>(&j).unwrap(), t);
+    }
 }

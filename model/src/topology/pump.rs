@@ -328,7 +328,7 @@ impl Pump {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::topology::ids::ShardId;
+    use crate::topology::ids::{ShardId, TableId};
     use crate::topology::state::{Transition, TransitionKind};
 
     fn r(n: u32) -> Replica {
@@ -340,7 +340,10 @@ mod tests {
 
     fn state_at(stage: Stage, session: Option<u64>) -> TopologyState {
         let mut st = TopologyState::initial(BTreeMap::new(), vec![vec![r(1)]]);
-        st.tablets.get_mut(&TabletId(0)).unwrap().transition = Some(Transition {
+        st.tablets
+            .get_mut(&TabletId::new(TableId::user(0), 0))
+            .unwrap()
+            .transition = Some(Transition {
             kind: TransitionKind::Migration,
             stage,
             new_replicas: vec![r(2)],
@@ -351,7 +354,7 @@ mod tests {
         st
     }
 
-    const T: TabletId = TabletId(0);
+    const T: TabletId = TabletId::new(TableId::user(0), 0);
 
     #[test]
     fn barrier_gates_forward_edges_and_opens_session() {

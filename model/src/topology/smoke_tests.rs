@@ -4,7 +4,7 @@
 use super::api;
 use super::config::TopologyConfig;
 use super::events::{OpOutcome, TopologyEvent};
-use super::ids::{NodeId, Replica, ShardId, TabletId};
+use super::ids::{NodeId, Replica, ShardId, TableId, TabletId};
 use crate::node::Cluster;
 use sim::time::{sleep, Duration};
 use sim::{NetConfig, Sim};
@@ -50,13 +50,16 @@ fn happy_migration_moves_data() {
             sleep(Duration::from_millis(100)).await;
             let cl = super::data::Client::new(&sim, NodeId(1));
             assert_eq!(cl.write(7, 100).await, OpOutcome::Ok);
-            api::move_tablet(&c, TabletId(0), r(1, 0), r(2, 0))
+            api::move_tablet(&c, TabletId::new(TableId::user(0), 0), r(1, 0), r(2, 0))
                 .await
                 .unwrap();
             let (o, v) = cl.read(7).await;
             assert_eq!((o, v), (OpOutcome::Ok, Some(100)));
             let st = c.state().unwrap();
-            assert_eq!(st.tablets[&TabletId(0)].replicas, vec![r(2, 0)]);
+            assert_eq!(
+                st.tablets[&TabletId::new(TableId::user(0), 0)].replicas,
+                vec![r(2, 0)]
+            );
         })
     });
     assert!(
@@ -81,7 +84,7 @@ fn fenced_story(mutants: &[&str]) -> (Option<u64>, sim::History) {
             let mv = sim::sync::oneshot::channel::<()>();
             let tx = mv.0;
             sim.spawn_supervisor(async move {
-                api::move_tablet(&c2, TabletId(0), r(1, 0), r(2, 0))
+                api::move_tablet(&c2, TabletId::new(TableId::user(0), 0), r(1, 0), r(2, 0))
                     .await
                     .unwrap();
                 let _ = tx.send(());
@@ -95,7 +98,7 @@ fn fenced_story(mutants: &[&str]) -> (Option<u64>, sim::History) {
             api::message_injection(&sim, NodeId(2), "stream_mutation_fragments");
             sleep(Duration::from_millis(200)).await;
             r2.set(cl.read(7).await.1);
-            api::move_tablet(&c, TabletId(0), r(2, 0), r(1, 0))
+            api::move_tablet(&c, TabletId::new(TableId::user(0), 0), r(2, 0), r(1, 0))
                 .await
                 .unwrap();
         })

@@ -8,7 +8,7 @@
 //! (`fence_previous_coordinator`). Hence work of an old coordinator never takes effect after a
 //! newer coordinator has started. The `coordinator-ignores-term` mutant switches the check off.
 
-use super::ids::{NodeId, Replica, SessionId, TabletId};
+use super::ids::{NodeId, Replica, SessionId, TableId, TabletId};
 use super::stage::{is_legal_successor, ReadSelector, Stage, WriteSelector};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -256,22 +256,32 @@ pub struct TabletCommit {
 }
 
 impl TopologyState {
-    /// The initial state: every tablet on the given replicas, no transition, balancing on.
+    /// The initial state of one user table (the first, [`TableId::user`]`(0)`): tablet `i` on
+    /// `placement[i]`, no transition, balancing on.
     pub fn initial(nodes: BTreeMap<NodeId, u32>, placement: Vec<Vec<Replica>>) -> Self {
-        let tablets = placement
-            .into_iter()
-            .enumerate()
-            .map(|(i, replicas)| {
+        Self::initial_tables(nodes, vec![(TableId::user(0), placement)])
+    }
+
+    /// The initial state of several tables: for each table, tablet `i` on `placement[i]`.
+    pub fn initial_tables(
+        nodes: BTreeMap<NodeId, u32>,
+        tables: Vec<(TableId, Vec<Vec<Replica>>)>,
+    ) -> Self {
+        let mut tablets = BTreeMap::new();
+        for (table, placement) in tables {
+            assert!(!placement.is_empty(), "{table} has at least one tablet");
+            for (i, replicas) in placement.into_iter().enumerate() {
                 assert!(!replicas.is_empty(), "a tablet has at least one replica");
-                (
-                    TabletId(i as u32),
+                let prev = tablets.insert(
+                    TabletId::new(table, i as u32),
                     TabletInfo {
                         replicas,
                         transition: None,
                     },
-                )
-            })
-            .collect();
+                );
+                assert!(prev.is_none(), "{table} listed twice");
+            }
+        }
         Self {
             state_id: 0,
             version: 1,
@@ -284,6 +294,19 @@ impl TopologyState {
             next_session: 1,
             outcomes: BTreeMap::new(),
         }
+    }
+
+    /// The tablets of `table`, in index order.
+    pub fn tablets_of(&self, table: TableId) -> impl Iterator<Item = (&TabletId, &TabletInfo)> {
+        self.tablets
+            .range(TabletId::new(table, 0)..=TabletId::new(table, u32::MAX))
+    }
+
+    /// The user tables that have tablets, in id order.
+    pub fn tables(&self) -> Vec<TableId> {
+        let mut v: Vec<TableId> = self.tablets.keys().map(|t| t.table).collect();
+        v.dedup();
+        v
     }
 
     /// `transition_state`: `tablet_migration` while any tablet is in transition.
@@ -487,7 +510,7 @@ mod tests {
     #[test]
     fn migration_commits_and_routing() {
         let mut st = TopologyState::initial(BTreeMap::new(), vec![vec![r(1, 0)]]);
-        let t = TabletId(0);
+        let t = TabletId::new(TableId::user(0), 0);
         let c = change(
             &st,
             None,
@@ -530,7 +553,7 @@ mod tests {
             &st,
             Some(1),
             vec![TabletUpdate::Start {
-                tablet: TabletId(0),
+                tablet: TabletId::new(TableId::user(0), 0),
                 new_replicas: vec![r(2, 0)],
             }],
         );
@@ -557,7 +580,9 @@ mod tests {
             o,
             ApplyOutcome::Rejected(RejectReason::StateChanged { .. })
         ));
-        assert!(st.tablets[&TabletId(0)].transition.is_none());
+        assert!(st.tablets[&TabletId::new(TableId::user(0), 0)]
+            .transition
+            .is_none());
         // The mutant lets it through.
         let (o, _) = st.apply(4, &stale, false);
         assert_eq!(o, ApplyOutcome::Applied);
@@ -577,7 +602,7 @@ mod tests {
             (Stage::RevertMigration, r(1, 0)),
         ] {
             let mut st = TopologyState::initial(BTreeMap::new(), vec![vec![r(1, 0)]]);
-            let t = TabletId(0);
+            let t = TabletId::new(TableId::user(0), 0);
             st.tablets.get_mut(&t).unwrap().transition = Some(Transition {
                 kind: TransitionKind::Migration,
                 stage: end,
@@ -605,7 +630,7 @@ mod tests {
     fn invalid_start_rejected() {
         let mut st = TopologyState::initial(BTreeMap::new(), vec![vec![r(1, 0)]]);
         let up = || TabletUpdate::Start {
-            tablet: TabletId(0),
+            tablet: TabletId::new(TableId::user(0), 0),
             new_replicas: vec![r(2, 0)],
         };
         st.apply(1, &change(&st, None, vec![up()]), true);

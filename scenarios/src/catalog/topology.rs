@@ -23,7 +23,7 @@ use model::topology::events::OpOutcome;
 use model::topology::group0::current_leader;
 use model::topology::stage::Stage;
 use model::topology::TopologyConfig;
-use model::topology::{Key, NodeId, Replica, ShardId, TabletId, Value};
+use model::topology::{Key, NodeId, Replica, ShardId, TableId, TabletId, Value};
 use rand::Rng;
 use sim::time::{sleep, Duration};
 use sim::Sim;
@@ -191,7 +191,9 @@ fn load_topology() -> TopologyConfig {
     TopologyConfig {
         nodes: 3,
         shards: 2,
-        tablets: 6,
+        // Two user tables of three tablets each: tablets of several tables migrate at once.
+        tables: 2,
+        tablets: 3,
         initial_holders: 1,
         balancing: true,
         balancer_max_concurrent: 2,
@@ -266,7 +268,7 @@ fn r(n: u32, s: u32) -> Replica {
     }
 }
 
-const T0: TabletId = TabletId(0);
+const T0: TabletId = TabletId::new(TableId::user(0), 0);
 
 /// A running topology story: the shared story kit, the cluster and the client load (whose
 /// keys the final reads look at).

@@ -135,8 +135,6 @@ impl Net {
         (sink, resp)
     }
 
-    /// Apply partitions, drop rules and stalls to a request, then deliver it after the latency.
-
     #[allow(clippy::too_many_arguments)]
     async fn arrive_stream(
         self,
@@ -161,8 +159,6 @@ impl Net {
             None => self.respond(from, to, verb, id, gen, Err(RpcError::NoHandler)),
         }
     }
-
-    /// Send a handler's result back to the caller, unless its connection was killed meanwhile.
 
     fn route_stream_item(
         &self,

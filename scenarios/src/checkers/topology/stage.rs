@@ -117,7 +117,7 @@ mod tests {
             term: Some(1),
             fenced_term: 0,
             version,
-            tablet: TabletId(0),
+            tablet: TabletId::new(model::topology::TableId::user(0), 0),
             migration: 1,
             from,
             stage,
