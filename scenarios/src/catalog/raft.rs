@@ -254,6 +254,9 @@ type Handles = Rc<RefCell<BTreeMap<(GroupId, NodeId), Raft<OpList>>>>;
 /// Running Raft groups on `cfg.nodes` nodes (every node a member of every group): each boot
 /// (and restart) starts a fresh [`Raft`] incarnation of each group and registers its handle
 /// here.
+/// Every group member's current Raft handle, by (group, node).
+type Handles = Rc<RefCell<BTreeMap<(GroupId, NodeId), Raft<OpList>>>>;
+
 #[derive(Clone)]
 struct Group {
     sim: Sim,
