@@ -353,6 +353,15 @@ fn replica_of(data: &Value) -> Option<(u64, u64)> {
     Some((r.get("node")?.as_u64()?, r.get("shard")?.as_u64()?))
 }
 
+/// A tablet's name: `t3` for a bare number, the id's own text (`table100/t0`) otherwise.
+fn tablet_name(data: &Value) -> Option<String> {
+    match data.get("tablet")? {
+        Value::Number(n) => Some(format!("t{n}")),
+        Value::String(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
 /// The lane an event belongs to.
 fn lane_of(e: &GenericEvent) -> String {
     if let Some((n, s)) = replica_of(&e.data) {
@@ -369,8 +378,8 @@ fn lane_of(e: &GenericEvent) -> String {
         }
     }
     if matches!(e.kind.as_str(), "stage_committed" | "migration_requested") {
-        if let Some(t) = e.u("tablet") {
-            return format!("t{t}");
+        if let Some(t) = tablet_name(&e.data) {
+            return format!("t:{t}");
         }
     }
     e.node.map_or("cluster".to_string(), node_lane)
@@ -652,19 +661,29 @@ pub fn build(events: &[GenericEvent], violations: &[crate::scenario::Violation])
         end_ns,
         ..Model::default()
     };
-    let mut lanes: BTreeMap<(u8, u64, u64), Lane> = BTreeMap::new();
+    let mut lanes: BTreeMap<(u8, u64, u64, String), Lane> = BTreeMap::new();
     let mut add_lane = |id: &str| {
         let lane = if id == "cluster" {
-            ((0, 0, 0), "cluster", "cluster".to_string())
-        } else if let Some(t) = id.strip_prefix('t') {
-            let t: u64 = t.parse().unwrap_or(0);
-            ((1, t, 0), "tablet", format!("tablet t{t}"))
+            ((0, 0, 0, String::new()), "cluster", "cluster".to_string())
+        } else if let Some(t) = id.strip_prefix("t:") {
+            let digits: String = t.chars().rev().take_while(char::is_ascii_digit).collect();
+            let n: u64 = digits
+                .chars()
+                .rev()
+                .collect::<String>()
+                .parse()
+                .unwrap_or(0);
+            ((1, n, 0, t.to_string()), "tablet", format!("tablet {t}"))
         } else if let Some((n, s)) = id.trim_start_matches('n').split_once(':') {
             let (n, s): (u64, u64) = (n.parse().unwrap_or(0), s.parse().unwrap_or(0));
-            ((2, n, s + 1), "shard", format!("  n{n} shard {s}"))
+            (
+                (2, n, s + 1, String::new()),
+                "shard",
+                format!("  n{n} shard {s}"),
+            )
         } else {
             let n: u64 = id.trim_start_matches('n').parse().unwrap_or(0);
-            ((2, n, 0), "node", id.to_string())
+            ((2, n, 0, String::new()), "node", id.to_string())
         };
         lanes.entry(lane.0).or_insert(Lane {
             id: id.to_string(),
@@ -893,8 +912,8 @@ pub fn build(events: &[GenericEvent], violations: &[crate::scenario::Violation])
         }
         // Tablet stages: each committed stage lasts until the next commit for the tablet.
         if e.kind == "stage_committed" {
-            if let Some(t) = e.u("tablet") {
-                let key = format!("stage|t{t}");
+            if let Some(t) = tablet_name(&e.data) {
+                let key = format!("stage|{t}");
                 let migration = e.u("migration").unwrap_or(0);
                 match e.data.get("stage").and_then(Value::as_str) {
                     Some(stage) => {
@@ -902,7 +921,7 @@ pub fn build(events: &[GenericEvent], violations: &[crate::scenario::Violation])
                             Some(s) => format!("{stage} (s{s})"),
                             None => stage.to_string(),
                         };
-                        b.begin(key, e, label, format!("t{t} migration {migration}"));
+                        b.begin(key, e, label, format!("{t} migration {migration}"));
                     }
                     None => {
                         b.end(&key, e);
@@ -1174,7 +1193,7 @@ mod tests {
         assert_eq!(s.len(), 2);
         assert_eq!(
             (s[0].lane.as_str(), s[0].label.as_str(), s[0].t1),
-            ("t0", "allow_write_both_read_old", 9)
+            ("t:t0", "allow_write_both_read_old", 9)
         );
         assert_eq!(
             (s[1].label.as_str(), s[1].t0, s[1].t1),
@@ -1186,7 +1205,23 @@ mod tests {
             (ops[0].label.as_str(), ops[0].outcome.as_str()),
             ("write k7=0", "unknown")
         );
-        assert!(m.lanes.iter().any(|l| l.id == "t0" && l.group == "tablet"));
+        assert!(m
+            .lanes
+            .iter()
+            .any(|l| l.id == "t:t0" && l.group == "tablet"));
+        let named = vec![ev(
+            0,
+            1,
+            Some(1),
+            "stage_committed",
+            json!({"tablet": "table100/t3", "stage": "streaming", "session": 2}),
+        )];
+        let m = build(&named, &[]);
+        assert_eq!(
+            m.spans[0].lane, "t:table100/t3",
+            "tablet ids keyed by table keep their name"
+        );
+        assert!(m.lanes.iter().any(|l| l.label == "tablet table100/t3"));
     }
 
     #[test]
