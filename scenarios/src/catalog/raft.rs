@@ -248,15 +248,12 @@ pub fn op_hash(op: u64) -> u64 {
 
 // ----- the group ---------------------------------------------------------------------------
 
-/// Every node's handle of every group, by (group, node).
+/// Every group member's current Raft handle, by (group, node).
 type Handles = Rc<RefCell<BTreeMap<(GroupId, NodeId), Raft<OpList>>>>;
 
 /// Running Raft groups on `cfg.nodes` nodes (every node a member of every group): each boot
 /// (and restart) starts a fresh [`Raft`] incarnation of each group and registers its handle
 /// here.
-/// Every group member's current Raft handle, by (group, node).
-type Handles = Rc<RefCell<BTreeMap<(GroupId, NodeId), Raft<OpList>>>>;
-
 #[derive(Clone)]
 struct Group {
     sim: Sim,
