@@ -248,6 +248,9 @@ pub fn op_hash(op: u64) -> u64 {
 
 // ----- the group ---------------------------------------------------------------------------
 
+/// Every group member's current handle, by (group, node).
+type Handles = Rc<RefCell<BTreeMap<(GroupId, NodeId), Raft<OpList>>>>;
+
 /// Running Raft groups on `cfg.nodes` nodes (every node a member of every group): each boot
 /// (and restart) starts a fresh [`Raft`] incarnation of each group and registers its handle
 /// here.
@@ -255,7 +258,7 @@ pub fn op_hash(op: u64) -> u64 {
 struct Group {
     sim: Sim,
     groups: u64,
-    handles: Rc<RefCell<BTreeMap<(GroupId, NodeId), Raft<OpList>>>>,
+    handles: Handles,
     next_op: Rc<Cell<u64>>,
 }
 
@@ -265,7 +268,7 @@ impl Group {
         assert!(params.groups >= 1, "at least one Raft group");
         let groups = params.groups;
         let members = cfg.node_ids();
-        let handles: Rc<RefCell<BTreeMap<(GroupId, NodeId), Raft<OpList>>>> = Rc::default();
+        let handles: Handles = Rc::default();
         for _ in 0..cfg.nodes {
             let (handles, members, group_cfg) =
                 (handles.clone(), members.clone(), params.group.clone());
