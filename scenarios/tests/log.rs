@@ -88,13 +88,13 @@ fn same_seed_gives_the_same_log_bytes() {
     assert!(has("n1", "failed (connection closed)"));
     assert!(
         text.lines()
-            .filter(|l| l.contains("streaming t0 to pending replica n2:0 under session s1"))
+            .filter(|l| l.contains("streaming table100/t0 to pending replica n2:0 under session s1"))
             .count()
             >= 2,
         "streaming retried under the same session"
     );
     assert!(has("n2", "session s1 closing"));
-    assert!(has("n2", "refused stream of t0"));
+    assert!(has("n2", "refused stream of table100/t0"));
     assert!(has("n2", "session s1 drained"));
     assert!(has("n1", "rpc #"), "RPCs at debug");
     assert!(has("n2", "topology guard taken on session s1"));
