@@ -129,7 +129,7 @@ impl Injections {
                 shared: Rc::new(Shared::default()),
             },
         );
-        tracing::info!(injection = name, %node, one_shot, "injection point {name} enabled on {node}{}", if one_shot { " (one-shot)" } else { "" });
+        tracing::info!(injection = %name, %node, one_shot, "injection point {name} enabled on {node}{}", if one_shot { " (one-shot)" } else { "" });
         sim.record(
             Some(node),
             InjectionEvent::Enabled {
@@ -145,7 +145,7 @@ impl Injections {
         if let Some(p) = removed {
             p.shared.disabled.set(true);
             p.shared.notify.notify();
-            tracing::info!(injection = name, %node, "injection point {name} disabled on {node}");
+            tracing::info!(injection = %name, %node, "injection point {name} disabled on {node}");
             sim.record(
                 Some(node),
                 InjectionEvent::Disabled {
@@ -181,7 +181,7 @@ impl Injections {
         if let Some(s) = shared {
             s.received.set(s.received.get() + 1);
             s.notify.notify();
-            tracing::info!(injection = name, %node, "message sent to injection point {name} on {node}");
+            tracing::info!(injection = %name, %node, "message sent to injection point {name} on {node}");
             sim.record(
                 Some(node),
                 InjectionEvent::Message {
@@ -219,7 +219,7 @@ impl Injections {
             .borrow_mut()
             .entry((node, name.to_string()))
             .or_default() += 1;
-        tracing::info!(injection = name, "entered injection point {name}");
+        tracing::info!(injection = %name, "entered injection point {name}");
         sim.record(
             Some(node),
             InjectionEvent::Entered {

@@ -3,6 +3,9 @@
 //! 1. Raw madsim request/response over `madsim::net::Endpoint` (no clustersim code at all).
 //! 2. The same ping-pong through clustersim's transport, with history recording.
 //! 3. Seeds/second of a harness scenario with 1 and 2 jobs, and simulated/wall time.
+//! 4. Per protocol swarm: seeds/s, cost per transport message against raw madsim's, and the
+//!    ratio to the figures before the per-seed leak fix and the streaming digest.
+//! 5. Peak RSS of the one worker, before and after 400 more seeds (nothing may accumulate).
 //!
 //! Wall-clock time is read here, outside every simulation, only to time whole runs.
 #![allow(clippy::disallowed_methods)]
@@ -50,6 +53,11 @@ pub struct BenchReport {
     pub us_per_event: f64,
     /// Per protocol scenario: seeds/s and transport messages/s with 1 job.
     pub scenarios: Vec<ScenarioFigures>,
+    /// Peak RSS of the bench process (one worker ran every swarm seed in turn), kB.
+    pub peak_rss_kb: Option<u64>,
+    /// Peak RSS after a further 400 seeds of raft.swarm on one worker, kB (equal to the above
+    /// when nothing of a finished seed stays alive).
+    pub peak_rss_after_400_seeds_kb: Option<u64>,
 }
 
 /// Throughput of one scenario (1 job).
@@ -67,6 +75,32 @@ pub struct ScenarioFigures {
     pub sim_over_wall: f64,
     /// Wall microseconds per history event.
     pub us_per_event: f64,
+    /// Wall nanoseconds of the whole run per transport message, over the raw madsim cost per
+    /// message (target ≤ 3).
+    pub cost_per_message_vs_raw: f64,
+    /// Seeds/s of the same bench before the leak fix and the streaming digest (BENCHMARKS.md),
+    /// if recorded.
+    pub baseline_seeds_per_s: Option<f64>,
+    /// seeds_per_s / baseline (target ≥ 2.5 for topology.swarm and batchlog.swarm).
+    pub speedup_vs_baseline: Option<f64>,
+}
+
+/// Seeds/s the swarms reached in this bench on the binary before the per-seed leak fix and the
+/// streaming digest (commit 3586912, same machine, same day; BENCHMARKS.md), to print the
+/// today-vs-target ratio.
+const BASELINE_SEEDS_PER_S: &[(&str, f64)] = &[
+    ("raft.swarm", 24.0),
+    ("topology.swarm", 10.1),
+    ("batchlog.swarm", 13.4),
+];
+
+/// Peak resident set size of this process so far, in kB (Linux `VmHWM`; `None` elsewhere).
+pub fn peak_rss_kb() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 /// Protocol scenarios measured when the catalog has them.
@@ -175,6 +209,10 @@ pub fn run(quick: bool, json: bool) -> Result<i32, String> {
         .map(|id| {
             let s = explore_summary(id, protocol_seeds, 1);
             let wall = s.wall_s.max(1e-9);
+            let baseline = BASELINE_SEEDS_PER_S
+                .iter()
+                .find(|(b, _)| b == id)
+                .map(|(_, v)| *v);
             ScenarioFigures {
                 scenario: id.to_string(),
                 seeds: protocol_seeds,
@@ -182,9 +220,17 @@ pub fn run(quick: bool, json: bool) -> Result<i32, String> {
                 messages_per_s: s.messages as f64 / wall,
                 sim_over_wall: s.sim_s / wall,
                 us_per_event: wall * 1e6 / s.events.max(1) as f64,
+                cost_per_message_vs_raw: (wall * 1e9 / s.messages.max(1) as f64) / raw,
+                baseline_seeds_per_s: baseline,
+                speedup_vs_baseline: baseline.map(|b| s.seeds_per_s / b),
             }
         })
         .collect();
+    let peak_rss_kb = self::peak_rss_kb();
+    if crate::runner::find("raft.swarm").is_ok() {
+        explore_summary("raft.swarm", if quick { 20 } else { 400 }, 1);
+    }
+    let peak_rss_after_400_seeds_kb = self::peak_rss_kb();
     let r = BenchReport {
         round_trips,
         raw_madsim_ns_per_msg: raw,
@@ -199,6 +245,8 @@ pub fn run(quick: bool, json: bool) -> Result<i32, String> {
         sim_over_wall,
         us_per_event,
         scenarios,
+        peak_rss_kb,
+        peak_rss_after_400_seeds_kb,
     };
     if json {
         println!("{}", serde_json::to_string_pretty(&r).expect("json"));
@@ -234,6 +282,30 @@ pub fn run(quick: bool, json: bool) -> Result<i32, String> {
                 1e9 / r.raw_madsim_ns_per_msg,
                 f.sim_over_wall,
                 f.us_per_event
+            );
+            print!(
+                "  cost per message {:.2}× raw madsim (target ≤ 3)",
+                f.cost_per_message_vs_raw
+            );
+            match (f.baseline_seeds_per_s, f.speedup_vs_baseline) {
+                (Some(b), Some(x)) => println!(
+                    "; {:.2}× the pre-fix {b:.1} seeds/s{}",
+                    x,
+                    if f.scenario == "raft.swarm" {
+                        ""
+                    } else {
+                        " (target ≥ 2.5)"
+                    }
+                ),
+                _ => println!(),
+            }
+        }
+        if let (Some(a), Some(b)) = (r.peak_rss_kb, r.peak_rss_after_400_seeds_kb) {
+            println!(
+                "peak RSS per worker: {:.1} MB after the swarms, {:.1} MB after 400 more raft.swarm seeds ({:.2}×, target ≤ 1.5)",
+                a as f64 / 1024.0,
+                b as f64 / 1024.0,
+                b as f64 / a.max(1) as f64
             );
         }
     }

@@ -55,6 +55,22 @@ impl LogOpts {
     }
 }
 
+/// How much of the (scenario, seed) space one `explore` covers, and when it stops.
+#[derive(Args, Clone, Default)]
+struct ExploreLimits {
+    /// Run only shard K of N (1-based; cargo-nextest's `--partition count:K/N` convention):
+    /// pair i of the exploration order belongs to shard i % N + 1.
+    #[arg(long, value_name = "K/N")]
+    shard: Option<String>,
+    /// Stop starting runs after this much wall time (e.g. 90s, 10m, 2h); without `--seeds`
+    /// the seed range is open-ended.
+    #[arg(long, value_name = "DURATION")]
+    time_budget: Option<String>,
+    /// Stop starting runs after the first failure.
+    #[arg(long)]
+    fail_fast: bool,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// List the scenario catalog.
@@ -100,9 +116,10 @@ enum Command {
         /// Also write a JUnit XML report (one test case per scenario) to FILE.
         #[arg(long, value_name = "FILE")]
         junit: Option<PathBuf>,
-        /// Seed range: A..B (B exclusive), A..=B, or N.
-        #[arg(long, default_value = "0..100")]
-        seeds: String,
+        /// Seed range: A..B (B exclusive), A..=B, or N (default 0..100; open-ended with
+        /// `--time-budget`).
+        #[arg(long)]
+        seeds: Option<String>,
         /// Worker threads (default: available cores).
         #[arg(long)]
         jobs: Option<usize>,
@@ -112,6 +129,16 @@ enum Command {
         #[arg(long, default_value = "failures")]
         out: PathBuf,
         /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        limits: ExploreLimits,
+    },
+    /// Combine the `explore --json` summaries of shards into one (coverage included).
+    Merge {
+        /// Summary files written by `explore --json`.
+        summaries: Vec<PathBuf>,
+        /// Print the merged summary as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -278,10 +305,21 @@ fn dispatch(cmd: Command) -> Result<i32, String> {
             opts,
             out,
             json,
+            limits,
         } => {
             let defs = select_work(&scenarios, all, tier)?;
-            explore_cmd(&defs, &seeds, jobs, &opts, &out, json, junit.as_deref())
+            explore_cmd(
+                &defs,
+                seeds.as_deref(),
+                jobs,
+                &opts,
+                &out,
+                json,
+                junit.as_deref(),
+                &limits,
+            )
         }
+        Command::Merge { summaries, json } => merge_cmd(&summaries, json),
         Command::Replay { bundle, json, log } => {
             let _log = log.init()?;
             replay(&bundle, json)
@@ -596,15 +634,37 @@ fn check_writable(dir: &Path) -> Result<(), String> {
 #[allow(clippy::too_many_arguments)]
 fn explore_cmd(
     defs: &[ScenarioDef],
-    seeds: &str,
+    seeds: Option<&str>,
     jobs: Option<usize>,
     opts: &RunOpts,
     out: &Path,
     json: bool,
     junit: Option<&Path>,
+    limits: &ExploreLimits,
 ) -> Result<i32, String> {
-    let seed_text = seeds;
-    let seeds = explore::parse_seeds(seeds)?;
+    let time_budget = limits
+        .time_budget
+        .as_deref()
+        .map(explore::parse_duration)
+        .transpose()?;
+    let seed_text = seeds.unwrap_or(if time_budget.is_some() {
+        "0.."
+    } else {
+        "0..100"
+    });
+    let seeds = match (seeds, time_budget) {
+        (Some(s), _) => explore::parse_seeds(s)?,
+        (None, Some(_)) => 0..u64::MAX,
+        (None, None) => 0..100,
+    };
+    let shard = match &limits.shard {
+        Some(s) => explore::Shard::parse(s)?,
+        None => explore::Shard::ALL,
+    };
+    let bounds = explore::Limits {
+        time_budget,
+        fail_fast: limits.fail_fast,
+    };
     let sets = parse_sets(&opts.sets)?;
     let jobs = jobs.unwrap_or_else(default_jobs);
     if jobs == 0 {
@@ -618,8 +678,8 @@ fn explore_cmd(
     if let Some(path) = junit {
         crate::junit::check_writable(path)?;
     }
-    let total = defs.len() as u64 * (seeds.end - seeds.start);
-    let bar = if std::io::stderr().is_terminal() && !json {
+    let total = (defs.len() as u64).saturating_mul(seeds.end - seeds.start) / shard.count;
+    let bar = if std::io::stderr().is_terminal() && !json && seeds.end != u64::MAX {
         let b = indicatif::ProgressBar::new(total);
         b.set_style(
             indicatif::ProgressStyle::with_template(
@@ -634,9 +694,11 @@ fn explore_cmd(
     let mut failed = 0;
     let mut case_stats: std::collections::BTreeMap<String, crate::junit::CaseStats> =
         Default::default();
-    let summary = explore::explore(
+    let summary = explore::explore_with(
         defs,
         seeds,
+        shard,
+        bounds,
         &opts.mutants,
         &sets,
         jobs,
@@ -664,26 +726,7 @@ fn explore_cmd(
         },
     )?;
     bar.finish_and_clear();
-    if json {
-        println!("{}", serde_json::to_string_pretty(&summary).expect("json"));
-    } else {
-        println!(
-            "{} runs, {} passed, {} failed in {:.1} s wall ({:.1} seeds/s, {:.0}× simulated/wall, {} events)",
-            summary.runs,
-            summary.passed,
-            summary.failures.len(),
-            summary.wall_s,
-            summary.seeds_per_s,
-            summary.sim_s / summary.wall_s.max(1e-9),
-            summary.events
-        );
-        for f in &summary.failures {
-            println!(
-                "  {} seed {}: {} — {}",
-                f.scenario, f.seed, f.verdict, f.message
-            );
-        }
-    }
+    print_summary(&summary, json);
     if let Some(path) = junit {
         let suite = crate::junit::Suite::from_summary(
             defs,
@@ -698,7 +741,67 @@ fn explore_cmd(
             println!("wrote JUnit report {}", path.display());
         }
     }
-    Ok(if summary.failures.is_empty() { 0 } else { 1 })
+    Ok(summary_exit_code(&summary))
+}
+
+/// Exit code of an exploration: 1 if a run failed, 3 if only coverage missed, else 0.
+fn summary_exit_code(summary: &explore::Summary) -> i32 {
+    if !summary.failures.is_empty() {
+        1
+    } else if !summary.coverage_failures().is_empty() {
+        Verdict::Liveness.exit_code()
+    } else {
+        0
+    }
+}
+
+fn print_summary(summary: &explore::Summary, json: bool) {
+    if json {
+        println!("{}", serde_json::to_string_pretty(summary).expect("json"));
+        return;
+    }
+    println!(
+        "{} runs, {} passed, {} failed in {:.1} s wall ({:.1} seeds/s, {:.0}× simulated/wall, {} events){}",
+        summary.runs,
+        summary.passed,
+        summary.failures.len(),
+        summary.wall_s,
+        summary.seeds_per_s,
+        summary.sim_s / summary.wall_s.max(1e-9),
+        summary.events,
+        if summary.shards > 1 {
+            format!(", {} shards merged", summary.shards)
+        } else {
+            String::new()
+        }
+    );
+    if let Some(why) = &summary.stopped_early {
+        println!("stopped early: {why}");
+    }
+    for f in &summary.failures {
+        println!(
+            "  {} seed {}: {} — {}",
+            f.scenario, f.seed, f.verdict, f.message
+        );
+    }
+    print!("{}", explore::render_coverage(summary));
+}
+
+fn merge_cmd(paths: &[PathBuf], json: bool) -> Result<i32, String> {
+    if paths.is_empty() {
+        return Err("merge needs at least one summary file (written by `explore --json`)".into());
+    }
+    let mut parts = Vec::new();
+    for p in paths {
+        let text = std::fs::read_to_string(p)
+            .map_err(|e| format!("cannot read summary {}: {e}", p.display()))?;
+        let s: explore::Summary = serde_json::from_str(&text)
+            .map_err(|e| format!("{} is not an explore --json summary: {e}", p.display()))?;
+        parts.push(s);
+    }
+    let merged = explore::merge(&parts);
+    print_summary(&merged, json);
+    Ok(summary_exit_code(&merged))
 }
 
 fn replay(path: &Path, json: bool) -> Result<i32, String> {

@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod checkers;
 pub mod cli;
 pub mod config;
+pub mod coverage;
 pub mod explore;
 pub mod junit;
 pub mod phases;

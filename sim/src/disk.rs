@@ -52,6 +52,7 @@ pub struct Disk {
 impl Disk {
     /// Buffer a write of `value` under `key`.
     pub fn put<T: Clone + 'static>(&self, key: &str, value: T) {
+        tracing::trace!(target: "sim::disk", key, "disk of {}: write of {key} buffered", self.node);
         let mut s = self.state.borrow_mut();
         s.pending.insert(key.to_string(), Some(Rc::new(value)));
         s.pending_writes += 1;
@@ -59,6 +60,7 @@ impl Disk {
 
     /// Buffer a delete of `key`.
     pub fn delete(&self, key: &str) {
+        tracing::trace!(target: "sim::disk", key, "disk of {}: delete of {key} buffered", self.node);
         let mut s = self.state.borrow_mut();
         s.pending.insert(key.to_string(), None);
         s.pending_writes += 1;
@@ -114,6 +116,9 @@ impl Disk {
             let s = self.state.borrow();
             (s.released.clone(), s.latency_ms)
         };
+        if self.state.borrow().stalled {
+            tracing::trace!(target: "sim::disk", "disk of {}: sync waits for the stalled disk", self.node);
+        }
         wait_until(&released, || !self.state.borrow().stalled).await;
         if latency > 0 {
             madsim::time::sleep(Duration::from_millis(latency)).await;

@@ -3,7 +3,9 @@
 //! The harness records its own events ([`SimEvent`]: RPCs, faults, crashes, disk syncs); protocol
 //! models record their own typed events through [`ProtoEvent`]. Checkers read the history and
 //! downcast protocol events with [`Entry::proto`]. The digest is a BLAKE3 hash of every entry's
-//! canonical JSON, so the same seed on the same binary gives the same digest in any process.
+//! compact canonical encoding ([`crate::encode`]), fed as each entry is recorded, so the same
+//! seed on the same binary gives the same digest in any process and computing it costs nothing
+//! after the run. JSON is for export only.
 
 use crate::ids::{NodeId, SimInstant};
 use serde::Serialize;
@@ -25,8 +27,11 @@ pub trait EventKind {
 pub trait ProtoEvent: Any + Debug {
     /// Short snake_case name of this event's kind.
     fn kind(&self) -> &'static str;
-    /// Canonical JSON form (part of the digest and of JSON-lines export).
+    /// JSON form (JSON-lines export, repro bundles, field-matching triggers).
     fn to_json(&self) -> serde_json::Value;
+    /// Append the compact canonical encoding (see [`crate::encode`]) to `out`: what the
+    /// digest hashes, as the event is recorded.
+    fn encode(&self, out: &mut Vec<u8>);
     /// For downcasting by checkers.
     fn as_any(&self) -> &dyn Any;
 }
@@ -37,6 +42,9 @@ impl<T: Serialize + Debug + EventKind + 'static> ProtoEvent for T {
     }
     fn to_json(&self) -> serde_json::Value {
         serde_json::to_value(self).expect("protocol events serialise")
+    }
+    fn encode(&self, out: &mut Vec<u8>) {
+        crate::encode::encode_into(self, out);
     }
     fn as_any(&self) -> &dyn Any {
         self
@@ -269,6 +277,11 @@ struct Inner {
     entries: Vec<Entry>,
     marks: BTreeMap<&'static str, u64>,
     metrics: BTreeMap<String, u64>,
+    closed: bool,
+    /// Running digest of every entry recorded so far.
+    hasher: blake3::Hasher,
+    /// Scratch buffer for one entry's encoding.
+    buf: Vec<u8>,
 }
 
 /// The history of one run. Cheap to clone; clones share the record.
@@ -285,6 +298,33 @@ impl History {
     pub fn push(&self, at: SimInstant, node: Option<NodeId>, event: Event) -> usize {
         let mut inner = self.0.borrow_mut();
         let index = inner.entries.len();
+        if inner.closed {
+            // The run is over (its world is being torn down): tasks dropped now record nothing.
+            return index;
+        }
+        let Inner { hasher, buf, .. } = &mut *inner;
+        buf.clear();
+        buf.extend_from_slice(&(index as u64).to_le_bytes());
+        buf.extend_from_slice(&at.0.to_le_bytes());
+        match node {
+            Some(n) => {
+                buf.push(1);
+                buf.extend_from_slice(&n.0.to_le_bytes());
+            }
+            None => buf.push(0),
+        }
+        match &event {
+            Event::Sim(e) => {
+                buf.push(b'S');
+                crate::encode::encode_into(e, buf);
+            }
+            Event::Proto(p) => {
+                buf.push(b'P');
+                crate::encode::encode_into(p.kind(), buf);
+                p.encode(buf);
+            }
+        }
+        hasher.update(buf);
         inner.entries.push(Entry {
             index,
             at,
@@ -292,6 +332,11 @@ impl History {
             event,
         });
         index
+    }
+
+    /// Close the record: later events are ignored (used when a run's world is torn down).
+    pub fn close(&self) {
+        self.0.borrow_mut().closed = true;
     }
 
     /// Number of entries.
@@ -351,17 +396,10 @@ impl History {
         m
     }
 
-    /// Stable digest: BLAKE3 over every entry's canonical JSON line, hex, 32 characters.
+    /// Stable digest: BLAKE3 over every entry's canonical encoding (hashed as it was
+    /// recorded), hex, 32 characters.
     pub fn digest(&self) -> String {
-        let mut h = blake3::Hasher::new();
-        let mut buf = Vec::with_capacity(256);
-        for e in self.entries().iter() {
-            buf.clear();
-            serde_json::to_writer(&mut buf, &e.to_json()).expect("serialise entry");
-            buf.push(b'\n');
-            h.update(&buf);
-        }
-        h.finalize().to_hex()[..32].to_string()
+        self.0.borrow().hasher.finalize().to_hex()[..32].to_string()
     }
 
     /// Write the history as JSON lines.

@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 pub mod disk;
+pub mod encode;
 pub mod history;
 pub mod ids;
 pub mod log;

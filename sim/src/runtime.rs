@@ -8,7 +8,7 @@ use crate::history::History;
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Once};
 
 /// What one run produced.
@@ -83,6 +83,14 @@ where
     } else {
         history.entries().last().map_or(0, |e| e.at.0)
     };
+    // Free the run's worlds inside the runtime (so madsim drops the killed nodes' tasks), then
+    // the runtime itself: nothing of this seed survives into the next.
+    let teardown = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        rt.block_on(async { crate::world::teardown_run_worlds() })
+    }));
+    if teardown.is_err() {
+        crate::world::teardown_run_worlds();
+    }
     drop(rt);
     RunOutput {
         result,
@@ -116,6 +124,47 @@ pub fn parallel<I, R>(
                     break;
                 }
                 if tx.send((i, work(&items[i]))).is_err() {
+                    break;
+                }
+            });
+        }
+        drop(tx);
+        for (i, r) in rx {
+            on_result(i, r);
+        }
+    });
+}
+
+/// Run `work(i)` for every `i` in `0..total` with `include(i)` on `jobs` OS threads, handing
+/// each result to `on_result` on the calling thread as soon as it is ready. Once `stop` is set
+/// (by `on_result`, say) no new item starts; items already running finish and are reported.
+pub fn parallel_indexed<R: Send>(
+    total: u64,
+    jobs: usize,
+    stop: &AtomicBool,
+    include: impl Fn(u64) -> bool + Sync,
+    work: impl Fn(u64) -> R + Sync,
+    mut on_result: impl FnMut(u64, R),
+) {
+    let jobs = jobs.max(1).min(total.clamp(1, 1 << 16) as usize);
+    let next = AtomicU64::new(0);
+    let (tx, rx) = mpsc::channel::<(u64, R)>();
+    std::thread::scope(|s| {
+        for _ in 0..jobs {
+            let tx = tx.clone();
+            let (next, work, include) = (&next, &work, &include);
+            s.spawn(move || loop {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= total {
+                    break;
+                }
+                if !include(i) {
+                    continue;
+                }
+                if tx.send((i, work(i))).is_err() {
                     break;
                 }
             });

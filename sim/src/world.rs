@@ -66,6 +66,39 @@ pub(crate) struct World {
     pub(crate) disks: RefCell<BTreeMap<NodeId, Rc<RefCell<DiskState>>>>,
     pub(crate) net: RefCell<NetState>,
     ext: RefCell<BTreeMap<TypeId, Rc<dyn Any>>>,
+    /// Supervisor tasks, aborted at teardown (their futures often hold the world).
+    supervised: RefCell<Vec<madsim::task::AbortHandle>>,
+    torn_down: std::cell::Cell<bool>,
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        LIVE_WORLDS.with(|c| c.set(c.get() - 1));
+    }
+}
+
+thread_local! {
+    /// Worlds alive on this thread. Harness bookkeeping for the leak test and the teardown; it
+    /// never reaches a run (nothing in a run reads it).
+    static LIVE_WORLDS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    /// Worlds created by the run in progress on this thread, torn down when it ends.
+    static RUN_WORLDS: RefCell<Vec<std::rc::Weak<World>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Number of worlds still alive on this thread: 0 once every finished run was torn down. A
+/// leak test runs many seeds and checks this.
+pub fn live_worlds() -> usize {
+    LIVE_WORLDS.with(|c| c.get())
+}
+
+/// Tear down every world created on this thread since the last call (see [`Sim::teardown`]).
+pub(crate) fn teardown_run_worlds() {
+    let worlds = RUN_WORLDS.with(|w| std::mem::take(&mut *w.borrow_mut()));
+    for w in worlds {
+        if let Some(world) = w.upgrade() {
+            Sim(world).teardown();
+        }
+    }
 }
 
 /// Handle to the world of one run. Cheap to clone.
@@ -75,7 +108,8 @@ pub struct Sim(pub(crate) Rc<World>);
 impl Sim {
     /// A new world. Must be called inside a madsim runtime (`block_on`).
     pub fn new(seed: u64, mutants: &[String], net: NetConfig, history: History) -> Sim {
-        Sim(Rc::new(World {
+        LIVE_WORLDS.with(|c| c.set(c.get() + 1));
+        let world = Rc::new(World {
             seed,
             mutants: mutants.iter().cloned().collect(),
             history,
@@ -84,7 +118,60 @@ impl Sim {
             disks: RefCell::new(BTreeMap::new()),
             net: RefCell::new(NetState::new(net)),
             ext: RefCell::new(BTreeMap::new()),
-        }))
+            supervised: RefCell::new(Vec::new()),
+            torn_down: std::cell::Cell::new(false),
+        });
+        RUN_WORLDS.with(|w| w.borrow_mut().push(Rc::downgrade(&world)));
+        Sim(world)
+    }
+
+    /// End of the run: free everything the world holds, so nothing of it outlives the run.
+    ///
+    /// A world is full of reference cycles by design — RPC handlers and node tasks hold the
+    /// [`Sim`], the [`Sim`] holds the handlers, a task's waker sits in a `Notify` that the task
+    /// itself holds — so dropping the last outside handle frees nothing. This closes the
+    /// history to further events, marks every node down (so dropping a stream sink is not a
+    /// model bug), cancels supervisor tasks, kills every madsim node (madsim wakes their tasks,
+    /// and its executor drops them) and empties the transport, the disks and the extension
+    /// registry. [`crate::runtime::run_seed`] calls it inside the runtime after every run.
+    /// Idempotent.
+    pub fn teardown(&self) {
+        let w = &self.0;
+        if w.torn_down.replace(true) {
+            return;
+        }
+        w.history.close();
+        let madsim_ids: Vec<madsim::task::NodeId> = {
+            let mut nodes = w.nodes.borrow_mut();
+            nodes
+                .values_mut()
+                .filter_map(|slot| {
+                    let was_up = slot.up;
+                    slot.up = false;
+                    slot.paused = false;
+                    slot.madsim.filter(|_| was_up)
+                })
+                .collect()
+        };
+        for a in std::mem::take(&mut *w.supervised.borrow_mut()) {
+            a.abort();
+        }
+        if let Ok(h) = madsim::runtime::Handle::try_current() {
+            for id in madsim_ids {
+                h.kill(id);
+            }
+        }
+        let net = std::mem::replace(
+            &mut *w.net.borrow_mut(),
+            NetState::new(NetConfig::default()),
+        );
+        drop(net);
+        let disks = std::mem::take(&mut *w.disks.borrow_mut());
+        drop(disks);
+        let ext = std::mem::take(&mut *w.ext.borrow_mut());
+        drop(ext);
+        let rngs = std::mem::take(&mut *w.rngs.borrow_mut());
+        drop(rngs);
     }
 
     /// The run's single instance of `T` (created on first use): per-run registries of other
@@ -150,6 +237,7 @@ impl Sim {
 
     /// Count a coverage mark.
     pub fn mark(&self, name: &'static str) {
+        tracing::debug!(target: "sim::mark", "coverage mark: {name}");
         self.0.history.mark(name);
     }
 
@@ -339,7 +427,16 @@ impl Sim {
 
     /// Spawn `f` on the supervisor (never crashes): used by the nemesis and scenarios.
     pub fn spawn_supervisor<F: Future<Output = ()> + 'static>(&self, f: F) {
-        drop(madsim::task::spawn_local(f));
+        if self.0.torn_down.get() {
+            return;
+        }
+        let handle = madsim::task::spawn_local(f);
+        let mut sup = self.0.supervised.borrow_mut();
+        // Forget finished tasks now and then, so a long run does not grow this list.
+        if sup.len() >= 64 && sup.len().is_power_of_two() {
+            sup.retain(|a| !a.is_finished());
+        }
+        sup.push(handle.abort_handle());
     }
 
     /// Record a fault description in the history.

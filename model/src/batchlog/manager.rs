@@ -73,6 +73,7 @@ pub async fn do_batch_log_replay(c: &Cluster, node: NodeId, cleanup: bool) -> bo
     let sim = c.sim().clone();
     let inj = Injections::of(&sim);
     if inj.enter(&sim, node, "skip_batch_replay") {
+        tracing::info!("batchlog replay skipped: injection skip_batch_replay");
         sim.mark("skip_batch_replay");
         return false;
     }
@@ -107,6 +108,7 @@ async fn replay_pass(c: &Cluster, st: &Rc<NodeState>, cleanup: bool) -> bool {
         replay_timeout_ms: cfg.replay_timeout_ms(),
         cleanup,
     };
+    tracing::info!(layout = ?p.layout, cleanup, cutoff_ms = p.cutoff_ms(), "batchlog replay pass ({:?}, cleanup {}) starts: entries written before {} ms are due", p.layout, if cleanup { "on" } else { "off" }, p.cutoff_ms());
     sim.record(
         Some(node),
         BatchlogEvent::ReplayPassStart {
@@ -153,6 +155,7 @@ async fn replay_pass(c: &Cluster, st: &Rc<NodeState>, cleanup: bool) -> bool {
             match &o {
                 Ok(dropped) => {
                     replayed += 1;
+                    tracing::debug!(batch = %cand.ck.id, stage = ?cand.stage, "batch {} ({:?}) replayed{}", cand.ck.id, cand.stage, if *dropped > 0 { format!(", {dropped} mutation(s) of dropped tables skipped") } else { String::new() });
                     sim.mark("batchlog entry replayed");
                     sim.record(
                         Some(node),
@@ -178,6 +181,7 @@ async fn replay_pass(c: &Cluster, st: &Rc<NodeState>, cleanup: bool) -> bool {
                 }
                 Err(reason) => {
                     failed += 1;
+                    tracing::info!(batch = %cand.ck.id, stage = ?cand.stage, "replay of batch {} ({:?}) failed: {reason}", cand.ck.id, cand.stage);
                     sim.mark("replay send failed");
                     sim.record(
                         Some(node),
@@ -203,6 +207,7 @@ async fn replay_pass(c: &Cluster, st: &Rc<NodeState>, cleanup: bool) -> bool {
             record_effect(c, node, &p, e);
         }
     }
+    tracing::info!(replayed, failed, too_young, live, dead, all_replayed, "batchlog replay pass done: {replayed} replayed, {failed} failed, {too_young} too young kept; scanned {live} live and {dead} dead entries");
     sim.record(
         Some(node),
         BatchlogEvent::ReplayPassEnd {
@@ -241,6 +246,7 @@ fn record_effect(c: &Cluster, node: NodeId, p: &PassParams, e: Effect) {
             written_at,
             stage,
         } => {
+            tracing::debug!(batch = %id, "batchlog entry of batch {id} ({stage:?}) deleted after replay");
             sim.record(
                 Some(node),
                 BatchlogEvent::EntryDeleted {
@@ -261,6 +267,7 @@ fn record_effect(c: &Cluster, node: NodeId, p: &PassParams, e: Effect) {
             let shard = super::types::batchlog_shard(written_at, p.shard_count);
             sim.mark("failed entry kept for a later replay");
             if copied {
+                tracing::info!(batch = %id, shard, "batch {id} moved to failed_replay of batchlog shard {shard} for a later replay");
                 sim.mark("entry moved to failed_replay");
                 sim.record(
                     Some(node),
@@ -287,6 +294,7 @@ fn record_effect(c: &Cluster, node: NodeId, p: &PassParams, e: Effect) {
         }
         Effect::Kept { .. } => sim.mark("failed entry kept for a later replay"),
         Effect::RangeTombstone { shard, end } => {
+            tracing::info!(shard, "cleanup: range tombstone over the replayed prefix of batchlog shard {shard} (up to {end:?})");
             sim.mark("range tombstone written");
             sim.record(
                 Some(node),
@@ -350,6 +358,9 @@ async fn migrate(c: &Cluster, st: &Rc<NodeState>) -> bool {
         .fail(&sim, node, "batchlog_manager_fail_migration")
         .is_err()
     {
+        tracing::info!(
+            "v1 -> v2 batchlog migration failed (injection); retried on the next replay"
+        );
         sim.mark("batchlog_manager_fail_migration");
         return false;
     }
@@ -362,6 +373,7 @@ async fn migrate(c: &Cluster, st: &Rc<NodeState>) -> bool {
         return false;
     }
     for m in migrated {
+        tracing::info!(batch = %m.id, shard = m.shard, "v1 entry of batch {} migrated to v2 failed_replay (shard {})", m.id, m.shard);
         sim.mark("v1 entry migrated to failed_replay");
         sim.record(
             Some(node),

@@ -128,7 +128,9 @@ pub async fn mutate_atomically(
             cl_acks,
         },
     );
+    tracing::debug!(batch = %id, "logged batch {id}: {} mutation(s), {cl_acks} ack(s) needed", mutations.len());
     let (outcome, reason) = run(c, coord, id, mutations, cl_acks).await;
+    tracing::debug!(batch = %id, outcome = ?outcome, "logged batch {id}: {outcome:?}{}", if reason.is_empty() { String::new() } else { format!(" ({reason})") });
     if outcome != Outcome::Ok {
         sim.mark("batch not ok");
     }
@@ -222,6 +224,7 @@ async fn run(
         };
     }
     sim.metric_add("batches_written", 1);
+    tracing::debug!(batch = %id, "batchlog entry of batch {id} acknowledged by {}", sim::log::list(&endpoints));
     sim.record(
         Some(coord),
         BatchlogEvent::BatchlogWriteAcked {
@@ -263,6 +266,7 @@ async fn run(
     .await;
     let errors: Vec<String> = results.into_iter().filter_map(|r| r.err()).collect();
     if !errors.is_empty() {
+        tracing::info!(batch = %id, "batch {id} not applied everywhere ({}): its batchlog entry stays for replay", errors.join("; "));
         sim.mark("batch apply failed, entry left for replay");
         return (Outcome::Unknown, errors.join("; "));
     }

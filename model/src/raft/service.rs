@@ -243,6 +243,7 @@ impl<S: StateMachine> Raft<S> {
                     me.rpc_timeout(),
                 )
                 .await;
+                tracing::debug!(%leader, group = me.group.0, "raft {}: proposal forwarded to leader {leader}: {}", me.group, match &res { Ok(ForwardResp::Appended { index, .. }) => format!("appended at {index}"), Ok(ForwardResp::NotLeader) => "not the leader any more".into(), Err(e) => e.to_string() });
                 match res {
                     Ok(ForwardResp::Appended { index, term }) => {
                         return me.wait_applied(index, term, deadline).await;
@@ -387,6 +388,7 @@ impl<S: StateMachine> Inner<S> {
             (c.term(), c.is_leader(), c.leader())
         };
         if seen != self.last_seen.get() {
+            tracing::debug!(group = self.group.0, term = seen.0, leader = %sim::log::opt(&seen.2), "raft {} term {}: {}", self.group, seen.0, match seen { (_, true, _) => "this node leads".to_string(), (_, _, Some(l)) => format!("following leader {l}"), _ => "no leader known".to_string() });
             self.last_seen.set(seen);
             self.changed.notify();
         }
@@ -425,7 +427,23 @@ impl<S: StateMachine> Inner<S> {
         if self.io.borrow().synced_seq >= seq {
             return Ok(());
         }
-        self.storage.sync().await?;
+        if let Err(e) = self.storage.sync().await {
+            tracing::debug!(
+                group = self.group.0,
+                "raft {}: log sync failed ({e:?}); retrying after a tick",
+                self.group
+            );
+            return Err(e);
+        }
+        tracing::trace!(
+            group = self.group.0,
+            index = mark.0,
+            term = mark.1,
+            "raft {}: log durable up to entry {} of term {}",
+            self.group,
+            mark.0,
+            mark.1
+        );
         {
             let mut io = self.io.borrow_mut();
             io.synced_seq = io.synced_seq.max(seq);
@@ -481,6 +499,12 @@ impl<S: StateMachine> Inner<S> {
     fn record_core_event(&self, ev: CoreEvent<S::Command>) {
         match ev {
             CoreEvent::BecameLeader { term } => {
+                tracing::info!(
+                    term,
+                    group = self.group.0,
+                    "raft {}: won the election of term {term}, now leader",
+                    self.group
+                );
                 let ev = RaftEvent::BecameLeader {
                     g: self.group,
                     t: term,
@@ -491,6 +515,15 @@ impl<S: StateMachine> Inner<S> {
             CoreEvent::Committed { entries } => {
                 for e in entries {
                     let h = command_hash(e.cmd.as_ref());
+                    tracing::debug!(
+                        group = self.group.0,
+                        index = e.index,
+                        term = e.term,
+                        "raft {}: committed entry {} of term {}",
+                        self.group,
+                        e.index,
+                        e.term
+                    );
                     let ev = RaftEvent::Committed {
                         g: self.group,
                         i: e.index,
@@ -509,6 +542,15 @@ impl<S: StateMachine> Inner<S> {
             self.applied.get() + 1,
             "apply out of order on {}",
             self.node
+        );
+        tracing::trace!(
+            group = self.group.0,
+            index = e.index,
+            term = e.term,
+            "raft {}: applying entry {} of term {}",
+            self.group,
+            e.index,
+            e.term
         );
         let ev = RaftEvent::Applied {
             g: self.group,

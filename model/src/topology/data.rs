@@ -65,9 +65,11 @@ impl Storage {
         let disk = self.sim.disk(self.node);
         if let Some(old) = disk.get::<CellValue>(&k) {
             if old.ts > cell.ts || (old.ts == cell.ts && old.value.is_none()) {
+                tracing::trace!(%tablet, key, "storage of {}:{}: write of {key} in {tablet} loses to a newer cell", self.node, shard.0);
                 return;
             }
         }
+        tracing::trace!(%tablet, key, "storage of {}:{}: {key} in {tablet} := {:?} at ts {}", self.node, shard.0, cell.value, cell.ts);
         disk.put(&k, cell);
     }
 
@@ -102,6 +104,7 @@ impl Storage {
     /// Remove every cell of a tablet on a shard; returns how many.
     pub fn delete_tablet(&self, shard: ShardId, tablet: TabletId) -> u64 {
         let rows = self.scan(shard, tablet);
+        tracing::trace!(%tablet, "storage of {}:{}: {} cells of {tablet} removed", self.node, shard.0, rows.len());
         for (k, _) in &rows {
             self.remove(shard, tablet, *k);
         }
@@ -271,6 +274,13 @@ impl Client {
         let ids = self.sim.ext::<OpIds>();
         let op = ids.0.get() + 1;
         ids.0.set(op);
+        tracing::debug!(
+            op,
+            key,
+            "client op {op}: {kind:?} key {key}{} from {}",
+            value.map_or(String::new(), |v| format!(" = {v}")),
+            self.node
+        );
         self.sim.record(
             Some(self.node),
             TopologyEvent::OpInvoke {
@@ -284,6 +294,11 @@ impl Client {
     }
 
     fn complete(&self, op: u64, kind: OpKind, outcome: OpOutcome, value: Option<Value>) {
+        tracing::debug!(
+            op,
+            "client op {op}: {kind:?} {outcome:?}{}",
+            value.map_or(String::new(), |v| format!(", read {v}"))
+        );
         self.sim.record(
             Some(self.node),
             TopologyEvent::OpComplete {

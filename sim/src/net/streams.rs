@@ -135,7 +135,7 @@ impl Net {
         (sink, resp)
     }
 
-    /// Apply partitions, drop rules and stalls to a request, then deliver it after the latency.
+    /// A stream's opening request arrived: hand it to the handler, unless its connection died.
     #[allow(clippy::too_many_arguments)]
     async fn arrive_stream(
         self,
@@ -161,7 +161,7 @@ impl Net {
         }
     }
 
-    /// Send a handler's result back to the caller, unless its connection was killed meanwhile.
+    /// Send one stream element (or end-of-stream), in order after the previous one.
     fn route_stream_item(
         &self,
         from: NodeId,

@@ -1,0 +1,57 @@
+//! Marks a randomised scenario must reach *sometimes*: in at least a given share of seeds.
+//!
+//! A scripted story must hit its marks on every run (`ScenarioDef::marks`). A swarm cannot
+//! promise that — whether a seed's faults land in a narrow window is chance — but a swarm that
+//! *never* lands there explores nothing there. `explore` counts, per scenario, the seeds that
+//! hit each mark; over at least [`crate::explore::COVERAGE_MIN_SEEDS`] unmutated seeds, a mark
+//! below its share fails the exploration with a coverage verdict. One registry line per
+//! randomised scenario; each share is set well under what seeds 0..200 measured (in brackets),
+//! so a regression of the swarm's reach shows while seed noise does not.
+
+/// One "sometimes" declaration.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sometimes {
+    /// Coverage mark name, as the model counts it.
+    pub mark: &'static str,
+    /// Least share of seeds (0..1) that must hit it.
+    pub min_share: f64,
+}
+
+const fn s(mark: &'static str, min_share: f64) -> Sometimes {
+    Sometimes { mark, min_share }
+}
+
+const RAFT_SWARM: &[Sometimes] = &[
+    s("connection killed with calls pending", 0.30), // [49%]
+    s("raft follower truncated conflicting entries", 0.18), // [29.5%]
+    s("raft leader stepped down without quorum", 0.07), // [13.5%]
+    s("stalled request released", 0.07),             // [13.5%]
+    s("unsynced writes lost on crash", 0.004),       // [1%]
+];
+
+const TOPOLOGY_SWARM: &[Sometimes] = &[
+    s("barrier waited for stale erm", 0.80),              // [94%]
+    s("coordinator resumed a migration", 0.45),           // [62%]
+    s("late response discarded", 0.33),                   // [48%]
+    s("streaming failed, will retry or roll back", 0.06), // [12.5%]
+    s("tablet operation joined", 0.03),                   // [7.5%]
+    s("unsynced writes lost on crash", 0.02),             // [5.5%]
+];
+
+const BATCHLOG_SWARM: &[Sometimes] = &[
+    s("batch apply failed, entry left for replay", 0.05), // [11.5%]
+    s("entry moved to failed_replay", 0.80),              // [95.5%]
+    s("late batchlog store dropped", 0.10),               // [21%]
+    s("replay skipped dropped table mutations", 0.30),    // [44%]
+    s("replay stalled", 0.35),                            // [49.5%]
+];
+
+/// The "sometimes" marks of scenario `id` (empty for scripted scenarios).
+pub fn sometimes(id: &str) -> &'static [Sometimes] {
+    match id {
+        "raft.swarm" => RAFT_SWARM,
+        "topology.swarm" => TOPOLOGY_SWARM,
+        "batchlog.swarm" => BATCHLOG_SWARM,
+        _ => &[],
+    }
+}
