@@ -163,10 +163,9 @@ fn impossible_configs_are_rejected_before_any_run() {
     }
 }
 
-#[test]
-fn an_edited_bundle_naming_a_missing_node_is_rejected() {
-    let dir = std::env::temp_dir().join(format!("clustersim-cli-edit-{}", std::process::id()));
-    let out = clustersim(&[
+/// A run that fails (the partition-leak mutant on seed 2), writing its bundle into `dir`.
+fn run_failing_into(dir: &std::path::Path) -> std::process::Output {
+    clustersim(&[
         "run",
         "harness.partition_heals",
         "--seed",
@@ -176,7 +175,13 @@ fn an_edited_bundle_naming_a_missing_node_is_rejected() {
         "--json",
         "--out",
         dir.to_str().unwrap(),
-    ]);
+    ])
+}
+
+#[test]
+fn an_edited_bundle_naming_a_missing_node_is_rejected() {
+    let dir = std::env::temp_dir().join(format!("clustersim-cli-edit-{}", std::process::id()));
+    let out = run_failing_into(&dir);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let path = v["bundle"].as_str().unwrap().to_string();
     let mut bundle: serde_json::Value =
@@ -472,17 +477,7 @@ fn run_json_reports_verdict_digest_and_metrics() {
 #[test]
 fn failing_run_writes_a_bundle_that_replays() {
     let dir = std::env::temp_dir().join(format!("clustersim-cli-fail-{}", std::process::id()));
-    let out = clustersim(&[
-        "run",
-        "harness.partition_heals",
-        "--seed",
-        "2",
-        "--mutant",
-        "harness-partition-leaks",
-        "--json",
-        "--out",
-        dir.to_str().unwrap(),
-    ]);
+    let out = run_failing_into(&dir);
     assert_eq!(out.status.code(), Some(1));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["verdict"], "safety");
