@@ -7,6 +7,7 @@ pub mod node;
 pub mod outcome;
 pub mod raft;
 pub mod schema;
+pub mod storage;
 pub mod topology;
 
 pub use outcome::Outcome;

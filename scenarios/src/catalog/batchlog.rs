@@ -19,10 +19,10 @@ use model::batchlog::manager::{
     INJ_REPLAY_STALL, MUTANT_CLEANUP_COVERS_FAILED, MUTANT_NO_FAILED_STAGE,
     MUTANT_NO_RANGE_TOMBSTONE, MUTANT_REPLAY_TOO_YOUNG,
 };
-use model::batchlog::table::MUTANT_COMPACTION_KEEPS_SHADOWED;
 use model::batchlog::types::TableId;
 use model::batchlog::write_path::MUTANT_DELETE_BEFORE_APPLY;
 use model::batchlog::{BatchlogConfig, BatchlogEvent, Cluster};
+use model::storage::table::MUTANT_COMPACTION_KEEPS_SHADOWED;
 use rand::Rng;
 use sim::time::{sleep, Duration};
 use sim::{NodeId, Sim};
