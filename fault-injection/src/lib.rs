@@ -11,5 +11,5 @@ pub mod swarm;
 
 pub use fault::{EventTrigger, Fault, FaultKind, FaultSchedule, ScheduledFault};
 pub use injection::{Handler, InjectedError, InjectionError, InjectionEvent, Injections};
-pub use nemesis::{LeaderProbe, Nemesis, NemesisEvent};
+pub use nemesis::{LeaderProbe, Nemesis};
 pub use swarm::FaultModel;

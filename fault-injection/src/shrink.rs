@@ -5,6 +5,21 @@
 //! halved and start times moved earlier, each kept only if the run still fails.
 
 use crate::fault::FaultSchedule;
+use std::collections::BTreeSet;
+
+/// `schedule` without the faults whose positions are not in `applied` (the failing run's fault
+/// record shows they never took effect: skipped, or never reached).
+pub fn without_unapplied(schedule: &FaultSchedule, applied: &BTreeSet<usize>) -> FaultSchedule {
+    FaultSchedule {
+        faults: schedule
+            .faults
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| applied.contains(i))
+            .map(|(_, f)| f.clone())
+            .collect(),
+    }
+}
 
 /// Shrink `schedule` while `still_fails` holds; `budget` bounds the number of runs tried.
 /// Returns the smallest failing schedule found and the number of runs used.
@@ -87,6 +102,21 @@ mod tests {
     use super::*;
     use crate::fault::{Fault, ScheduledFault};
     use sim::NodeId;
+
+    #[test]
+    fn unapplied_faults_are_dropped_by_position() {
+        let f = |n: u32| ScheduledFault {
+            at_ms: n as u64,
+            after: None,
+            fault: Fault::Crash { node: NodeId(n) },
+            duration_ms: None,
+        };
+        let s = FaultSchedule {
+            faults: vec![f(1), f(2), f(3)],
+        };
+        let kept = without_unapplied(&s, &[0, 2].into_iter().collect());
+        assert_eq!(kept.faults, vec![f(1), f(3)]);
+    }
 
     #[test]
     fn finds_the_one_fault_that_matters() {

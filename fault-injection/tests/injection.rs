@@ -189,9 +189,7 @@ fn a_forgotten_message_is_a_test_failure() {
 
 #[test]
 fn nemesis_fires_after_the_nth_event_and_undoes_after_the_duration() {
-    use fault_injection::{
-        EventTrigger, Fault, FaultSchedule, Nemesis, NemesisEvent, ScheduledFault,
-    };
+    use fault_injection::{EventTrigger, Fault, FaultSchedule, Nemesis, ScheduledFault};
     use futures::FutureExt;
     let (applied_ms, undone_ms, up_after) = run_seed(3, |h| async move {
         let sim = Sim::new(3, &[], NetConfig::default(), h);
@@ -220,9 +218,12 @@ fn nemesis_fires_after_the_nth_event_and_undoes_after_the_duration() {
         let mut applied = None;
         let mut undone = None;
         for e in sim.history().entries().iter() {
-            match e.proto::<NemesisEvent>() {
-                Some(NemesisEvent::Applied { .. }) => applied = Some(e.at.as_millis()),
-                Some(NemesisEvent::Undone { .. }) => undone = Some(e.at.as_millis()),
+            match e.sim() {
+                Some(sim::SimEvent::FaultApplied { schedule, .. }) => {
+                    assert_eq!(*schedule, Some(0));
+                    applied = Some(e.at.as_millis())
+                }
+                Some(sim::SimEvent::FaultUndone { .. }) => undone = Some(e.at.as_millis()),
                 _ => {}
             }
         }
@@ -230,9 +231,10 @@ fn nemesis_fires_after_the_nth_event_and_undoes_after_the_duration() {
     })
     .result
     .unwrap();
-    // The second enter is at ~200 ms; the crash 10 ms (+ up to 1 ms polling) later.
+    // The second enter is at 200 ms; the crash exactly 10 ms later (the trigger is woken by
+    // the recording, not by polling).
     let applied = applied_ms.expect("applied");
-    assert!((210..=212).contains(&applied), "{applied}");
+    assert_eq!(applied, 210);
     assert_eq!(undone_ms.expect("undone"), applied + 50);
     assert!(up_after, "restarted when the duration ran out");
 }

@@ -600,7 +600,6 @@ async fn run_leader_crash(sim: Sim, cfg: Rc<RunConfig>) -> RunEnd {
     }
     // 2. The leader crashes.
     phases::enter(&sim, "chaos");
-    sim.record_fault(format!("crash group0 leader {old}"));
     sim.crash(old);
     sim.mark(MARK_LEADER_CRASHED);
     // 3. The survivors elect a new leader in a higher term.
