@@ -13,32 +13,7 @@ use std::fmt;
 
 pub use sim::fault::{Fault, FaultKind};
 
-/// Fire after the `nth` (1-based) history event of `kind`, plus `at_ms`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EventTrigger {
-    /// Event kind name, e.g. `"stage_committed"`.
-    pub kind: String,
-    /// Which occurrence (1-based).
-    pub nth: u32,
-}
-
-impl EventTrigger {
-    /// Watch the history for the events this trigger counts.
-    pub fn watch(&self, sim: &sim::Sim) -> sim::Watch {
-        sim.history().watch(&self.kind, |_| true)
-    }
-
-    /// The fault to apply once the trigger matched history entry `entry`.
-    pub fn bind_fault(
-        &self,
-        _sim: &sim::Sim,
-        _entry: usize,
-        fault: &Fault,
-    ) -> Result<Fault, String> {
-        Ok(fault.clone())
-    }
-}
+pub use crate::trigger::EventTrigger;
 
 /// A fault at a point in (virtual) time, optionally undone after `duration_ms`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -59,11 +34,13 @@ pub struct ScheduledFault {
 impl fmt::Display for ScheduledFault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.after {
-            Some(t) => write!(
-                f,
-                "+{}ms after {} #{}: {}",
-                self.at_ms, t.kind, t.nth, self.fault
-            )?,
+            Some(t) => {
+                write!(f, "+{}ms after {t}: {}", self.at_ms, self.fault)?;
+                if !t.bind.is_empty() {
+                    let b: Vec<String> = t.bind.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+                    write!(f, " with {}", b.join(", "))?;
+                }
+            }
             None => write!(f, "@{}ms: {}", self.at_ms, self.fault)?,
         }
         if let Some(d) = self.duration_ms {
@@ -112,6 +89,7 @@ mod tests {
                     after: Some(EventTrigger {
                         kind: "stage_committed".into(),
                         nth: 2,
+                        ..EventTrigger::default()
                     }),
                     fault: Fault::KillLeader,
                     duration_ms: None,

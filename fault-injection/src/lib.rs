@@ -8,6 +8,7 @@ pub mod injection;
 pub mod nemesis;
 pub mod shrink;
 pub mod swarm;
+pub mod trigger;
 
 pub use fault::{EventTrigger, Fault, FaultKind, FaultSchedule, ScheduledFault};
 pub use injection::{Handler, InjectedError, InjectionError, InjectionEvent, Injections};

@@ -2,7 +2,8 @@
 //!
 //! Delta debugging over the schedule's fault episodes (a fault and its undo are one episode, so
 //! removing one never leaves a node crashed forever), then shortening what is left: durations
-//! halved and start times moved earlier, each kept only if the run still fails.
+//! halved, start times moved earlier and state-triggered faults moved to an earlier occurrence
+//! of their event, each kept only if the run still fails.
 
 use crate::fault::FaultSchedule;
 use std::collections::BTreeSet;
@@ -56,7 +57,7 @@ pub fn shrink(
     }
     // 2. Shorten durations, then move faults earlier (first straight to 0, then halving).
     type Step = fn(&mut crate::fault::ScheduledFault) -> bool;
-    let steps: [Step; 3] = [
+    let steps: [Step; 4] = [
         |f| match f.duration_ms {
             Some(d) if d > 1 => {
                 f.duration_ms = Some(d / 2);
@@ -73,6 +74,14 @@ pub fn shrink(
             let moved = f.at_ms > 0;
             f.at_ms /= 2;
             moved
+        },
+        // A state-triggered fault: fire at an earlier occurrence of its event.
+        |f| match &mut f.after {
+            Some(t) if t.nth > 1 => {
+                t.nth /= 2;
+                true
+            }
+            _ => false,
         },
     ];
     for i in 0..best.faults.len() {

@@ -146,6 +146,7 @@ fn config_swarm(cfg: &mut RunConfig) {
         max_duration_ms: 1_500,
         verbs: VERBS.iter().map(|v| v.to_string()).collect(),
         max_down: (cfg.nodes - 1) / 2,
+        ..FaultModel::default()
     };
     cfg.set_section("raft", &RaftParams::default());
 }

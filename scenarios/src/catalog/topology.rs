@@ -221,6 +221,7 @@ fn config_leader_crash(cfg: &mut RunConfig) {
             after: Some(EventTrigger {
                 kind: "stream_started".into(),
                 nth: rng.gen_range(1..=3),
+                ..EventTrigger::default()
             }),
             fault: Fault::KillLeader,
             duration_ms: Some(rng.gen_range(500..2_000)),
@@ -255,6 +256,7 @@ fn config_swarm(cfg: &mut RunConfig) {
             "mutation".into(),
         ],
         max_down: 1,
+        ..FaultModel::default()
     };
 }
 
