@@ -246,7 +246,9 @@ impl Cluster {
         // Recover the batchlog table (commitlog replay + flush) and the data plane.
         let ssts: Vec<(String, Rc<Run>)> = disk.scan(table::SSTABLE_PREFIX);
         let records: Vec<(String, Mutation)> = disk.scan(table::COMMITLOG_PREFIX);
-        let (t, ops) = Table::recover(self.0.cfg.table_config(), ssts, records);
+        let mut tc = self.0.cfg.table_config();
+        tc.keep_shadowed = sim.mutant(table::MUTANT_COMPACTION_KEEPS_SHADOWED);
+        let (t, ops) = Table::recover(tc, ssts, records);
         write_ops(&disk, ops);
         // A failed sync leaves the records in place; recovery runs again on the next boot.
         let _ = disk.sync().await;

@@ -35,7 +35,14 @@ pub struct TableConfig {
     pub compaction_threshold: usize,
     /// Produce [`DiskOp`]s (false for pure benchmarks, which have no disk).
     pub persist: bool,
+    /// Mutant [`MUTANT_COMPACTION_KEEPS_SHADOWED`]: flush and compaction keep rows shadowed by
+    /// a tombstone in their input, so covered data is never dropped.
+    pub keep_shadowed: bool,
 }
+
+/// Compaction keeps rows that a tombstone in its input shadows (the mechanism that turns a
+/// range tombstone into a bounded scan is switched off).
+pub const MUTANT_COMPACTION_KEEPS_SHADOWED: &str = "storage-compaction-keeps-shadowed";
 
 impl Default for TableConfig {
     fn default() -> Self {
@@ -44,6 +51,7 @@ impl Default for TableConfig {
             commitlog_segment_mutations: 256,
             compaction_threshold: 4,
             persist: true,
+            keep_shadowed: false,
         }
     }
 }
@@ -691,7 +699,7 @@ impl Table {
             let keep: Vec<ClusteringKey> = merged
                 .rows
                 .iter()
-                .filter(|(ck, row)| !shadow(ck, row.ts(), &merged))
+                .filter(|(ck, row)| self.cfg.keep_shadowed || !shadow(ck, row.ts(), &merged))
                 .map(|(ck, _)| *ck)
                 .collect();
             let mut rows = BTreeMap::new();
