@@ -159,6 +159,7 @@ pub fn scenarios() -> Vec<ScenarioDef> {
                     max_duration_ms: 2_000,
                     verbs: Vec::new(),
                     max_down: 1,
+                    ..FaultModel::default()
                 };
             },
             run: |sim, cfg| run_story(sim, cfg, BatchLoad::LIGHT, story_swarm).boxed_local(),
