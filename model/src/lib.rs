@@ -3,6 +3,7 @@
 #![warn(missing_docs)]
 
 pub mod batchlog;
+pub mod dht;
 pub mod node;
 pub mod outcome;
 pub mod raft;
