@@ -7,6 +7,7 @@ pub mod dht;
 pub mod node;
 pub mod outcome;
 pub mod raft;
+pub mod sc;
 pub mod schema;
 pub mod topology;
 
