@@ -9,7 +9,7 @@
 //! - [`batches`]: logged batches of 2–4 writes to random live coordinators.
 
 use model::batchlog::types::TableId as BatchTable;
-use model::batchlog::Cluster as BatchlogCluster;
+use model::batchlog::BatchlogCluster;
 use model::node::Cluster;
 use model::topology::api;
 use model::topology::data::Client;
