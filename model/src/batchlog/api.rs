@@ -163,8 +163,21 @@ impl BatchlogCluster {
         out
     }
 
-    /// The final state for checkers: live entries per node, table shape, user data held.
+    /// The final state for checkers: live entries per node, batchlog table shape, the final
+    /// tablet placement (`tablets`: tablet → replicas) and every live user cell's timestamp
+    /// (`cells`: replica → tablet → key → ts).
     pub fn final_state(&self) -> serde_json::Value {
+        let mut tablets = serde_json::Map::new();
+        if let Some(s) = self.cluster.state() {
+            for (t, i) in &s.tablets {
+                let r: Vec<String> = i.replicas.iter().map(|r| r.to_string()).collect();
+                tablets.insert(t.to_string(), serde_json::json!(r));
+            }
+        }
+        let mut cells: std::collections::BTreeMap<
+            String,
+            std::collections::BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
+        > = std::collections::BTreeMap::new();
         let mut nodes = serde_json::Map::new();
         for n in self.nodes() {
             let h = self.handle(n);
@@ -177,9 +190,20 @@ impl BatchlogCluster {
                 }
             };
             let (sstables, mem, stats) = bl.table.shape();
-            let data_keys = crate::topology::data::Storage::of(self.sim(), n)
-                .all_rows()
-                .len();
+            let rows = crate::topology::data::Storage::of(self.sim(), n).all_rows();
+            let data_keys = rows.len();
+            for (shard, tablet, key, cell) in rows {
+                if cell.value.is_none() {
+                    continue;
+                }
+                let replica = crate::topology::ids::Replica { node: n, shard };
+                cells
+                    .entry(replica.to_string())
+                    .or_default()
+                    .entry(tablet.to_string())
+                    .or_default()
+                    .insert(key.to_string(), serde_json::json!(cell.ts));
+            }
             nodes.insert(
                 n.to_string(),
                 serde_json::json!({
@@ -195,6 +219,8 @@ impl BatchlogCluster {
         serde_json::json!({
             "layout": self.layout(),
             "nodes": nodes,
+            "tablets": tablets,
+            "cells": cells,
             "dropped_tables": crate::schema::dropped_tables(self.sim())
                 .into_iter()
                 .map(|t| TableId(t.0 - crate::schema::TableId::FIRST_USER))

@@ -28,9 +28,9 @@ pub const MUTANT_NO_FAILED_STAGE: &str = "batchlog-no-failed-stage";
 /// v2 without the cleanup range tombstone.
 pub const MUTANT_NO_RANGE_TOMBSTONE: &str = "batchlog-no-range-tombstone";
 
-/// A replay pass routes its mutations by the replica map it read when it began (and stamps
-/// them with the current erm version, so no fence refuses them): a tablet migration that
-/// commits meanwhile leaves its pending replica without the replayed write.
+/// The manager routes replayed mutations by the replica map it read when it started (and
+/// stamps them with the current erm version, so no fence refuses them): a tablet that migrated
+/// since gets the replayed write on a replica that has left it, never on its new replica.
 pub const MUTANT_REPLAY_STALE_ERM: &str = "batchlog-replay-stale-erm";
 
 /// Injection: hold every replay pass at its start until a message arrives (clustersim's own
@@ -43,6 +43,9 @@ pub async fn replay_loop(h: Rc<NodeHandle>) {
     let cfg = h.bl.clone();
     let inj = h.inj.clone();
     let node = h.node;
+    if h.sim.mutant(MUTANT_REPLAY_STALE_ERM) {
+        *h.batchlog.stale_map.borrow_mut() = Some(h.g0.with_state(|s| s.clone()));
+    }
     sleep(Duration::from_millis(cfg.ring_delay_ms)).await;
     let n = cfg.cleanup_after_replays.max(1);
     let mut iteration: u64 = 0;
@@ -78,10 +81,8 @@ pub async fn do_batch_log_replay(h: &Rc<NodeHandle>, cleanup: bool) -> bool {
     let sim = h.sim.clone();
     let inj = h.inj.clone();
     let node = h.node;
-    // The mutant's stale map: read when the pass is asked for, before any stall.
-    let stale = sim
-        .mutant(MUTANT_REPLAY_STALE_ERM)
-        .then(|| h.g0.with_state(|s| s.clone()));
+    // The mutant's stale map, read when the manager started.
+    let stale = h.batchlog.stale_map.borrow().clone();
     if inj.enter(&sim, node, "skip_batch_replay") {
         tracing::info!("batchlog replay skipped: injection skip_batch_replay");
         sim.mark("skip_batch_replay");

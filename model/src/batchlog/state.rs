@@ -12,9 +12,10 @@ use super::config::BatchlogConfig;
 use super::events::BatchlogEvent;
 use super::table::BatchlogTables;
 use super::types::{BatchId, Layout, Timestamp};
+use crate::topology::state::TopologyState;
 use sim::sync::Notify;
 use sim::{NodeId, Sim};
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 
 /// The batchlog of one node incarnation.
 pub struct NodeBatchlog {
@@ -27,6 +28,8 @@ pub struct NodeBatchlog {
     pub replay_done: Notify,
     /// The v1→v2 migration ran in this incarnation.
     pub migrated: Cell<bool>,
+    /// Mutant `batchlog-replay-stale-erm` only: the replica map the manager read at start.
+    pub stale_map: RefCell<Option<TopologyState>>,
 }
 
 impl NodeBatchlog {
@@ -38,6 +41,7 @@ impl NodeBatchlog {
             replay_running: Cell::new(false),
             replay_done: Notify::new(),
             migrated: Cell::new(false),
+            stale_map: RefCell::new(None),
         }
     }
 

@@ -67,6 +67,9 @@ pub(crate) async fn write_to_replicas(
         None => h.g0.with_state(|s| route(s, &m)),
     };
     let needed = quorum(rf) + targets.len().saturating_sub(rf);
+    if replay && targets.len() > rf {
+        h.sim.mark("replayed mutation routed to a pending replica");
+    }
     let net = h.sim.net();
     let from = h.node;
     let version = erm.version();
