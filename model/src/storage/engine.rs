@@ -117,6 +117,9 @@ impl Engine {
         }
         let mut cfg = cfg.clone();
         cfg.persist &= self.live;
+        cfg.keep_shadowed |= self
+            .sim
+            .mutant(super::table::MUTANT_COMPACTION_KEEPS_SHADOWED);
         let (t, ops) = Table::recover(cfg, ssts, records);
         if self.live {
             write_ops(&self.sim, self.node, &d, ops);

@@ -28,7 +28,15 @@ pub struct TableConfig {
     pub compaction_threshold: usize,
     /// Produce [`DiskOp`]s (false for pure benchmarks, which have no disk).
     pub persist: bool,
+    /// Mutant [`MUTANT_COMPACTION_KEEPS_SHADOWED`]: flush and compaction keep rows shadowed by
+    /// a tombstone in their input, so covered data is never dropped.
+    pub keep_shadowed: bool,
 }
+
+/// Flush and compaction keep rows that a tombstone in their input shadows (the mechanism that
+/// turns a cleanup range tombstone into a bounded scan is switched off). Set on every table of
+/// a node by [`crate::storage::Engine::table`].
+pub const MUTANT_COMPACTION_KEEPS_SHADOWED: &str = "storage-compaction-keeps-shadowed";
 
 impl Default for TableConfig {
     fn default() -> Self {
@@ -37,6 +45,7 @@ impl Default for TableConfig {
             commitlog_segment_mutations: 256,
             compaction_threshold: 4,
             persist: true,
+            keep_shadowed: false,
         }
     }
 }
@@ -436,7 +445,9 @@ impl<K: Keys> Table<K> {
             let rows = std::mem::take(&mut merged.rows);
             merged.rows = rows
                 .into_iter()
-                .filter(|(ck, row)| merged.shadow_ts(ck).is_none_or(|s| s < row.ts()))
+                .filter(|(ck, row)| {
+                    self.cfg.keep_shadowed || merged.shadow_ts(ck).is_none_or(|s| s < row.ts())
+                })
                 .collect();
             self.stats.shadowed_dropped += (before - merged.rows.len()) as u64;
             if purge && !self.memtable.partitions.contains_key(pk) {

@@ -15,6 +15,7 @@ fn small() -> TableConfig {
         commitlog_segment_mutations: 4,
         compaction_threshold: 2,
         persist: true,
+        keep_shadowed: false,
     }
 }
 

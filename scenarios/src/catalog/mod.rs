@@ -5,6 +5,7 @@ pub mod batchlog_compare;
 pub mod cluster;
 pub mod harness;
 pub mod raft;
+pub mod sc;
 pub mod topology;
 
 use crate::scenario::ScenarioDef;
@@ -16,5 +17,6 @@ pub fn all() -> Vec<ScenarioDef> {
     v.extend(topology::scenarios());
     v.extend(batchlog::scenarios());
     v.extend(cluster::scenarios());
+    v.extend(sc::scenarios());
     v
 }
