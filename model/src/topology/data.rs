@@ -14,6 +14,8 @@
 use super::events::{OpKind, OpOutcome, TopologyEvent};
 use super::ids::{table_of, tablet_of, Key, NodeId, Replica, ShardId, TableId, TabletId, Value};
 use super::state::TopologyState;
+use crate::batchlog::types::BatchTag;
+use crate::batchlog::BatchlogEvent;
 use crate::node::{lookup as services, NodeHandle};
 use crate::storage::user::UserKeys;
 use crate::storage::{Engine, Mutation, ScanCost, TableConfig, TableRef};
@@ -201,6 +203,8 @@ pub struct ReplicaWriteReq {
     pub ts: u64,
     /// The erm version the coordinator routed with.
     pub version: u64,
+    /// The logged batch this write applies, if any (recorded by the replica once durable).
+    pub batch: Option<BatchTag>,
 }
 impl Verb for ReplicaWrite {
     const NAME: &'static str = "mutation";
@@ -234,6 +238,12 @@ pub fn serve(svc: &Rc<NodeHandle>) {
     net.serve::<ReplicaWrite>(svc.node, move |_from, req| {
         let s = s.clone();
         Box::pin(async move {
+            if crate::schema::is_dropped(&s.sim, req.tablet.table) {
+                return Err(RpcError::Remote(format!(
+                    "unknown table {}",
+                    req.tablet.table
+                )));
+            }
             if req.version < s.fence() {
                 return Err(RpcError::Remote(STALE_VERSION.into()));
             }
@@ -247,7 +257,18 @@ pub fn serve(svc: &Rc<NodeHandle>) {
                     value: req.value,
                 },
             );
-            st.sync().await
+            st.sync().await?;
+            if let Some(tag) = req.batch {
+                s.sim.record(
+                    Some(s.node),
+                    BatchlogEvent::MutationApplied {
+                        batch: tag.batch,
+                        m: tag.m,
+                        replay: tag.replay,
+                    },
+                );
+            }
+            Ok(())
         })
     });
     let s = svc.clone();
@@ -284,6 +305,13 @@ pub fn route_key(s: &TopologyState, key: Key) -> TabletId {
     );
     let count = s.tablets_of(table).count() as u32;
     tablet_of(table, key / tables.len() as u64, count)
+}
+
+/// The tablet of `key` in user table `table` (a batch names its table explicitly).
+pub fn route_table_key(s: &TopologyState, table: TableId, key: Key) -> TabletId {
+    let count = s.tablets_of(table).count() as u32;
+    assert!(count > 0, "{table} has no tablets");
+    tablet_of(table, key, count)
 }
 
 /// Per-replica timeout of client operations.
@@ -385,6 +413,7 @@ impl Client {
                     value,
                     ts,
                     version: erm.version(),
+                    batch: None,
                 },
                 CLIENT_TIMEOUT,
             )
