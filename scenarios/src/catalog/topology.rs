@@ -499,12 +499,14 @@ fn story_fenced_after_revert(st: Rc<Topo>) -> LocalBoxFuture<'static, ()> {
         let sim = st.sim().clone();
         let a = st.client(1);
         st.expect(st.write(&a, 7, 0).await == OpOutcome::Ok, "insert pk=7");
-        for n in [1, 2] {
-            api::enable_injection(&sim, NodeId(n), "stream_tablet_move_to_cleanup", false);
-        }
         api::enable_injection(&sim, NodeId(2), "stream_mutation_fragments", true);
         let done = st.spawn_move(T0, r(1, 0), r(2, 0));
         api::wait_for_injection_enter(&sim, NodeId(2), "stream_mutation_fragments", 1).await;
+        // Only now: upstream also throws inside the streaming action, so enabled earlier it
+        // would fail streaming before any receiver started.
+        for n in [1, 2] {
+            api::enable_injection(&sim, NodeId(n), "stream_tablet_move_to_cleanup", false);
+        }
         api::inject_disconnect(&sim, NodeId(1), NodeId(2));
         if st
             .wait_until("migration reverted", 60_000, || done.get())
@@ -546,13 +548,21 @@ fn story_stalled_then_revert(st: Rc<Topo>) -> LocalBoxFuture<'static, ()> {
         let sim = st.sim().clone();
         let a = st.client(1);
         st.expect(st.write(&a, 7, 0).await == OpOutcome::Ok, "insert pk=7");
-        for n in [1, 2] {
-            api::enable_injection(&sim, NodeId(n), "stream_tablet_move_to_cleanup", false);
-        }
         sim.record_fault("stall stream_mutation_fragments n1->n2".into());
         sim.net()
             .stall(NodeId(1), NodeId(2), "stream_mutation_fragments");
         let done = st.spawn_move(T0, r(1, 0), r(2, 0));
+        // The rollback reason, once the streaming action has sent tablet_stream_data (the
+        // injection also fails a streaming action that starts while it is enabled).
+        let s2 = st.clone();
+        st.wait_until("streaming started", 30_000, move || {
+            s2.stage(T0) == Some(Stage::Streaming)
+        })
+        .await;
+        sleep(Duration::from_millis(100)).await;
+        for n in [1, 2] {
+            api::enable_injection(&sim, NodeId(n), "stream_tablet_move_to_cleanup", false);
+        }
         if st
             .wait_until("migration reverted", 60_000, || done.get())
             .await
