@@ -30,12 +30,19 @@ const RAFT_SWARM: &[Sometimes] = &[
 ];
 
 const TOPOLOGY_SWARM: &[Sometimes] = &[
-    s("barrier waited for stale erm", 0.80),              // [94%]
-    s("coordinator resumed a migration", 0.45),           // [62%]
-    s("late response discarded", 0.33),                   // [48%]
+    s("barrier waited for drain", 0.05),        // [14.5%]
+    s("barrier waited for stale erm", 0.80),    // [94%]
+    s("coordinator resumed a migration", 0.45), // [62%]
+    s("late response discarded", 0.33),         // [48%]
+    s("migration reverted", 0.04),              // [10%]
+    s("stale stream refused", 0.12),            // [29%]
+    s(
+        "stream master stopped: tablet metadata guard went stale",
+        0.01,
+    ), // [4%]
     s("streaming failed, will retry or roll back", 0.06), // [12.5%]
-    s("tablet operation joined", 0.03),                   // [7.5%]
-    s("unsynced writes lost on crash", 0.02),             // [5.5%]
+    s("tablet operation joined", 0.03),         // [7.5%]
+    s("unsynced writes lost on crash", 0.02),   // [5.5%]
 ];
 
 const BATCHLOG_SWARM: &[Sometimes] = &[
