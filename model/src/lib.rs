@@ -9,6 +9,7 @@ pub mod outcome;
 pub mod raft;
 pub mod sc;
 pub mod schema;
+pub mod storage;
 pub mod topology;
 
 pub use outcome::Outcome;

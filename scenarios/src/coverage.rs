@@ -46,12 +46,25 @@ const BATCHLOG_SWARM: &[Sometimes] = &[
     s("replay stalled", 0.35),                            // [49.5%]
 ];
 
+// sc.linearizable_under_faults: shares measured over seeds 0..1000.
+const SC_SWARM: &[Sometimes] = &[
+    s("connection killed with calls pending", 0.45), // [68.3%]
+    s("raft follower truncated conflicting entries", 0.28), // [45.3%]
+    s("raft leader stepped down without quorum", 0.12), // [23.4%]
+    s("sc node restarted with more shards", 0.14),   // [24.8%]
+    s("sc read returned a written value", 0.90),     // [100%]
+    s("sc write outcome unknown", 0.55),             // [75.5%]
+    s("stalled request released", 0.10),             // [20.1%]
+    s("unsynced writes lost on crash", 0.01),        // [3.6%]
+];
+
 /// The "sometimes" marks of scenario `id` (empty for scripted scenarios).
 pub fn sometimes(id: &str) -> &'static [Sometimes] {
     match id {
         "raft.swarm" => RAFT_SWARM,
         "topology.swarm" => TOPOLOGY_SWARM,
         "batchlog.swarm" => BATCHLOG_SWARM,
+        "sc.linearizable_under_faults" => SC_SWARM,
         _ => &[],
     }
 }

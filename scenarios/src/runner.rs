@@ -3,9 +3,9 @@
 
 use crate::config::RunConfig;
 use crate::scenario::{RunEnd, ScenarioDef, Verdict, Violation};
-use fault_injection::NemesisEvent;
 use serde::Serialize;
 use sim::{History, Sim};
+use sim::{SimEvent, UndoneBy};
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
@@ -94,6 +94,10 @@ pub struct RunReport {
     pub final_state_digest: String,
     /// Panic message, if the simulated cluster panicked.
     pub panic: Option<String>,
+    /// What the scenario's story wants a reader of the report to see (the final state's
+    /// `notes`, e.g. the message a node refused to start with).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 impl RunReport {
@@ -168,15 +172,23 @@ pub fn run(def: &ScenarioDef, cfg: &RunConfig) -> (RunReport, History) {
         .entries()
         .iter()
         .filter_map(|e| {
-            e.proto::<NemesisEvent>().map(|n| match n {
-                NemesisEvent::Applied { fault, .. } => format!("{}ms {fault}", e.at.as_millis()),
-                NemesisEvent::Undone { fault, .. } => {
-                    format!("{}ms undo {fault}", e.at.as_millis())
-                }
-                NemesisEvent::Skipped { index, reason } => {
-                    format!("{}ms skip #{index}: {reason}", e.at.as_millis())
-                }
-            })
+            let ms = e.at.as_millis();
+            match e.sim()? {
+                SimEvent::FaultApplied {
+                    fault,
+                    schedule: Some(i),
+                    ..
+                } => Some(format!("{ms}ms {fault} (schedule #{i})")),
+                SimEvent::FaultApplied { fault, .. } => Some(format!("{ms}ms {fault} (scripted)")),
+                SimEvent::FaultUndone { fault, by, .. } => Some(match by {
+                    UndoneBy::Heal => format!("{ms}ms undo {fault} (heal)"),
+                    _ => format!("{ms}ms undo {fault}"),
+                }),
+                SimEvent::FaultSkipped {
+                    schedule, reason, ..
+                } => Some(format!("{ms}ms skip schedule #{schedule}: {reason}")),
+                _ => None,
+            }
         })
         .collect();
     let final_json = serde_json::to_vec(&end.final_state).expect("final state serialises");
@@ -201,8 +213,29 @@ pub fn run(def: &ScenarioDef, cfg: &RunConfig) -> (RunReport, History) {
         pending: end.pending.clone(),
         final_state_digest: blake3::hash(&final_json).to_hex()[..16].to_string(),
         panic,
+        notes: end.final_state["notes"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|n| n.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default(),
     };
     (report, history)
+}
+
+/// Positions in the run's fault schedule of every fault the record shows applied.
+pub fn applied_schedule_positions(h: &History) -> std::collections::BTreeSet<usize> {
+    h.entries()
+        .iter()
+        .filter_map(|e| match e.sim()? {
+            SimEvent::FaultApplied {
+                schedule: Some(i), ..
+            } => Some(*i),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The normalised report kept in `snapshots/`: resolved config, fault timeline, events per

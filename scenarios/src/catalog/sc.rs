@@ -185,6 +185,7 @@ fn config_swarm(cfg: &mut RunConfig) {
         verbs: VERBS.iter().map(|v| v.to_string()).collect(),
         // A tablet's group has 3 members: at most one may be away.
         max_down: 1,
+        ..FaultModel::default()
     };
     let params = ScParams {
         tablets: rng.gen_range(2..=6),
@@ -542,10 +543,8 @@ async fn run_restart(sim: Sim, cfg: Rc<RunConfig>) -> RunEnd {
     };
     phases::enter(&sim, "chaos");
     for n in a.cluster.nodes.clone() {
-        sim.record_fault(format!("crash {n}"));
         sim.crash(n);
         sleep(Duration::from_millis(300)).await;
-        sim.record_fault(format!("restart {n}"));
         sim.restart(n);
         if !a
             .settled(&format!("the groups catch up after {n} restarts"), 15_000)
@@ -614,6 +613,10 @@ async fn run_fewer(sim: Sim, cfg: Rc<RunConfig>) -> RunEnd {
     ) {
         sim.mark(MARK_REFUSED);
     }
+    let note = match &msg {
+        Some(m) => format!("{node} restarted with {top} shards refused to start: {m}"),
+        None => format!("{node} restarted with {top} shards started"),
+    };
     // The others keep serving: every group still has a majority.
     if !a.story.expect(
         read_back(&a, &last).await,
@@ -633,7 +636,9 @@ async fn run_fewer(sim: Sim, cfg: Rc<RunConfig>) -> RunEnd {
     }
     phases::heal(&sim);
     let pending = phases::converge(&sim, &cfg, 50, || a.cluster.pending()).await;
-    end_of(&a, pending)
+    let mut state = a.cluster.final_state();
+    state["notes"] = serde_json::json!([note]);
+    a.story.end(state, pending)
 }
 
 async fn run_reshard(sim: Sim, cfg: Rc<RunConfig>) -> RunEnd {
