@@ -457,6 +457,9 @@ fn print_human(r: &runner::RunReport) {
     if !r.missing_marks.is_empty() {
         println!("  marks missed: {}", r.missing_marks.join(", "));
     }
+    for n in &r.notes {
+        println!("  note: {n}");
+    }
     if let Some(p) = &r.panic {
         println!("  panic: {p}");
     }

@@ -59,6 +59,18 @@ const CLUSTER_BATCHES_DURING_MIGRATION: &[Sometimes] = &[
     s("replayed mutation routed to a pending replica", 0.05),
 ];
 
+// sc.linearizable_under_faults: shares measured over seeds 0..1000.
+const SC_SWARM: &[Sometimes] = &[
+    s("connection killed with calls pending", 0.45), // [68.3%]
+    s("raft follower truncated conflicting entries", 0.28), // [45.3%]
+    s("raft leader stepped down without quorum", 0.12), // [23.4%]
+    s("sc node restarted with more shards", 0.14),   // [24.8%]
+    s("sc read returned a written value", 0.90),     // [100%]
+    s("sc write outcome unknown", 0.55),             // [75.5%]
+    s("stalled request released", 0.10),             // [20.1%]
+    s("unsynced writes lost on crash", 0.01),        // [3.6%]
+];
+
 /// The "sometimes" marks of scenario `id` (empty for scripted scenarios).
 pub fn sometimes(id: &str) -> &'static [Sometimes] {
     match id {
@@ -66,6 +78,7 @@ pub fn sometimes(id: &str) -> &'static [Sometimes] {
         "topology.swarm" => TOPOLOGY_SWARM,
         "batchlog.swarm" => BATCHLOG_SWARM,
         "cluster.batches_during_migration" => CLUSTER_BATCHES_DURING_MIGRATION,
+        "sc.linearizable_under_faults" => SC_SWARM,
         _ => &[],
     }
 }
