@@ -54,12 +54,19 @@ const BATCHLOG_SWARM: &[Sometimes] = &[
     s("replay stalled", 0.35),                            // [49.5%]
 ];
 
+const CLUSTER_BATCHES_DURING_MIGRATION: &[Sometimes] = &[
+    s("batchlog entry replayed", 0.5),
+    s("migration completed", 0.5),
+    s("replayed mutation routed to a pending replica", 0.05),
+];
+
 /// The "sometimes" marks of scenario `id` (empty for scripted scenarios).
 pub fn sometimes(id: &str) -> &'static [Sometimes] {
     match id {
         "raft.swarm" => RAFT_SWARM,
         "topology.swarm" => TOPOLOGY_SWARM,
         "batchlog.swarm" => BATCHLOG_SWARM,
+        "cluster.batches_during_migration" => CLUSTER_BATCHES_DURING_MIGRATION,
         _ => &[],
     }
 }

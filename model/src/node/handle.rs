@@ -1,13 +1,15 @@
 //! The low-level handle of one node incarnation ([`NodeHandle`]): what every service of the
 //! node may use — the world, the node's id and incarnation, the cluster config, the injection
-//! registry, its group0 member, its erm tracker and its shards (each with its own session
-//! registry). Services (data plane, barrier, streaming, cleanup, the coordinator) depend on
+//! registry, its group0 member, its erm tracker, its shards (each with its own session
+//! registry) and its batchlog state. Services (data plane, barrier, streaming, cleanup, the coordinator) depend on
 //! this handle only, never on the assembler in [`crate::node`], so the import graph has no
 //! cycle: `node/mod.rs` → services → `node/handle.rs` → group0, sessions, erm.
 //!
 //! The handle of a node's current incarnation is found with [`lookup`] (a client routing from
 //! that node, a scenario reading its state); a crashed node's handle is never returned.
 
+use crate::batchlog::state::NodeBatchlog;
+use crate::batchlog::BatchlogConfig;
 use crate::topology::config::TopologyConfig;
 use crate::topology::erm::ErmTracker;
 use crate::topology::group0::Group0;
@@ -47,6 +49,10 @@ pub struct NodeHandle {
     pub incarnation: u32,
     /// Cluster config.
     pub cfg: Rc<TopologyConfig>,
+    /// The `batchlog` config section.
+    pub bl: Rc<BatchlogConfig>,
+    /// The node's batchlog (tables on shard 0, replay state).
+    pub batchlog: NodeBatchlog,
     /// This node's group0 member.
     pub g0: Group0,
     /// The node's erm tracker (token-metadata versions held by in-flight operations).
@@ -67,6 +73,7 @@ impl NodeHandle {
     pub fn new(
         ctx: &sim::NodeCtx,
         cfg: Rc<TopologyConfig>,
+        bl: Rc<BatchlogConfig>,
         g0: Group0,
         erm: ErmTracker,
         shards: Vec<Shard>,
@@ -81,7 +88,9 @@ impl NodeHandle {
             node: ctx.node,
             incarnation: ctx.incarnation,
             inj: Injections::of(&ctx.sim),
+            batchlog: NodeBatchlog::open(&ctx.sim, ctx.node, &bl),
             cfg,
+            bl,
             g0,
             erm,
             shards,

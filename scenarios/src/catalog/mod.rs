@@ -2,8 +2,10 @@
 
 pub mod batchlog;
 pub mod batchlog_compare;
+pub mod cluster;
 pub mod harness;
 pub mod raft;
+pub mod sc;
 pub mod topology;
 
 use crate::scenario::ScenarioDef;
@@ -14,5 +16,7 @@ pub fn all() -> Vec<ScenarioDef> {
     v.extend(raft::scenarios());
     v.extend(topology::scenarios());
     v.extend(batchlog::scenarios());
+    v.extend(cluster::scenarios());
+    v.extend(sc::scenarios());
     v
 }
