@@ -7,10 +7,13 @@
 //!
 //! Simplifications: no columns or types (a row is a key and a value); no co-location groups
 //! (every user table has its own tablet map); the set of tables is fixed at cluster start
-//! (no CREATE / DROP through group0).
+//! (no CREATE through group0). DROP TABLE ([`drop_table`]) is a cluster-wide schema change that
+//! takes effect on every node at once: replicas then refuse writes to the table, and batchlog
+//! replays skip its mutations (SPEC §5.5).
 
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 /// A table id (`table_id`). System tables take ids below [`TableId::FIRST_USER`].
@@ -183,6 +186,25 @@ impl SchemaRegistry {
             .filter(|t| t.kind == TableKind::System)
             .collect()
     }
+}
+
+#[derive(Default)]
+struct Dropped(RefCell<BTreeSet<TableId>>);
+
+/// Drops `table` cluster-wide, at once. Returns whether it was not dropped before.
+pub fn drop_table(sim: &sim::Sim, table: TableId) -> bool {
+    assert!(table.is_user(), "only user tables are dropped, not {table}");
+    sim.ext::<Dropped>().0.borrow_mut().insert(table)
+}
+
+/// Is `table` dropped?
+pub fn is_dropped(sim: &sim::Sim, table: TableId) -> bool {
+    sim.ext::<Dropped>().0.borrow().contains(&table)
+}
+
+/// Every dropped table, in id order.
+pub fn dropped_tables(sim: &sim::Sim) -> Vec<TableId> {
+    sim.ext::<Dropped>().0.borrow().iter().copied().collect()
 }
 
 #[cfg(test)]

@@ -25,17 +25,32 @@ const RAFT_SWARM: &[Sometimes] = &[
     s("connection killed with calls pending", 0.30), // [49%]
     s("raft follower truncated conflicting entries", 0.18), // [29.5%]
     s("raft leader stepped down without quorum", 0.07), // [13.5%]
-    s("stalled request released", 0.07),             // [13.5%]
-    s("unsynced writes lost on crash", 0.004),       // [1%]
+    // The narrow windows Raft bugs hide in: reached through buggify (the ack-delay point) and
+    // a crash triggered as the node enters it; and elections won by a log with older-term
+    // entries past the commit index.
+    s("raft crashed between a durable write and its ack", 0.03), // [8.5%]
+    s(
+        "raft new leader holds uncommitted entries of an older term",
+        0.14,
+    ), // [27.5%]
+    s("stalled request released", 0.07),                         // [9%]
+    s("unsynced writes lost on crash", 0.004),                   // [1%]
 ];
 
 const TOPOLOGY_SWARM: &[Sometimes] = &[
-    s("barrier waited for stale erm", 0.80),              // [94%]
-    s("coordinator resumed a migration", 0.45),           // [62%]
-    s("late response discarded", 0.33),                   // [48%]
+    s("barrier waited for drain", 0.05),        // [14.5%]
+    s("barrier waited for stale erm", 0.80),    // [94%]
+    s("coordinator resumed a migration", 0.45), // [62%]
+    s("late response discarded", 0.33),         // [48%]
+    s("migration reverted", 0.04),              // [10%]
+    s("stale stream refused", 0.12),            // [29%]
+    s(
+        "stream master stopped: tablet metadata guard went stale",
+        0.01,
+    ), // [4%]
     s("streaming failed, will retry or roll back", 0.06), // [12.5%]
-    s("tablet operation joined", 0.03),                   // [7.5%]
-    s("unsynced writes lost on crash", 0.02),             // [5.5%]
+    s("tablet operation joined", 0.03),         // [7.5%]
+    s("unsynced writes lost on crash", 0.02),   // [5.5%]
 ];
 
 const BATCHLOG_SWARM: &[Sometimes] = &[
@@ -44,6 +59,12 @@ const BATCHLOG_SWARM: &[Sometimes] = &[
     s("late batchlog store dropped", 0.10),               // [21%]
     s("replay skipped dropped table mutations", 0.30),    // [44%]
     s("replay stalled", 0.35),                            // [49.5%]
+];
+
+const CLUSTER_BATCHES_DURING_MIGRATION: &[Sometimes] = &[
+    s("batchlog entry replayed", 0.5),
+    s("migration completed", 0.5),
+    s("replayed mutation routed to a pending replica", 0.05),
 ];
 
 // sc.linearizable_under_faults: shares measured over seeds 0..1000.
@@ -64,6 +85,7 @@ pub fn sometimes(id: &str) -> &'static [Sometimes] {
         "raft.swarm" => RAFT_SWARM,
         "topology.swarm" => TOPOLOGY_SWARM,
         "batchlog.swarm" => BATCHLOG_SWARM,
+        "cluster.batches_during_migration" => CLUSTER_BATCHES_DURING_MIGRATION,
         "sc.linearizable_under_faults" => SC_SWARM,
         _ => &[],
     }

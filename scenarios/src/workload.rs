@@ -9,7 +9,7 @@
 //! - [`batches`]: logged batches of 2–4 writes to random live coordinators.
 
 use model::batchlog::types::TableId as BatchTable;
-use model::batchlog::Cluster as BatchlogCluster;
+use model::batchlog::BatchlogCluster;
 use model::node::Cluster;
 use model::topology::api;
 use model::topology::data::Client;
@@ -162,6 +162,18 @@ pub fn batches(
     gap_ms: (u64, u64),
     until_ns: u64,
 ) -> futures::future::LocalBoxFuture<'static, ()> {
+    batches_over(c, client, gap_ms, until_ns, 64)
+}
+
+/// [`batches`] over keys `0..keys` (a wide key space keeps a lost write from being hidden by
+/// a later write to the same key).
+pub fn batches_over(
+    c: &BatchlogCluster,
+    client: u64,
+    gap_ms: (u64, u64),
+    until_ns: u64,
+    keys: u64,
+) -> futures::future::LocalBoxFuture<'static, ()> {
     let c = c.clone();
     Box::pin(async move {
         let sim = c.sim().clone();
@@ -177,7 +189,7 @@ pub fn batches(
                     .map(|_| {
                         (
                             BatchTable(rng.gen_range(0..tables)),
-                            rng.gen_range(0..64),
+                            rng.gen_range(0..keys),
                             client * 1_000_000 + n,
                         )
                     })

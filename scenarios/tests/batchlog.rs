@@ -298,6 +298,39 @@ fn mutants_caught_within_50_seeds() {
     );
 }
 
+/// The cross-protocol scenario passes unmutated, reaches a replay routed to a pending replica,
+/// and catches the stale-map replay mutant (which no `batchlog.*` scenario can: they never
+/// migrate a tablet).
+#[test]
+fn cluster_batches_during_migration() {
+    assert_passes("cluster.batches_during_migration", 0..5, &[]);
+    let seed = caught_within(
+        "cluster.batches_during_migration",
+        "batchlog-replay-stale-erm",
+        50,
+    );
+    let r = run_seed(
+        "cluster.batches_during_migration",
+        seed,
+        &["batchlog-replay-stale-erm"],
+        &[],
+    );
+    assert!(
+        r.violations
+            .iter()
+            .any(|v| v.checker == "batchlog_replicas_hold_batches"),
+        "{:?}",
+        r.violations
+    );
+    for id in SCENARIOS {
+        assert_eq!(
+            run_seed(id, 0, &["batchlog-replay-stale-erm"], &[]).verdict,
+            Verdict::Pass,
+            "{id} has no migration for a stale map to miss"
+        );
+    }
+}
+
 #[test]
 fn same_seed_same_digest() {
     for id in SCENARIOS {

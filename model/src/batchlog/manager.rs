@@ -1,19 +1,21 @@
 //! The batchlog manager of one node (SPEC §5.4): the replay loop, and `do_batch_log_replay`
 //! run at most once at a time per node, driving the pure pass core of [`super::replay`] over the
-//! node's table and sending the selected batches at EACH_QUORUM.
+//! node's batchlog tables and sending the selected batches at EACH_QUORUM through the tablet
+//! data plane ([`super::write_path`]), each mutation routed by the erm current when it is sent.
 //!
 //! Promises kept here: one replay per node at a time; one fixed `now` per pass; the mutations
 //! of a unit (moves before the range tombstone) are applied in the order the core gives and are
 //! recorded only once durable.
 
-use super::cluster::{Cluster, NodeState};
 use super::events::{BatchlogEvent, DeletedBy};
 use super::replay::{self, Effect, PassParams, ReplayMutants, SendOutcome};
+use super::service::apply_batchlog;
+use super::state::features;
 use super::types::{Layout, Payload, Stage};
 use super::write_path::write_to_replicas;
-use fault_injection::Injections;
+use crate::node::NodeHandle;
+use crate::topology::state::TopologyState;
 use sim::time::{sleep, Duration};
-use sim::NodeId;
 use std::rc::Rc;
 
 /// Mutant names of the replay core.
@@ -26,23 +28,31 @@ pub const MUTANT_NO_FAILED_STAGE: &str = "batchlog-no-failed-stage";
 /// v2 without the cleanup range tombstone.
 pub const MUTANT_NO_RANGE_TOMBSTONE: &str = "batchlog-no-range-tombstone";
 
+/// The manager routes replayed mutations by the replica map it read when it started (and
+/// stamps them with the current erm version, so no fence refuses them): a tablet that migrated
+/// since gets the replayed write on a replica that has left it, never on its new replica.
+pub const MUTANT_REPLAY_STALE_ERM: &str = "batchlog-replay-stale-erm";
+
 /// Injection: hold every replay pass at its start until a message arrives (clustersim's own
 /// name for "replay stalled").
 pub const INJ_REPLAY_STALL: &str = "batchlog_replay_stall";
 
 /// The replay loop: wait `ring_delay`, then replay every interval; every
 /// `cleanup_after_replays`-th iteration with cleanup.
-pub async fn replay_loop(c: Cluster, node: NodeId) {
-    let sim = c.sim().clone();
-    let cfg = c.cfg().clone();
-    let inj = Injections::of(&sim);
+pub async fn replay_loop(h: Rc<NodeHandle>) {
+    let cfg = h.bl.clone();
+    let inj = h.inj.clone();
+    let node = h.node;
+    if h.sim.mutant(MUTANT_REPLAY_STALE_ERM) {
+        *h.batchlog.stale_map.borrow_mut() = Some(h.g0.with_state(|s| s.clone()));
+    }
     sleep(Duration::from_millis(cfg.ring_delay_ms)).await;
     let n = cfg.cleanup_after_replays.max(1);
     let mut iteration: u64 = 0;
     loop {
         iteration += 1;
         let cleanup = iteration.is_multiple_of(n);
-        do_batch_log_replay(&c, node, cleanup).await;
+        do_batch_log_replay(&h, cleanup).await;
         let interval = if inj.is_enabled(node, "short_batchlog_manager_replay_interval") {
             1000
         } else {
@@ -52,26 +62,27 @@ pub async fn replay_loop(c: Cluster, node: NodeId) {
     }
 }
 
-struct RunningGuard(Rc<NodeState>);
+struct RunningGuard(Rc<NodeHandle>);
 
 impl Drop for RunningGuard {
     fn drop(&mut self) {
-        self.0.replay_running.set(false);
-        self.0.replay_done.notify();
+        self.0.batchlog.replay_running.set(false);
+        self.0.batchlog.replay_done.notify();
     }
 }
 
-/// Replays `node`'s batchlog once (waiting for a running replay first). Returns whether every
+/// Replays the node's batchlog once (waiting for a running replay first). Returns whether every
 /// entry was replayed.
-pub async fn do_batch_log_replay(c: &Cluster, node: NodeId, cleanup: bool) -> bool {
-    let Some(st) = c.state(node) else {
-        return false;
-    };
+pub async fn do_batch_log_replay(h: &Rc<NodeHandle>, cleanup: bool) -> bool {
+    let st = &h.batchlog;
     sim::sync::wait_until(&st.replay_done, || !st.replay_running.get()).await;
     st.replay_running.set(true);
-    let _guard = RunningGuard(st.clone());
-    let sim = c.sim().clone();
-    let inj = Injections::of(&sim);
+    let _guard = RunningGuard(h.clone());
+    let sim = h.sim.clone();
+    let inj = h.inj.clone();
+    let node = h.node;
+    // The mutant's stale map, read when the manager started.
+    let stale = h.batchlog.stale_map.borrow().clone();
     if inj.enter(&sim, node, "skip_batch_replay") {
         tracing::info!("batchlog replay skipped: injection skip_batch_replay");
         sim.mark("skip_batch_replay");
@@ -83,22 +94,22 @@ pub async fn do_batch_log_replay(c: &Cluster, node: NodeId, cleanup: bool) -> bo
             sleep(Duration::from_millis(10)).await;
         }
     }
-    replay_pass(c, &st, cleanup).await
+    replay_pass(h, cleanup, stale.as_ref()).await
 }
 
-async fn replay_pass(c: &Cluster, st: &Rc<NodeState>, cleanup: bool) -> bool {
-    let sim = c.sim().clone();
-    let cfg = c.cfg().clone();
-    let node = st.node;
-    let inj = Injections::of(&sim);
+async fn replay_pass(h: &Rc<NodeHandle>, cleanup: bool, stale: Option<&TopologyState>) -> bool {
+    let sim = h.sim.clone();
+    let cfg = h.bl.clone();
+    let node = h.node;
+    let st = &h.batchlog;
     let m = ReplayMutants {
         replay_too_young: sim.mutant(MUTANT_REPLAY_TOO_YOUNG),
         cleanup_covers_failed: sim.mutant(MUTANT_CLEANUP_COVERS_FAILED),
         no_failed_stage: sim.mutant(MUTANT_NO_FAILED_STAGE),
         no_range_tombstone: sim.mutant(MUTANT_NO_RANGE_TOMBSTONE),
     };
-    let layout = c.layout();
-    if layout == Layout::V2 && !st.migrated.get() && !migrate(c, st).await {
+    let layout = features::layout(&sim);
+    if layout == Layout::V2 && !st.migrated.get() && !migrate(h).await {
         return false;
     }
     let p = PassParams {
@@ -119,13 +130,11 @@ async fn replay_pass(c: &Cluster, st: &Rc<NodeState>, cleanup: bool) -> bool {
             cleanup,
         },
     );
-    let c2 = c.clone();
-    let timeout_of = move |data: &Payload| -> u64 {
-        let cfg = c2.cfg();
-        let repair = data
-            .mutations
-            .iter()
-            .any(|w| cfg.repair_mode_tables.contains(&w.table.0) && !c2.is_dropped(w.table));
+    let timeout_of = |data: &Payload| -> u64 {
+        let repair = data.mutations.iter().any(|w| {
+            cfg.repair_mode_tables.contains(&w.table.0)
+                && !crate::schema::is_dropped(&sim, w.table.schema_id())
+        });
         if repair {
             cfg.replay_timeout_ms().min(cfg.propagation_delay_ms)
         } else {
@@ -152,7 +161,7 @@ async fn replay_pass(c: &Cluster, st: &Rc<NodeState>, cleanup: bool) -> bool {
         }
         let mut outcomes = Vec::with_capacity(scan.candidates.len());
         for cand in &scan.candidates {
-            let o = send_batch(c, node, &cand.data, &inj).await;
+            let o = send_batch(h, &cand.data, stale).await;
             match &o {
                 Ok(dropped) => {
                     replayed += 1;
@@ -201,11 +210,11 @@ async fn replay_pass(c: &Cluster, st: &Rc<NodeState>, cleanup: bool) -> bool {
         let mut ts = || st.new_ts(&sim);
         let r = replay::finish_unit(&scan, &outcomes, &p, &mut ts, m);
         all_replayed &= r.all_replayed;
-        if !r.mutations.is_empty() && c.apply_batchlog(st, r.mutations).await.is_err() {
+        if !r.mutations.is_empty() && apply_batchlog(h, r.mutations).await.is_err() {
             return false;
         }
         for e in r.effects {
-            record_effect(c, node, &p, e);
+            record_effect(&sim, node, &p, e);
         }
     }
     tracing::info!(replayed, failed, too_young, live, dead, all_replayed, "batchlog replay pass done: {replayed} replayed, {failed} failed, {too_young} too young kept; scanned {live} live and {dead} dead entries");
@@ -239,8 +248,7 @@ async fn replay_pass(c: &Cluster, st: &Rc<NodeState>, cleanup: bool) -> bool {
     all_replayed
 }
 
-fn record_effect(c: &Cluster, node: NodeId, p: &PassParams, e: Effect) {
-    let sim = c.sim();
+fn record_effect(sim: &sim::Sim, node: sim::NodeId, p: &PassParams, e: Effect) {
     match e {
         Effect::Deleted {
             id,
@@ -320,16 +328,17 @@ fn record_effect(c: &Cluster, node: NodeId, p: &PassParams, e: Effect) {
 /// Sends a batch's mutations at EACH_QUORUM, skipping those of dropped tables. `Ok(skipped)` on
 /// success.
 async fn send_batch(
-    c: &Cluster,
-    node: NodeId,
+    h: &NodeHandle,
     data: &Payload,
-    inj: &Injections,
+    stale: Option<&TopologyState>,
 ) -> Result<usize, String> {
-    let sim = c.sim();
+    let sim = &h.sim;
+    let node = h.node;
+    let inj = &h.inj;
     let live: Vec<_> = data
         .mutations
         .iter()
-        .filter(|m| !c.is_dropped(m.table))
+        .filter(|m| !crate::schema::is_dropped(sim, m.table.schema_id()))
         .copied()
         .collect();
     let dropped = data.mutations.len() - live.len();
@@ -342,10 +351,10 @@ async fn send_batch(
     {
         return Err("injected: storage_proxy_fail_replay_batch".into());
     }
-    let timeout = Duration::from_millis(c.cfg().replay_write_timeout_ms);
+    let timeout = Duration::from_millis(h.bl.replay_write_timeout_ms);
     let results = futures::future::join_all(
         live.iter()
-            .map(|m| write_to_replicas(c, node, data.id, *m, c.quorum(), timeout, true)),
+            .map(|m| write_to_replicas(h, data.id, *m, timeout, true, stale)),
     )
     .await;
     let errors: Vec<String> = results.into_iter().filter_map(|r| r.err()).collect();
@@ -359,10 +368,11 @@ async fn send_batch(
 /// The v1→v2 migration, once per incarnation before the first v2 replay (SPEC §5.8); a failure
 /// (injection `batchlog_manager_fail_migration`, or a failed sync) is retried on the next
 /// replay. Returns whether it is done.
-async fn migrate(c: &Cluster, st: &Rc<NodeState>) -> bool {
-    let sim = c.sim().clone();
-    let node = st.node;
-    if Injections::of(&sim)
+async fn migrate(h: &NodeHandle) -> bool {
+    let sim = h.sim.clone();
+    let node = h.node;
+    let st = &h.batchlog;
+    if h.inj
         .fail(&sim, node, "batchlog_manager_fail_migration")
         .is_err()
     {
@@ -375,9 +385,9 @@ async fn migrate(c: &Cluster, st: &Rc<NodeState>) -> bool {
     let (muts, migrated) = {
         let t = st.table.view();
         let mut ts = || st.new_ts(&sim);
-        replay::migrate_v1(&t, c.cfg().shard_count, &mut ts)
+        replay::migrate_v1(&t, h.bl.shard_count, &mut ts)
     };
-    if !muts.is_empty() && c.apply_batchlog(st, muts).await.is_err() {
+    if !muts.is_empty() && apply_batchlog(h, muts).await.is_err() {
         return false;
     }
     for m in migrated {

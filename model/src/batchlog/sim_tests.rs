@@ -1,6 +1,6 @@
 //! Smoke tests of the cluster shell inside one seeded run.
 
-use super::cluster::Cluster;
+use super::api::BatchlogCluster;
 use super::config::BatchlogConfig;
 use super::events::{BatchlogEvent, Outcome};
 use super::types::{Layout, TableId};
@@ -26,7 +26,8 @@ fn small(layout: Layout) -> BatchlogConfig {
 fn story(layout: Layout, seed: u64) -> (Vec<Outcome>, Vec<String>, u64) {
     let out = run_seed(seed, |h| async move {
         let sim = Sim::new(seed, &[], NetConfig::default(), h);
-        let c = Cluster::start(&sim, small(layout), 4);
+        let bl = small(layout);
+        let c = BatchlogCluster::start(&sim, BatchlogCluster::topology(4, 4, &bl), bl);
         sleep(Duration::from_millis(10)).await;
         let nodes = c.nodes();
         let inj = Injections::of(&sim);

@@ -103,9 +103,17 @@ pub struct ClusteringKey {
     pub id: BatchId,
 }
 
-/// A user table of the data plane.
+/// A user table of the data plane, by its index among the user tables (`ks.t<i>`, schema id
+/// [`crate::schema::TableId::user`]`(i)`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct TableId(pub u32);
+
+impl TableId {
+    /// The table's id in the schema registry.
+    pub fn schema_id(self) -> crate::schema::TableId {
+        crate::schema::TableId::user(self.0)
+    }
+}
 
 impl std::fmt::Display for TableId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -118,12 +126,24 @@ impl std::fmt::Display for TableId {
 pub struct WriteMutation {
     /// The user table.
     pub table: TableId,
-    /// The partition key (mapped to replicas by the token ring).
+    /// The key (mapped to a tablet of the table, then to its replicas).
     pub key: u64,
     /// The value written.
     pub value: u64,
     /// The write timestamp (last write wins on replicas).
     pub ts: Timestamp,
+}
+
+/// What a replica write of a batch carries besides the cell: the batch and mutation it applies,
+/// so that the replica records [`super::BatchlogEvent::MutationApplied`] once it is durable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchTag {
+    /// The batch.
+    pub batch: BatchId,
+    /// The mutation.
+    pub m: WriteMutation,
+    /// Sent by a replay (true) or the write path (false).
+    pub replay: bool,
 }
 
 /// A batch as stored in the batchlog's `data` column: the batch id and its mutations.

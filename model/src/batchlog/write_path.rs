@@ -1,17 +1,30 @@
 //! The logged-batch write path on the coordinator (`storage_proxy::mutate_atomically_result`,
-//! SPEC §5.3): batchlog write (CL ONE), apply at the user's CL, batchlog delete (CL ANY, failures
-//! only logged).
+//! SPEC §5.3): batchlog write (CL ONE) to endpoints picked from the live nodes, apply at the
+//! user's CL on the tablet data plane, batchlog delete (CL ANY, failures only logged).
+//!
+//! A batch's member mutations travel the data plane like any write: each takes an erm guard on
+//! the coordinator (so a barrier waits for it), is routed to the tablet replicas of the current
+//! effective replication map by the stage's write selector, carries the erm version (so a
+//! fenced replica refuses it), and needs the CL's acknowledgements plus one per pending replica
+//! (upstream adds pending endpoints to `block_for`). Replays send through the same function.
 //!
 //! Promise kept here: the batch's mutations are sent only after its batchlog entry is durable on
 //! at least one batchlog endpoint, and the entry is deleted only after every mutation was
 //! acknowledged at the user's CL. Any failure after the batchlog write is reported as
 //! `unknown`: the entry stays and a replay will apply the batch later.
+//!
+//! Simplification: the failure detector behind "live nodes" (endpoint choice, the availability
+//! check) is the harness's `is_up` oracle standing in for gossip; one datacenter, one rack.
 
-use super::cluster::{BatchlogMutateVerb, BatchlogReq, Cluster, ReplicaWrite, ReplicaWriteVerb};
 use super::events::{BatchlogEvent, Outcome};
 use super::replay;
-use super::types::{BatchBody, BatchId, ClusteringKey, TableId, WriteMutation};
-use fault_injection::Injections;
+use super::service::{BatchlogMutateVerb, BatchlogReq};
+use super::state::features;
+use super::types::{BatchBody, BatchId, BatchTag, ClusteringKey, TableId, WriteMutation};
+use crate::node::NodeHandle;
+use crate::topology::data::{route_table_key, ReplicaWrite, ReplicaWriteReq};
+use crate::topology::ids::{Replica, TabletId};
+use crate::topology::state::TopologyState;
 use futures::stream::{FuturesUnordered, StreamExt};
 use rand::seq::SliceRandom;
 use sim::time::Duration;
@@ -21,33 +34,63 @@ use std::rc::Rc;
 /// Mutant: delete the batchlog entry before applying the mutations.
 pub const MUTANT_DELETE_BEFORE_APPLY: &str = "batchlog-delete-before-apply";
 
-/// Sends `mutation` of `batch` to all its replicas and waits for `needed` acknowledgements
-/// (or for all answers, or the timeout). Returns whether `needed` was reached.
+/// Where a mutation goes: its tablet, the replicas the write selector names, and the
+/// acknowledgements needed for `cl` out of the tablet's replication factor.
+fn route(s: &TopologyState, m: &WriteMutation) -> (TabletId, Vec<Replica>, usize) {
+    let tablet = route_table_key(s, m.table.schema_id(), m.key);
+    let info = &s.tablets[&tablet];
+    let targets = info.write_replicas();
+    let rf = info.replicas.len();
+    (tablet, targets, rf)
+}
+
+/// Acknowledgements QUORUM (and EACH_QUORUM, one DC) needs out of `rf` replicas.
+pub fn quorum(rf: usize) -> usize {
+    rf / 2 + 1
+}
+
+/// Sends `m` of `batch` to the tablet replicas of `stale` if given (the stale-map mutant),
+/// else of the coordinator's current erm, and waits for a quorum plus one acknowledgement per
+/// pending replica (or for all answers, or the timeout). The erm guard is held until every
+/// replica answered, as upstream's write response handler holds its erm.
 pub(crate) async fn write_to_replicas(
-    c: &Cluster,
-    from: NodeId,
+    h: &NodeHandle,
     batch: BatchId,
     m: WriteMutation,
-    needed: usize,
     timeout: Duration,
     replay: bool,
+    stale: Option<&TopologyState>,
 ) -> Result<(), String> {
-    let net = c.sim().net();
-    let mut calls: FuturesUnordered<_> = c
-        .replicas(m.key)
-        .into_iter()
+    let erm = h.erm.acquire();
+    let (tablet, targets, rf) = match stale {
+        Some(s) => route(s, &m),
+        None => h.g0.with_state(|s| route(s, &m)),
+    };
+    let needed = quorum(rf) + targets.len().saturating_sub(rf);
+    if replay && targets.len() > rf {
+        h.sim.mark("replayed mutation routed to a pending replica");
+    }
+    let net = h.sim.net();
+    let from = h.node;
+    let version = erm.version();
+    let mut calls: FuturesUnordered<_> = targets
+        .iter()
         .map(|r| {
             let net = net.clone();
+            let r = *r;
+            let req = ReplicaWriteReq {
+                shard: r.shard,
+                tablet,
+                key: m.key,
+                value: Some(m.value),
+                ts: m.ts,
+                version,
+                batch: Some(BatchTag { batch, m, replay }),
+            };
             async move {
                 (
                     r,
-                    net.call::<ReplicaWriteVerb>(
-                        from,
-                        r,
-                        ReplicaWrite { batch, m, replay },
-                        timeout,
-                    )
-                    .await,
+                    net.call::<ReplicaWrite>(from, r.node, req, timeout).await,
                 )
             }
         })
@@ -59,6 +102,11 @@ pub(crate) async fn write_to_replicas(
             Ok(()) => {
                 acks += 1;
                 if acks >= needed {
+                    // The rest answer in the background, still under the erm guard.
+                    sim::spawn(async move {
+                        while calls.next().await.is_some() {}
+                        drop(erm);
+                    });
                     return Ok(());
                 }
             }
@@ -66,25 +114,32 @@ pub(crate) async fn write_to_replicas(
         }
     }
     Err(format!(
-        "{acks}/{needed} acks for {}:{} ({})",
+        "{acks}/{needed} acks for {}:{} in {tablet} ({})",
         m.table,
         m.key,
         errors.join(", ")
     ))
 }
 
-/// Chooses the batchlog endpoints of a batch coordinated by `coord` (SPEC §5.3 step 1, one
-/// rack): the other live nodes; all of them if at most 2, else 2 at random; a single-node
-/// cluster uses itself. `None` if there is none (Unavailable; the user's CL is never ANY here).
-fn batchlog_endpoints(c: &Cluster, coord: NodeId) -> Option<Vec<NodeId>> {
-    let sim = c.sim();
-    let nodes = c.nodes();
-    if nodes.len() == 1 {
-        return Some(vec![coord]);
+/// Chooses the batchlog endpoints of a batch coordinated by `h`'s node (SPEC §5.3 step 1, one
+/// rack, as upstream's `get_batchlog_endpoints`): the other live normal nodes of the topology;
+/// all of them if at most 2, else 2 at random; a single-node cluster uses itself. `None` if
+/// there is none (Unavailable; the user's CL is never ANY here).
+fn batchlog_endpoints(h: &NodeHandle) -> Option<Vec<NodeId>> {
+    let sim = &h.sim;
+    let members: Vec<NodeId> = h.g0.with_state(|s| {
+        s.nodes
+            .keys()
+            .copied()
+            .filter(|n| !s.excluded.contains(n))
+            .collect()
+    });
+    if members == [h.node] {
+        return Some(vec![h.node]);
     }
-    let mut live: Vec<NodeId> = nodes
+    let mut live: Vec<NodeId> = members
         .into_iter()
-        .filter(|n| *n != coord && sim.is_up(*n))
+        .filter(|n| *n != h.node && sim.is_up(*n))
         .collect();
     if live.is_empty() {
         return None;
@@ -97,19 +152,16 @@ fn batchlog_endpoints(c: &Cluster, coord: NodeId) -> Option<Vec<NodeId>> {
     Some(live)
 }
 
-/// Executes a logged batch of `(table, key, value)` writes on coordinator `coord` at CL
-/// QUORUM. Records `batch_invoke` and `batch_complete`; returns the outcome.
+/// Executes a logged batch of `(table, key, value)` writes on coordinator `h` at CL QUORUM.
+/// Records `batch_invoke` and `batch_complete`; returns the outcome.
 pub async fn mutate_atomically(
-    c: &Cluster,
-    coord: NodeId,
+    h: Rc<NodeHandle>,
     writes: Vec<(TableId, u64, u64)>,
 ) -> (BatchId, Outcome) {
-    let sim = c.sim().clone();
-    let Some(st) = c.state(coord) else {
-        return (BatchId(0), Outcome::Failed);
-    };
-    let id = c.next_batch_id();
-    let ts = st.new_ts(&sim);
+    let sim = h.sim.clone();
+    let coord = h.node;
+    let id = features::next_batch_id(&sim);
+    let ts = h.batchlog.new_ts(&sim);
     let mutations: Vec<WriteMutation> = writes
         .iter()
         .map(|&(table, key, value)| WriteMutation {
@@ -119,7 +171,7 @@ pub async fn mutate_atomically(
             ts,
         })
         .collect();
-    let cl_acks = c.quorum();
+    let cl_acks = quorum(h.bl.rf);
     sim.record(
         Some(coord),
         BatchlogEvent::BatchInvoke {
@@ -129,7 +181,7 @@ pub async fn mutate_atomically(
         },
     );
     tracing::debug!(batch = %id, "logged batch {id}: {} mutation(s), {cl_acks} ack(s) needed", mutations.len());
-    let (outcome, reason) = run(c, coord, id, mutations, cl_acks).await;
+    let (outcome, reason) = run(&h, id, mutations).await;
     tracing::debug!(batch = %id, outcome = ?outcome, "logged batch {id}: {outcome:?}{}", if reason.is_empty() { String::new() } else { format!(" ({reason})") });
     if outcome != Outcome::Ok {
         sim.mark("batch not ok");
@@ -145,35 +197,27 @@ pub async fn mutate_atomically(
     (id, outcome)
 }
 
-async fn run(
-    c: &Cluster,
-    coord: NodeId,
-    id: BatchId,
-    mutations: Vec<WriteMutation>,
-    cl_acks: usize,
-) -> (Outcome, String) {
-    let sim = c.sim().clone();
-    let cfg = c.cfg().clone();
-    let inj = Injections::of(&sim);
-    let st = c.state(coord).expect("coordinator state");
+async fn run(h: &Rc<NodeHandle>, id: BatchId, mutations: Vec<WriteMutation>) -> (Outcome, String) {
+    let sim = h.sim.clone();
+    let cfg = h.bl.clone();
+    let inj = h.inj.clone();
+    let coord = h.node;
     let timeout = Duration::from_millis(cfg.write_request_timeout_ms);
     // Step 1: the batch context.
     let written_at = sim.now().as_millis();
-    let Some(endpoints) = batchlog_endpoints(c, coord) else {
+    let Some(endpoints) = batchlog_endpoints(h) else {
         return (Outcome::Failed, "unavailable: no batchlog endpoint".into());
     };
-    // Step 2: availability check at the user's CL.
+    // Step 2: availability check at the user's CL, on the current erm.
     for m in &mutations {
-        let live = c
-            .replicas(m.key)
-            .into_iter()
-            .filter(|r| sim.is_up(*r))
-            .count();
-        if live < cl_acks {
+        let (tablet, targets, rf) = h.g0.with_state(|s| route(s, m));
+        let needed = quorum(rf) + targets.len().saturating_sub(rf);
+        let live = targets.iter().filter(|r| sim.is_up(r.node)).count();
+        if live < needed {
             return (
                 Outcome::Failed,
                 format!(
-                    "unavailable: {}:{} has {live} live replicas",
+                    "unavailable: {}:{} in {tablet} has {live} live replicas of {needed} needed",
                     m.table, m.key
                 ),
             );
@@ -184,9 +228,9 @@ async fn run(
         id,
         mutations: mutations.clone(),
     });
-    let pk = replay::entry_partition(c.layout(), id, written_at, cfg.shard_count);
+    let pk = replay::entry_partition(features::layout(&sim), id, written_at, cfg.shard_count);
     let ck = ClusteringKey { written_at, id };
-    let entry_ts = st.new_ts(&sim);
+    let entry_ts = h.batchlog.new_ts(&sim);
     let net = sim.net();
     let mut calls: FuturesUnordered<_> = endpoints
         .iter()
@@ -234,7 +278,7 @@ async fn run(
         },
     );
     let remove = |sim: &sim::Sim| {
-        let ts = st.new_ts(sim);
+        let ts = h.batchlog.new_ts(sim);
         for &e in &endpoints {
             // CL ANY, failures only logged: fire and forget.
             let net = sim.net();
@@ -261,7 +305,7 @@ async fn run(
     let results = futures::future::join_all(
         mutations
             .iter()
-            .map(|m| write_to_replicas(c, coord, id, *m, cl_acks, timeout, false)),
+            .map(|m| write_to_replicas(h, id, *m, timeout, false, None)),
     )
     .await;
     let errors: Vec<String> = results.into_iter().filter_map(|r| r.err()).collect();

@@ -1,13 +1,15 @@
 //! The low-level handle of one node incarnation ([`NodeHandle`]): what every service of the
 //! node may use — the world, the node's id and incarnation, the cluster config, the injection
-//! registry, its group0 member, its erm tracker and its shards (each with its own session
-//! registry). Services (data plane, barrier, streaming, cleanup, the coordinator) depend on
+//! registry, its group0 member, its erm tracker, its shards (each with its own session
+//! registry) and its batchlog state. Services (data plane, barrier, streaming, cleanup, the coordinator) depend on
 //! this handle only, never on the assembler in [`crate::node`], so the import graph has no
 //! cycle: `node/mod.rs` → services → `node/handle.rs` → group0, sessions, erm.
 //!
 //! The handle of a node's current incarnation is found with [`lookup`] (a client routing from
 //! that node, a scenario reading its state); a crashed node's handle is never returned.
 
+use crate::batchlog::state::NodeBatchlog;
+use crate::batchlog::BatchlogConfig;
 use crate::topology::config::TopologyConfig;
 use crate::topology::erm::ErmTracker;
 use crate::topology::group0::Group0;
@@ -47,6 +49,10 @@ pub struct NodeHandle {
     pub incarnation: u32,
     /// Cluster config.
     pub cfg: Rc<TopologyConfig>,
+    /// The `batchlog` config section.
+    pub bl: Rc<BatchlogConfig>,
+    /// The node's batchlog (tables on shard 0, replay state).
+    pub batchlog: NodeBatchlog,
     /// This node's group0 member.
     pub g0: Group0,
     /// The node's erm tracker (token-metadata versions held by in-flight operations).
@@ -55,8 +61,6 @@ pub struct NodeHandle {
     pub shards: Vec<Shard>,
     /// Injection registry of the run.
     pub inj: Rc<Injections>,
-    /// Version of the last barrier this node answered (acts as a local fence).
-    pub barrier_fence: Cell<u64>,
     /// The last barrier (term, id) this node saw, for the command-index check.
     pub last_barrier: Cell<(u64, u64)>,
     ops: RefCell<BTreeMap<(TabletId, &'static str), Rc<JoinSlot>>>,
@@ -67,6 +71,7 @@ impl NodeHandle {
     pub fn new(
         ctx: &sim::NodeCtx,
         cfg: Rc<TopologyConfig>,
+        bl: Rc<BatchlogConfig>,
         g0: Group0,
         erm: ErmTracker,
         shards: Vec<Shard>,
@@ -81,11 +86,12 @@ impl NodeHandle {
             node: ctx.node,
             incarnation: ctx.incarnation,
             inj: Injections::of(&ctx.sim),
+            batchlog: NodeBatchlog::open(&ctx.sim, ctx.node, &bl),
             cfg,
+            bl,
             g0,
             erm,
             shards,
-            barrier_fence: Cell::new(0),
             last_barrier: Cell::new((0, 0)),
             ops: RefCell::new(BTreeMap::new()),
         }
@@ -100,11 +106,10 @@ impl NodeHandle {
             .sessions
     }
 
-    /// Writes routed with a version below this are rejected.
+    /// Writes routed with a version below this are rejected: group0's `fence_version` as this
+    /// node has applied it (upstream keeps no other, local fence; SPEC §2.4 step 5).
     pub fn fence(&self) -> u64 {
-        self.g0
-            .with_state(|s| s.fence_version)
-            .max(self.barrier_fence.get())
+        self.g0.with_state(|s| s.fence_version)
     }
 
     /// Run a replica-side tablet operation, or join the one already running for the same

@@ -5,10 +5,11 @@
 //! node n (shards 0..S)
 //!  ├─ group0 member (Raft<TopologySm>)  ─ topology coordinator fiber while this node leads
 //!  ├─ erm tracker                         (token-metadata versions held by in-flight ops)
-//!  ├─ per shard: session registry + topology guards
+//!  ├─ per shard: session registry + topology guards, tables on the storage engine
+//!  ├─ batchlog manager (replay loop; tables system.batchlog, system.batchlog_v2 on shard 0)
 //!  └─ verbs: mutation / read_data / truncate (data plane), raft_topology_cmd (barrier),
 //!            tablet_stream_data / stream_request / stream_mutation_fragments (streaming),
-//!            tablet_cleanup (cleanup)
+//!            tablet_cleanup (cleanup), batchlog_mutate / repair_flush_hints_batchlog
 //! ```
 //!
 //! On every boot the node starts from empty session registries and replays group0, so the
@@ -21,6 +22,7 @@ pub mod handle;
 
 pub use handle::{lookup, NodeHandle, Shard};
 
+use crate::batchlog::{self, BatchlogConfig};
 use crate::topology::config::TopologyConfig;
 use crate::topology::erm::ErmTracker;
 use crate::topology::group0::{Group0, NodeHooks, TopologySm};
@@ -33,7 +35,7 @@ use std::rc::Rc;
 
 /// Boot one node incarnation: start its shards and group0 member (which replays the log),
 /// serve every verb, run the coordinator loop.
-pub async fn boot(ctx: NodeCtx, cfg: Rc<TopologyConfig>) {
+pub async fn boot(ctx: NodeCtx, cfg: Rc<TopologyConfig>, bl: Rc<BatchlogConfig>) {
     let sim = ctx.sim.clone();
     let shards: Vec<Shard> = (0..cfg.shards)
         .map(|s| Shard {
@@ -50,13 +52,18 @@ pub async fn boot(ctx: NodeCtx, cfg: Rc<TopologyConfig>) {
     let sm = TopologySm::new(&sim, cfg.initial_state(), hooks);
     let members = (1..=cfg.nodes).map(NodeId).collect();
     let g0 = Group0::start(&ctx, members, sm);
-    let h = Rc::new(NodeHandle::new(&ctx, cfg, g0, erm, shards));
+    let h = Rc::new(NodeHandle::new(&ctx, cfg, bl, g0, erm, shards));
+    // The batchlog tables' recovery writes; a failed sync leaves the records in place and the
+    // recovery runs again on the next boot.
+    let _ = h.batchlog.table.sync().await;
     handle::register(&h);
     data::serve(&h);
     barrier::serve(&h);
     stream::serve(&h);
     cleanup::serve(&h);
+    batchlog::service::serve(&h);
     sim::spawn(coordinator::run(h.clone()));
+    sim::spawn(batchlog::manager::replay_loop(h.clone()));
     std::future::pending::<()>().await;
 }
 
@@ -67,23 +74,48 @@ pub struct Cluster {
     pub sim: Sim,
     /// The config every node booted with.
     pub cfg: Rc<TopologyConfig>,
+    /// The batchlog section every node booted with.
+    pub bl: Rc<BatchlogConfig>,
     /// The nodes, in id order.
     pub nodes: Vec<NodeId>,
 }
 
 impl Cluster {
-    /// Add and boot every node.
+    /// Add and boot every node, with the default batchlog section (its replication factor and
+    /// user tables those of `cfg`).
     pub fn start(sim: &Sim, cfg: TopologyConfig) -> Cluster {
+        let bl = BatchlogConfig {
+            rf: cfg.rf as usize,
+            tables: cfg.tables,
+            ..BatchlogConfig::default()
+        };
+        Cluster::start_with(sim, cfg, bl)
+    }
+
+    /// Add and boot every node. The batchlog's replication factor and user tables must be the
+    /// topology's.
+    pub fn start_with(sim: &Sim, cfg: TopologyConfig, bl: BatchlogConfig) -> Cluster {
+        assert_eq!(
+            bl.rf, cfg.rf as usize,
+            "batchlog.rf must be the tablets' rf"
+        );
+        assert_eq!(
+            bl.tables, cfg.tables,
+            "batchlog.tables must be the user tables"
+        );
+        batchlog::state::features::start(sim, &bl);
         let cfg = Rc::new(cfg);
+        let bl = Rc::new(bl);
         let nodes = (0..cfg.nodes)
             .map(|_| {
-                let c = cfg.clone();
-                sim.add_node(move |ctx| Box::pin(boot(ctx, c.clone())))
+                let (c, b) = (cfg.clone(), bl.clone());
+                sim.add_node(move |ctx| Box::pin(boot(ctx, c.clone(), b.clone())))
             })
             .collect();
         Cluster {
             sim: sim.clone(),
             cfg,
+            bl,
             nodes,
         }
     }

@@ -20,6 +20,8 @@ pub struct TopologyConfig {
     pub tablets: u32,
     /// How many nodes (n1..) hold the tablets initially (1: all on n1, so the balancer works).
     pub initial_holders: u32,
+    /// Replicas per tablet (on distinct nodes among the initial holders).
+    pub rf: u32,
     /// `tablet_balancing_enabled` at start.
     pub balancing: bool,
     /// At most this many tablets in transition at once (balancer).
@@ -32,6 +34,10 @@ pub struct TopologyConfig {
     pub barrier_timeout_ms: u64,
     /// Pause between two streamed fragments at the source.
     pub stream_fragment_interval_ms: u64,
+    /// Cluster feature `tablets_intermediate_fallback_cleanup`: a rollback from
+    /// `write_both_read_new` goes through `write_both_read_old_fallback_cleanup` (on), or to
+    /// `cleanup_target` after a barrier (off).
+    pub tablets_intermediate_fallback_cleanup: bool,
 }
 
 impl Default for TopologyConfig {
@@ -42,12 +48,14 @@ impl Default for TopologyConfig {
             tables: 1,
             tablets: 1,
             initial_holders: 1,
+            rf: 1,
             balancing: false,
             balancer_max_concurrent: 2,
             action_failure_backoff_ms: 1000,
             stream_timeout_ms: 30_000,
             barrier_timeout_ms: 10_000,
             stream_fragment_interval_ms: 1,
+            tablets_intermediate_fallback_cleanup: true,
         }
     }
 }
@@ -59,11 +67,17 @@ impl TopologyConfig {
         SchemaRegistry::new(self.tables, self.tablets)
     }
 
-    /// The initial group0 state of a cluster with this shape: tablet `i` of every user table
-    /// on node `1 + i % initial_holders`, shard `i % shards`.
+    /// The initial group0 state of a cluster with this shape: replica `j` of tablet `i` of every
+    /// user table on node `1 + (i + j) % initial_holders`, shard `i % shards`.
     pub fn initial_state(&self) -> TopologyState {
         assert!(self.nodes >= 1 && self.shards >= 1 && self.tablets >= 1 && self.tables >= 1);
         assert!(self.initial_holders >= 1 && self.initial_holders <= self.nodes);
+        assert!(
+            self.rf >= 1 && self.rf <= self.initial_holders,
+            "rf {} needs as many initial holders ({})",
+            self.rf,
+            self.initial_holders
+        );
         let nodes = (1..=self.nodes).map(|n| (NodeId(n), self.shards)).collect();
         let tables = self
             .schema()
@@ -72,10 +86,12 @@ impl TopologyConfig {
             .map(|t| {
                 let placement = (0..t.tablet_count)
                     .map(|i| {
-                        vec![Replica {
-                            node: NodeId(1 + i % self.initial_holders),
-                            shard: ShardId(i % self.shards),
-                        }]
+                        (0..self.rf)
+                            .map(|j| Replica {
+                                node: NodeId(1 + (i + j) % self.initial_holders),
+                                shard: ShardId(i % self.shards),
+                            })
+                            .collect()
                     })
                     .collect();
                 (t.id, placement)

@@ -3,17 +3,21 @@
 //! routes each operation by its tablet's stage (SPEC §1.3).
 //!
 //! Promises kept here:
-//! - a client operation holds the erm version it routed with until it completes, so a barrier
-//!   waits for it (SPEC §2.4 step (a));
-//! - a replica rejects writes routed with a version below its fence (group0 `fence_version`, or
-//!   the version of the last barrier it answered), so a stale coordinator's late write cannot
-//!   land after the barrier that cut it off;
+//! - a client operation holds the erm version it routed with until it completes, and a replica
+//!   holds its own erm for the whole apply of a write, so a barrier waits for both (SPEC §2.4
+//!   step (a));
+//! - a replica rejects writes routed with a version below group0's `fence_version` as it has
+//!   applied it — before the apply and again after it (upstream `run_fenceable_write`). There is
+//!   no other, local fence: as upstream, a write routed at the previous version may still be
+//!   admitted after a barrier until the "advance fence version" commit reaches the replica;
 //! - client outcomes are three-valued: ok, failed (rejected before any replica applied it),
 //!   unknown (timeouts, killed connections, crashes).
 
 use super::events::{OpKind, OpOutcome, TopologyEvent};
 use super::ids::{table_of, tablet_of, Key, NodeId, Replica, ShardId, TableId, TabletId, Value};
 use super::state::TopologyState;
+use crate::batchlog::types::BatchTag;
+use crate::batchlog::BatchlogEvent;
 use crate::node::{lookup as services, NodeHandle};
 use crate::storage::user::UserKeys;
 use crate::storage::{Engine, Mutation, ScanCost, TableConfig, TableRef};
@@ -201,6 +205,8 @@ pub struct ReplicaWriteReq {
     pub ts: u64,
     /// The erm version the coordinator routed with.
     pub version: u64,
+    /// The logged batch this write applies, if any (recorded by the replica once durable).
+    pub batch: Option<BatchTag>,
 }
 impl Verb for ReplicaWrite {
     const NAME: &'static str = "mutation";
@@ -224,8 +230,12 @@ impl Verb for ReplicaTruncate {
     type Resp = u64;
 }
 
-/// Text of the fence rejection (a client turns "all replicas fenced" into `failed`).
+/// Text of the fence rejection before the apply (a client turns "all replicas fenced" into
+/// `failed`).
 pub const STALE_VERSION: &str = "stale topology version";
+/// Text of the fence rejection after the apply: the row was written, so the client's outcome is
+/// `unknown`, never `failed`.
+pub const STALE_AFTER_APPLY: &str = "stale topology version (fence advanced during the apply)";
 
 /// Register the replica handlers on a node.
 pub fn serve(svc: &Rc<NodeHandle>) {
@@ -234,9 +244,33 @@ pub fn serve(svc: &Rc<NodeHandle>) {
     net.serve::<ReplicaWrite>(svc.node, move |_from, req| {
         let s = s.clone();
         Box::pin(async move {
+            if crate::schema::is_dropped(&s.sim, req.tablet.table) {
+                return Err(RpcError::Remote(format!(
+                    "unknown table {}",
+                    req.tablet.table
+                )));
+            }
+            // Fence check before the apply: group0's fence_version as this node applied it.
             if req.version < s.fence() {
+                tracing::debug!(tablet = %req.tablet, key = req.key, "write of {} routed at v{} refused by fence v{}", req.key, req.version, s.fence());
+                s.sim.mark("write refused by fence");
                 return Err(RpcError::Remote(STALE_VERSION.into()));
             }
+            // Hold the replica's erm for the whole apply, so a barrier's stale-version wait
+            // waits for it (upstream `run_fenceable_write`).
+            let erm = s.erm.acquire();
+            let begun = s.sim.record(
+                Some(s.node),
+                TopologyEvent::ReplicaWriteBegun {
+                    tablet: req.tablet,
+                    replica: Replica {
+                        node: s.node,
+                        shard: req.shard,
+                    },
+                    key: req.key,
+                    version: req.version,
+                },
+            ) as u64;
             let st = Storage::of(&s.sim, s.node);
             st.put(
                 req.shard,
@@ -247,7 +281,35 @@ pub fn serve(svc: &Rc<NodeHandle>) {
                     value: req.value,
                 },
             );
-            st.sync().await
+            let synced = st.sync().await;
+            // Fence check after the apply: a fence that advanced meanwhile turns the answer
+            // into an error (the row stays; the coordinator cannot count it).
+            let fenced_after_apply = req.version < s.fence();
+            s.sim.record(
+                Some(s.node),
+                TopologyEvent::ReplicaWriteDone {
+                    begun,
+                    fenced_after_apply,
+                },
+            );
+            drop(erm);
+            synced?;
+            if let Some(tag) = req.batch {
+                // Durable on this replica, whatever the answer below says.
+                s.sim.record(
+                    Some(s.node),
+                    BatchlogEvent::MutationApplied {
+                        batch: tag.batch,
+                        m: tag.m,
+                        replay: tag.replay,
+                    },
+                );
+            }
+            if fenced_after_apply {
+                s.sim.mark("write fenced after apply");
+                return Err(RpcError::Remote(STALE_AFTER_APPLY.into()));
+            }
+            Ok(())
         })
     });
     let s = svc.clone();
@@ -284,6 +346,13 @@ pub fn route_key(s: &TopologyState, key: Key) -> TabletId {
     );
     let count = s.tablets_of(table).count() as u32;
     tablet_of(table, key / tables.len() as u64, count)
+}
+
+/// The tablet of `key` in user table `table` (a batch names its table explicitly).
+pub fn route_table_key(s: &TopologyState, table: TableId, key: Key) -> TabletId {
+    let count = s.tablets_of(table).count() as u32;
+    assert!(count > 0, "{table} has no tablets");
+    tablet_of(table, key, count)
 }
 
 /// Per-replica timeout of client operations.
@@ -385,6 +454,7 @@ impl Client {
                     value,
                     ts,
                     version: erm.version(),
+                    batch: None,
                 },
                 CLIENT_TIMEOUT,
             )

@@ -1,4 +1,5 @@
-//! The `batchlog.*` scenarios (SPEC §5): logged batches through a small cluster, with the
+//! The `batchlog.*` scenarios (SPEC §5): logged batches through the whole cluster (group0,
+//! tablets of `batchlog.tables` user tables at `batchlog.rf`, the tablet data plane), with the
 //! coordinator failing between the batchlog write and the apply, or between the apply and the
 //! delete; replicas down while the batchlog is replayed; repair's flush; and a randomised swarm.
 //! Every scenario runs under either layout (`--set batchlog.layout=v1`); v2 is the default.
@@ -21,7 +22,7 @@ use model::batchlog::manager::{
 };
 use model::batchlog::types::TableId;
 use model::batchlog::write_path::MUTANT_DELETE_BEFORE_APPLY;
-use model::batchlog::{BatchlogConfig, BatchlogEvent, Cluster};
+use model::batchlog::{BatchlogCluster as Cluster, BatchlogConfig, BatchlogEvent};
 use model::storage::table::MUTANT_COMPACTION_KEEPS_SHADOWED;
 use rand::Rng;
 use sim::time::{sleep, Duration};
@@ -191,6 +192,10 @@ fn base(cfg: &mut RunConfig, nodes: u32, chaos_ms: u64) {
     cfg.set_section("batchlog", &small_config());
 }
 
+/// Tablets of each user table (at least the node count, so that every replica set of the
+/// initial placement occurs).
+pub const TABLETS: u32 = 8;
+
 type BatchStory = fn(Sim, Cluster) -> LocalBoxFuture<'static, ()>;
 
 /// A running batchlog scenario: the shared story kit and the batchlog cluster.
@@ -224,7 +229,7 @@ async fn run_story(sim: Sim, cfg: Rc<RunConfig>, load: BatchLoad, story: BatchSt
     let bl: BatchlogConfig = cfg.section("batchlog");
     let area = Rc::new(Batchlog {
         story: Story::new(&sim, &cfg),
-        cluster: Cluster::start(&sim, bl, cfg.nodes as usize),
+        cluster: Cluster::start(&sim, Cluster::topology(cfg.nodes, TABLETS, &bl), bl),
     });
     phases::run(&sim, &cfg, area, |a| {
         let until = phases::chaos_end_ns(&a.story.sim, &a.story.cfg);
@@ -242,19 +247,18 @@ async fn run_story(sim: Sim, cfg: Rc<RunConfig>, load: BatchLoad, story: BatchSt
     .await
 }
 
-/// One key per distinct replica set of the ring: a batch over them has, for any two nodes, a
-/// mutation whose replicas include both (with 4 nodes and RF 3).
+/// One write per distinct tablet replica set of tables 0 and 1: a batch over them has, for any
+/// two nodes, a mutation whose replicas include both (with 4 nodes and RF 3).
 fn keys_over_all_replica_sets(c: &Cluster) -> Vec<(TableId, u64, u64)> {
-    let mut seen: BTreeMap<Vec<NodeId>, u64> = BTreeMap::new();
-    for key in 1_000..2_000u64 {
-        let mut r = c.replicas(key);
-        r.sort();
-        seen.entry(r).or_insert(key);
+    let mut seen: BTreeMap<Vec<NodeId>, (TableId, u64)> = BTreeMap::new();
+    for key in 1_000..1_100u64 {
+        for table in [TableId(0), TableId(1)] {
+            let mut r = c.replicas(table, key);
+            r.sort();
+            seen.entry(r).or_insert((table, key));
+        }
     }
-    seen.values()
-        .enumerate()
-        .map(|(i, k)| (TableId((i % 2) as u32), *k, 7))
-        .collect()
+    seen.values().map(|&(t, k)| (t, k, 7)).collect()
 }
 
 /// The batchlog endpoints a batch was acknowledged by, from the history.
@@ -382,7 +386,7 @@ fn story_f1(sim: Sim, c: Cluster) -> LocalBoxFuture<'static, ()> {
         at(pass_at).await;
         futures::future::join_all([n2, n3].map(|e| {
             let c = c.clone();
-            async move { model::batchlog::manager::do_batch_log_replay(&c, e, true).await }
+            async move { c.replay(e, true).await }
         }))
         .await;
         // 5.

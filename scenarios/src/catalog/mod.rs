@@ -2,6 +2,7 @@
 
 pub mod batchlog;
 pub mod batchlog_compare;
+pub mod cluster;
 pub mod harness;
 pub mod raft;
 pub mod sc;
@@ -15,6 +16,7 @@ pub fn all() -> Vec<ScenarioDef> {
     v.extend(raft::scenarios());
     v.extend(topology::scenarios());
     v.extend(batchlog::scenarios());
+    v.extend(cluster::scenarios());
     v.extend(sc::scenarios());
     v
 }

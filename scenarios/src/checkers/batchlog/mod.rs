@@ -6,6 +6,7 @@ pub mod drained;
 pub mod no_early_replay;
 pub mod no_lost_batch;
 pub mod range_tombstone;
+pub mod replicas_hold;
 
 use crate::scenario::{Checker, Verdict, Violation};
 use model::batchlog::BatchlogEvent;
@@ -16,6 +17,7 @@ pub use drained::BatchlogDrained;
 pub use no_early_replay::NoEarlyReplay;
 pub use no_lost_batch::NoLostBatch;
 pub use range_tombstone::RangeTombstoneSafety;
+pub use replicas_hold::ReplicasHoldBatches;
 
 /// Every batchlog checker, as the batchlog scenarios use them.
 pub const ALL: &[&dyn Checker] = &[

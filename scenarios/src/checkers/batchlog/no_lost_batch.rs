@@ -11,7 +11,7 @@
 use super::{events, safety, Ev};
 use crate::config::RunConfig;
 use crate::scenario::{Checker, RunEnd, Violation};
-use model::batchlog::cluster::LiveEntry;
+use model::batchlog::service::LiveEntry;
 use model::batchlog::types::{BatchId, TableId, WriteMutation};
 use model::batchlog::BatchlogEvent;
 use sim::{History, NodeId};
