@@ -16,7 +16,7 @@
 //! with optional (unknown) operations, hence this one (about 150 lines, unit-tested below).
 
 use model::Outcome;
-use std::collections::HashSet;
+use std::collections::BTreeSet;
 
 /// What a register operation did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -183,8 +183,7 @@ pub fn check_register(ops: &[HistOp], budget: u64) -> LinResult {
     let mut placed_finite = 0usize;
     let mut bits = vec![0u64; ops.len().div_ceil(64)];
     let mut state: Option<u64> = None;
-    // The cache is only probed, never iterated: its order cannot leak.
-    let mut cache: HashSet<(Vec<u64>, Option<u64>)> = HashSet::new();
+    let mut cache: BTreeSet<(Vec<u64>, Option<u64>)> = BTreeSet::new();
     let mut stack: Vec<(usize, Option<u64>)> = Vec::new();
     let mut deepest = (0usize, ops.first().map_or(0, |o| o.id));
     let mut steps = 0u64;
@@ -312,10 +311,10 @@ pub fn check_register_groups(ops: &[HistOp]) -> LinResult {
     let mut done = 0;
     while let Some(a) = ready.pop() {
         done += 1;
-        for b in 0..n {
+        for (b, d) in indeg.iter_mut().enumerate() {
             if edge(a, b) {
-                indeg[b] -= 1;
-                if indeg[b] == 0 {
+                *d -= 1;
+                if *d == 0 {
                     ready.push(b);
                 }
             }
@@ -633,5 +632,49 @@ mod tests {
             }
         }
         assert!(caught > 150);
+    }
+
+    /// Cost per operation on a long history (BENCHMARKS.md): `cargo test --release -p
+    /// scenarios --lib lin_cost_on_a_long_history -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    // A benchmark measures wall-clock time (no simulation runs here).
+    #[allow(clippy::disallowed_methods)]
+    fn lin_cost_on_a_long_history() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        for n in [1_000u64, 10_000, 50_000] {
+            // A sequential execution widened into overlapping intervals: up to ~4 concurrent.
+            let mut value = None;
+            let mut ops = Vec::new();
+            for i in 0..n {
+                let at = 10 * i + 5;
+                let widen = rng.gen_range(0..3u64).min(i);
+                let call = (at - rng.gen_range(1..=5 + 10 * widen)) * 100 + i % 100;
+                let ret = (at + rng.gen_range(1..=25)) * 100 + 50 + i % 50;
+                let op = if rng.gen_bool(0.5) {
+                    value = Some(i);
+                    RegOp::Write(i)
+                } else {
+                    RegOp::Read(value)
+                };
+                ops.push(HistOp {
+                    id: i,
+                    call,
+                    ret: Some(ret),
+                    op,
+                });
+            }
+            let t = std::time::Instant::now();
+            assert_eq!(check_register(&ops, u64::MAX), LinResult::Linearizable);
+            let search = t.elapsed();
+            let t = std::time::Instant::now();
+            assert_eq!(check_register_groups(&ops), LinResult::Linearizable);
+            let groups = t.elapsed();
+            println!(
+                "{n} ops: search {:.2} us/op, group decision {:.2} us/op",
+                search.as_secs_f64() * 1e6 / n as f64,
+                groups.as_secs_f64() * 1e6 / n as f64
+            );
+        }
     }
 }
