@@ -8,8 +8,9 @@ pub mod injection;
 pub mod nemesis;
 pub mod shrink;
 pub mod swarm;
+pub mod trigger;
 
 pub use fault::{EventTrigger, Fault, FaultKind, FaultSchedule, ScheduledFault};
 pub use injection::{Handler, InjectedError, InjectionError, InjectionEvent, Injections};
-pub use nemesis::{LeaderProbe, Nemesis, NemesisEvent};
+pub use nemesis::{LeaderProbe, Nemesis};
 pub use swarm::FaultModel;

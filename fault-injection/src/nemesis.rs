@@ -1,49 +1,15 @@
-//! The nemesis: executes a [`FaultSchedule`] against the simulated cluster and records every
-//! applied (and undone) fault in the history.
+//! The nemesis: executes a [`FaultSchedule`] against the simulated cluster.
+//!
+//! Each scheduled fault is applied through [`Sim::apply_fault`], which records it once in the
+//! history (with its schedule position) exactly as a scripted story's fault is recorded, and
+//! undone through [`Sim::undo_fault`] when its duration runs out. An event-triggered fault
+//! waits on a [`sim::Watch`] of the history, woken as the matching event is recorded.
 
 use crate::fault::{Fault, FaultSchedule, ScheduledFault};
-use serde::Serialize;
 use sim::sync::AbortSource;
-use sim::time::{sleep, Duration};
-use sim::{EventKind, NodeId, Sim};
+use sim::time::Duration;
+use sim::{NodeId, Sim, SimEvent, UndoneBy};
 use std::rc::Rc;
-
-/// History events of the nemesis.
-#[derive(Clone, Debug, Serialize)]
-#[serde(tag = "what", rename_all = "snake_case")]
-pub enum NemesisEvent {
-    /// Fault `index` of the schedule was applied.
-    Applied {
-        /// Position in the schedule.
-        index: usize,
-        /// The fault (resolved: `kill_leader` names the node).
-        fault: String,
-    },
-    /// Fault `index` was undone (its duration ran out).
-    Undone {
-        /// Position in the schedule.
-        index: usize,
-        /// The fault.
-        fault: String,
-    },
-    /// Fault `index` could not be applied (e.g. no leader to kill).
-    Skipped {
-        /// Position in the schedule.
-        index: usize,
-        /// Why.
-        reason: String,
-    },
-}
-
-impl EventKind for NemesisEvent {
-    fn kind(&self) -> &'static str {
-        match self {
-            NemesisEvent::Applied { .. } => "fault_applied",
-            NemesisEvent::Undone { .. } => "fault_undone",
-            NemesisEvent::Skipped { .. } => "fault_skipped",
-        }
-    }
-}
 
 /// Finds the current group0 leader, for [`Fault::KillLeader`].
 pub type LeaderProbe = Rc<dyn Fn() -> Option<NodeId>>;
@@ -75,22 +41,24 @@ impl Nemesis {
     }
 }
 
-async fn wait_for_event(sim: &Sim, kind: &str, nth: u32, stop: &AbortSource) -> bool {
-    loop {
-        if stop.is_aborted() {
-            return false;
-        }
-        let count = sim
-            .history()
-            .entries()
-            .iter()
-            .filter(|e| e.event.kind() == kind)
-            .count();
-        if count >= nth as usize {
-            return true;
-        }
-        sleep(Duration::from_millis(1)).await;
+fn skip(sim: &Sim, index: usize, fault: &Fault, reason: String) {
+    sim.record_sim(
+        None,
+        SimEvent::FaultSkipped {
+            schedule: index,
+            fault: fault.clone(),
+            reason,
+        },
+    );
+}
+
+/// Sleep `ms`, or less if `stop` fires; true if the time ran out without a stop.
+async fn sleep_unless_stopped(ms: u64, stop: &AbortSource) -> bool {
+    if stop.is_aborted() {
+        return false;
     }
+    let stopped = sim::time::timeout(Duration::from_millis(ms), stop.aborted()).await;
+    stopped.is_err() && !stop.is_aborted()
 }
 
 async fn run_one(
@@ -100,117 +68,41 @@ async fn run_one(
     stop: AbortSource,
     leader: Option<LeaderProbe>,
 ) {
+    let mut fault = sf.fault.clone();
     if let Some(t) = &sf.after {
-        if !wait_for_event(&sim, &t.kind, t.nth, &stop).await {
+        let watch = t.watch(&sim);
+        let nth = t.nth.max(1) as usize;
+        let hit = futures::future::select(Box::pin(watch.nth(nth)), Box::pin(stop.aborted()));
+        let futures::future::Either::Left((entry, _)) = hit.await else {
             return;
+        };
+        match t.bind_fault(&sim, entry, &sf.fault) {
+            Ok(f) => fault = f,
+            Err(reason) => return skip(&sim, index, &sf.fault, reason),
         }
     }
-    sleep(Duration::from_millis(sf.at_ms)).await;
+    if sf.at_ms > 0 && !sleep_unless_stopped(sf.at_ms, &stop).await {
+        return;
+    }
     if stop.is_aborted() {
         return;
     }
     // Resolve KillLeader to a concrete crash now.
-    let fault = match &sf.fault {
-        Fault::KillLeader => match leader.as_ref().and_then(|p| p()) {
-            Some(node) if sim.is_up(node) => Fault::Crash { node },
-            _ => {
-                tracing::info!(
-                    fault = index,
-                    "nemesis skips fault #{index} (kill leader): no live leader"
-                );
-                sim.record(
-                    None,
-                    NemesisEvent::Skipped {
-                        index,
-                        reason: "no live leader".into(),
-                    },
-                );
-                return;
-            }
-        },
-        f => f.clone(),
-    };
-    if let Fault::Crash { node } | Fault::Pause { node } = &fault {
-        if !sim.is_up(*node) || sim.is_paused(*node) {
-            tracing::info!(
-                fault = index,
-                "nemesis skips fault #{index} ({fault}): {node} already down"
-            );
-            sim.record(
-                None,
-                NemesisEvent::Skipped {
-                    index,
-                    reason: format!("{node} already down"),
-                },
-            );
-            return;
+    if fault == Fault::KillLeader {
+        match leader.as_ref().and_then(|p| p()) {
+            Some(node) if sim.is_up(node) => fault = Fault::Crash { node },
+            _ => return skip(&sim, index, &sf.fault, "no live leader".into()),
         }
     }
-    sim.record(
-        None,
-        NemesisEvent::Applied {
-            index,
-            fault: fault.to_string(),
-        },
-    );
-    tracing::info!(
-        fault = index,
-        "nemesis applies fault #{index}: {fault}{}",
-        sf.duration_ms
-            .map_or(String::new(), |d| format!(" for {d} ms"))
-    );
-    apply(&sim, &fault);
+    if let Fault::Crash { node } | Fault::Pause { node } = &fault {
+        if !sim.is_up(*node) || sim.is_paused(*node) {
+            return skip(&sim, index, &fault, format!("{node} already down"));
+        }
+    }
+    let id = sim.apply_fault(&fault, Some(index));
     let Some(d) = sf.duration_ms else { return };
-    sleep(Duration::from_millis(d)).await;
-    if stop.is_aborted() {
+    if !sleep_unless_stopped(d, &stop).await {
         return;
     }
-    sim.record(
-        None,
-        NemesisEvent::Undone {
-            index,
-            fault: fault.to_string(),
-        },
-    );
-    tracing::info!(fault = index, "nemesis undoes fault #{index}: {fault}");
-    undo(&sim, &fault);
-}
-
-/// Apply one fault now.
-pub fn apply(sim: &Sim, fault: &Fault) {
-    let net = sim.net();
-    match fault {
-        Fault::KillConnection { from, to } => net.kill_connection(*from, *to),
-        Fault::Stall { from, to, verb } => net.stall(*from, *to, verb),
-        Fault::Drop {
-            from,
-            to,
-            verb,
-            probability,
-        } => net.drop_messages(*from, *to, verb.as_deref(), *probability),
-        Fault::Delay { from, to, verb, ms } => net.delay_messages(*from, *to, verb.as_deref(), *ms),
-        Fault::Partition { a, b, oneway } => net.partition(a, b, *oneway),
-        Fault::Crash { node } => sim.crash(*node),
-        Fault::Pause { node } => sim.pause(*node),
-        Fault::DiskStall { node } => sim.disk(*node).stall(),
-        Fault::DiskError { node, count } => sim.disk(*node).fail_syncs(*count),
-        Fault::DiskLatency { node, ms } => sim.disk(*node).set_latency(*ms),
-        Fault::KillLeader => unreachable!("resolved to a crash before applying"),
-    }
-}
-
-/// Undo one fault now.
-pub fn undo(sim: &Sim, fault: &Fault) {
-    let net = sim.net();
-    match fault {
-        Fault::KillConnection { .. } | Fault::KillLeader => {}
-        Fault::Stall { from, to, verb } => net.release(*from, *to, verb),
-        Fault::Drop { from, to, .. } | Fault::Delay { from, to, .. } => net.clear_link(*from, *to),
-        Fault::Partition { a, b, .. } => net.heal_partition(a, b),
-        Fault::Crash { node } => sim.restart(*node),
-        Fault::Pause { node } => sim.resume(*node),
-        Fault::DiskStall { node } => sim.disk(*node).release(),
-        Fault::DiskError { node, .. } => sim.disk(*node).fail_syncs(0),
-        Fault::DiskLatency { node, .. } => sim.disk(*node).set_latency(0),
-    }
+    sim.undo_fault(id, UndoneBy::Schedule);
 }

@@ -2,9 +2,25 @@
 //!
 //! Delta debugging over the schedule's fault episodes (a fault and its undo are one episode, so
 //! removing one never leaves a node crashed forever), then shortening what is left: durations
-//! halved and start times moved earlier, each kept only if the run still fails.
+//! halved, start times moved earlier and state-triggered faults moved to an earlier occurrence
+//! of their event, each kept only if the run still fails.
 
 use crate::fault::FaultSchedule;
+use std::collections::BTreeSet;
+
+/// `schedule` without the faults whose positions are not in `applied` (the failing run's fault
+/// record shows they never took effect: skipped, or never reached).
+pub fn without_unapplied(schedule: &FaultSchedule, applied: &BTreeSet<usize>) -> FaultSchedule {
+    FaultSchedule {
+        faults: schedule
+            .faults
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| applied.contains(i))
+            .map(|(_, f)| f.clone())
+            .collect(),
+    }
+}
 
 /// Shrink `schedule` while `still_fails` holds; `budget` bounds the number of runs tried.
 /// Returns the smallest failing schedule found and the number of runs used.
@@ -41,7 +57,7 @@ pub fn shrink(
     }
     // 2. Shorten durations, then move faults earlier (first straight to 0, then halving).
     type Step = fn(&mut crate::fault::ScheduledFault) -> bool;
-    let steps: [Step; 3] = [
+    let steps: [Step; 4] = [
         |f| match f.duration_ms {
             Some(d) if d > 1 => {
                 f.duration_ms = Some(d / 2);
@@ -58,6 +74,14 @@ pub fn shrink(
             let moved = f.at_ms > 0;
             f.at_ms /= 2;
             moved
+        },
+        // A state-triggered fault: fire at an earlier occurrence of its event.
+        |f| match &mut f.after {
+            Some(t) if t.nth > 1 => {
+                t.nth /= 2;
+                true
+            }
+            _ => false,
         },
     ];
     for i in 0..best.faults.len() {
@@ -87,6 +111,21 @@ mod tests {
     use super::*;
     use crate::fault::{Fault, ScheduledFault};
     use sim::NodeId;
+
+    #[test]
+    fn unapplied_faults_are_dropped_by_position() {
+        let f = |n: u32| ScheduledFault {
+            at_ms: n as u64,
+            after: None,
+            fault: Fault::Crash { node: NodeId(n) },
+            duration_ms: None,
+        };
+        let s = FaultSchedule {
+            faults: vec![f(1), f(2), f(3)],
+        };
+        let kept = without_unapplied(&s, &[0, 2].into_iter().collect());
+        assert_eq!(kept.faults, vec![f(1), f(3)]);
+    }
 
     #[test]
     fn finds_the_one_fault_that_matters() {

@@ -6,7 +6,7 @@
 //! generator only injects what the system promises to survive: at most `max_down` nodes are
 //! down (crashed, paused or partitioned away) at any moment.
 
-use crate::fault::{Fault, FaultKind, FaultSchedule, ScheduledFault};
+use crate::fault::{EventTrigger, Fault, FaultKind, FaultSchedule, ScheduledFault};
 use rand::seq::SliceRandom;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -31,6 +31,25 @@ pub struct FaultModel {
     pub verbs: Vec<String>,
     /// Most nodes down (crashed, paused, or on the minority side of a partition) at once.
     pub max_down: u32,
+    /// State-triggered faults the swarm may add (each with its own share of seeds).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub triggered: Vec<TriggeredFault>,
+}
+
+/// A state-triggered fault a scenario offers the swarm: "when this event occurs, do that".
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TriggeredFault {
+    /// The trigger. Its `nth` is the largest occurrence the swarm draws (from `1..=nth`); a
+    /// `?` segment of a `bind` path becomes a random index (paths index modulo the length).
+    pub trigger: EventTrigger,
+    /// The fault; fields named in the trigger's `bind` are filled from the event.
+    pub fault: Fault,
+    /// Share of seeds whose schedule includes it.
+    pub probability: f64,
+    /// Most milliseconds between the event and the fault.
+    #[serde(default)]
+    pub max_delay_ms: u64,
 }
 
 impl Default for FaultModel {
@@ -43,6 +62,7 @@ impl Default for FaultModel {
             max_duration_ms: 2_000,
             verbs: Vec::new(),
             max_down: 1,
+            triggered: Vec::new(),
         }
     }
 }
@@ -78,8 +98,57 @@ impl DownTracker {
 
 /// Draw a schedule for `nodes` from `rng` within `model`.
 pub fn generate(model: &FaultModel, nodes: &[NodeId], rng: &mut impl Rng) -> FaultSchedule {
-    if model.kinds.is_empty() || model.max_faults == 0 || nodes.len() < 2 {
+    if nodes.len() < 2 {
         return FaultSchedule::default();
+    }
+    let (mut faults, tracker) = timed(model, nodes, rng);
+    // State-triggered faults: when their time comes is only known at run time, so one that
+    // takes a node down is added only to a schedule with no other down episode.
+    let mut down_free = tracker.intervals.is_empty();
+    for t in &model.triggered {
+        if !rng.gen_bool(t.probability.clamp(0.0, 1.0)) {
+            continue;
+        }
+        let takes_down = matches!(
+            t.fault,
+            Fault::Crash { .. } | Fault::Pause { .. } | Fault::Partition { .. } | Fault::KillLeader
+        );
+        if takes_down && (!down_free || model.max_down == 0) {
+            continue;
+        }
+        down_free &= !takes_down;
+        let mut trigger: EventTrigger = t.trigger.clone();
+        trigger.nth = rng.gen_range(1..=t.trigger.nth.max(1));
+        for path in trigger.bind.values_mut() {
+            while path.contains('?') {
+                *path = path.replacen('?', &rng.gen_range(0..16u32).to_string(), 1);
+            }
+        }
+        faults.push(ScheduledFault {
+            at_ms: rng.gen_range(0..=t.max_delay_ms),
+            after: Some(trigger),
+            duration_ms: t
+                .fault
+                .lasts()
+                .then(|| rng.gen_range(1..=model.max_duration_ms.max(1))),
+            fault: t.fault.clone(),
+        });
+    }
+    faults.sort_by_key(|f| f.at_ms);
+    FaultSchedule { faults }
+}
+
+/// The time-placed faults of a schedule, and the down intervals they use.
+fn timed(
+    model: &FaultModel,
+    nodes: &[NodeId],
+    rng: &mut impl Rng,
+) -> (Vec<ScheduledFault>, DownTracker) {
+    let mut tracker = DownTracker {
+        intervals: Vec::new(),
+    };
+    if model.kinds.is_empty() || model.max_faults == 0 {
+        return (Vec::new(), tracker);
     }
     let mut kinds: Vec<FaultKind> = model
         .kinds
@@ -88,7 +157,7 @@ pub fn generate(model: &FaultModel, nodes: &[NodeId], rng: &mut impl Rng) -> Fau
         .filter(|k| *k != FaultKind::Stall || !model.verbs.is_empty())
         .collect();
     if kinds.is_empty() {
-        return FaultSchedule::default();
+        return (Vec::new(), tracker);
     }
     // Swarm: a random non-empty subset of the allowed kinds.
     kinds.shuffle(rng);
@@ -97,9 +166,6 @@ pub fn generate(model: &FaultModel, nodes: &[NodeId], rng: &mut impl Rng) -> Fau
     kinds.sort();
 
     let n = rng.gen_range(model.min_faults..=model.max_faults.max(model.min_faults));
-    let mut tracker = DownTracker {
-        intervals: Vec::new(),
-    };
     let mut faults = Vec::new();
     let mut attempts = 0;
     while faults.len() < n as usize && attempts < n * 20 {
@@ -210,8 +276,7 @@ pub fn generate(model: &FaultModel, nodes: &[NodeId], rng: &mut impl Rng) -> Fau
             duration_ms: duration,
         });
     }
-    faults.sort_by_key(|f| f.at_ms);
-    FaultSchedule { faults }
+    (faults, tracker)
 }
 
 #[cfg(test)]
@@ -234,6 +299,7 @@ mod tests {
             max_duration_ms: 300,
             verbs: vec!["echo".into()],
             max_down: 1,
+            triggered: vec![],
         }
     }
 
@@ -286,6 +352,83 @@ mod tests {
                 assert!(down <= 1, "seed {seed} t {t}: {s:?}");
             }
         }
+    }
+
+    #[test]
+    fn triggered_templates_join_the_schedule_with_drawn_occurrence_and_indices() {
+        let nodes = [NodeId(1), NodeId(2), NodeId(3)];
+        let mut trigger = EventTrigger::on("stage_committed", 3);
+        trigger
+            .fields
+            .insert("stage".into(), serde_json::json!("streaming"));
+        trigger.bind.insert("from".into(), "@node".into());
+        trigger.bind.insert("to".into(), "nodes.?".into());
+        let kill = TriggeredFault {
+            trigger,
+            fault: Fault::KillConnection {
+                from: NodeId(0),
+                to: NodeId(0),
+            },
+            probability: 1.0,
+            max_delay_ms: 20,
+        };
+        let crash = TriggeredFault {
+            trigger: EventTrigger::on("barrier_started", 1),
+            fault: Fault::Crash { node: NodeId(1) },
+            probability: 1.0,
+            max_delay_ms: 0,
+        };
+        let m = FaultModel {
+            triggered: vec![kill, crash],
+            ..FaultModel::default()
+        };
+        let mut seen_nth = std::collections::BTreeSet::new();
+        for seed in 0..50 {
+            let s = generate(
+                &m,
+                &nodes,
+                &mut rand_chacha::ChaCha8Rng::seed_from_u64(seed),
+            );
+            assert_eq!(s.faults.len(), 2, "no timed faults: the crash fits");
+            let k = s
+                .faults
+                .iter()
+                .find(|f| matches!(f.fault, Fault::KillConnection { .. }))
+                .unwrap();
+            let t = k.after.as_ref().unwrap();
+            assert!((1..=3).contains(&t.nth) && k.at_ms <= 20);
+            assert!(!t.bind["to"].contains('?'), "{}", t.bind["to"]);
+            assert_eq!(k.duration_ms, None, "a killed connection is instantaneous");
+            seen_nth.insert(t.nth);
+        }
+        assert_eq!(seen_nth.len(), 3);
+        // With timed crashes in the schedule, a triggered crash could overlap them: left out.
+        let busy = FaultModel {
+            kinds: vec![FaultKind::Crash],
+            min_faults: 2,
+            max_faults: 2,
+            ..m.clone()
+        };
+        let s = generate(
+            &busy,
+            &nodes,
+            &mut rand_chacha::ChaCha8Rng::seed_from_u64(1),
+        );
+        assert!(s
+            .faults
+            .iter()
+            .all(|f| f.after.is_none() || matches!(f.fault, Fault::KillConnection { .. })));
+        // No templates: the same draws as before they existed.
+        let plain = FaultModel {
+            triggered: vec![],
+            ..busy
+        };
+        let a = generate(
+            &plain,
+            &nodes,
+            &mut rand_chacha::ChaCha8Rng::seed_from_u64(9),
+        );
+        assert!(a.faults.iter().all(|f| f.after.is_none()));
     }
 
     #[test]

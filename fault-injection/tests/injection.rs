@@ -189,9 +189,7 @@ fn a_forgotten_message_is_a_test_failure() {
 
 #[test]
 fn nemesis_fires_after_the_nth_event_and_undoes_after_the_duration() {
-    use fault_injection::{
-        EventTrigger, Fault, FaultSchedule, Nemesis, NemesisEvent, ScheduledFault,
-    };
+    use fault_injection::{EventTrigger, Fault, FaultSchedule, Nemesis, ScheduledFault};
     use futures::FutureExt;
     let (applied_ms, undone_ms, up_after) = run_seed(3, |h| async move {
         let sim = Sim::new(3, &[], NetConfig::default(), h);
@@ -203,6 +201,7 @@ fn nemesis_fires_after_the_nth_event_and_undoes_after_the_duration() {
                 after: Some(EventTrigger {
                     kind: "injection_entered".into(),
                     nth: 2,
+                    ..EventTrigger::default()
                 }),
                 fault: Fault::Crash { node: a },
                 duration_ms: Some(50),
@@ -220,9 +219,12 @@ fn nemesis_fires_after_the_nth_event_and_undoes_after_the_duration() {
         let mut applied = None;
         let mut undone = None;
         for e in sim.history().entries().iter() {
-            match e.proto::<NemesisEvent>() {
-                Some(NemesisEvent::Applied { .. }) => applied = Some(e.at.as_millis()),
-                Some(NemesisEvent::Undone { .. }) => undone = Some(e.at.as_millis()),
+            match e.sim() {
+                Some(sim::SimEvent::FaultApplied { schedule, .. }) => {
+                    assert_eq!(*schedule, Some(0));
+                    applied = Some(e.at.as_millis())
+                }
+                Some(sim::SimEvent::FaultUndone { .. }) => undone = Some(e.at.as_millis()),
                 _ => {}
             }
         }
@@ -230,9 +232,115 @@ fn nemesis_fires_after_the_nth_event_and_undoes_after_the_duration() {
     })
     .result
     .unwrap();
-    // The second enter is at ~200 ms; the crash 10 ms (+ up to 1 ms polling) later.
+    // The second enter is at 200 ms; the crash exactly 10 ms later (the trigger is woken by
+    // the recording, not by polling).
     let applied = applied_ms.expect("applied");
-    assert!((210..=212).contains(&applied), "{applied}");
+    assert_eq!(applied, 210);
     assert_eq!(undone_ms.expect("undone"), applied + 50);
     assert!(up_after, "restarted when the duration ran out");
+}
+
+#[test]
+fn a_state_triggered_fault_fires_on_the_matching_event_with_nodes_from_it() {
+    use fault_injection::{EventTrigger, Fault, FaultSchedule, Nemesis, ScheduledFault};
+    use futures::FutureExt;
+    use serde::Serialize;
+
+    #[derive(Debug, Serialize)]
+    struct Moved {
+        tablet: u32,
+        stage: &'static str,
+        replicas: Vec<u32>,
+        new_replicas: Vec<u32>,
+    }
+    impl sim::EventKind for Moved {
+        fn kind(&self) -> &'static str {
+            "moved"
+        }
+    }
+
+    let out = run_seed(4, |h| async move {
+        let sim = Sim::new(4, &[], NetConfig::default(), h);
+        for _ in 0..3 {
+            sim.add_node(|_| std::future::pending().boxed_local());
+        }
+        let mut trigger = EventTrigger::on("moved", 1);
+        trigger.fields.insert("tablet".into(), 7.into());
+        trigger.fields.insert("stage".into(), "streaming".into());
+        trigger
+            .bind
+            .insert("from".into(), "(replicas - new_replicas).0".into());
+        trigger
+            .bind
+            .insert("to".into(), "(new_replicas - replicas).0".into());
+        let schedule = FaultSchedule {
+            faults: vec![
+                ScheduledFault {
+                    at_ms: 5,
+                    after: Some(trigger),
+                    fault: Fault::Stall {
+                        from: NodeId(0),
+                        to: NodeId(0),
+                        verb: "stream".into(),
+                    },
+                    duration_ms: Some(30),
+                },
+                // Bound to a node the cluster does not have: skipped, with the reason.
+                ScheduledFault {
+                    at_ms: 0,
+                    after: Some(EventTrigger {
+                        bind: [("node".to_string(), "replicas.0".to_string())].into(),
+                        ..EventTrigger::on("moved", 1)
+                    }),
+                    fault: Fault::Crash { node: NodeId(0) },
+                    duration_ms: None,
+                },
+            ],
+        };
+        let nemesis = Nemesis::start(&sim, &schedule, None);
+        let ev = |tablet, stage, replicas: Vec<u32>, new_replicas: Vec<u32>| Moved {
+            tablet,
+            stage,
+            replicas,
+            new_replicas,
+        };
+        sleep(Duration::from_millis(10)).await;
+        sim.record(None, ev(7, "write_both_read_old", vec![9, 3], vec![9, 3]));
+        sleep(Duration::from_millis(10)).await;
+        sim.record(None, ev(8, "streaming", vec![1, 3], vec![2, 3]));
+        sleep(Duration::from_millis(10)).await;
+        sim.record(None, ev(7, "streaming", vec![1, 3], vec![3, 2]));
+        sleep(Duration::from_millis(100)).await;
+        nemesis.stop();
+        let mut seen = Vec::new();
+        for e in sim.history().entries().iter() {
+            match e.sim() {
+                Some(sim::SimEvent::FaultApplied {
+                    fault, schedule, ..
+                }) => seen.push(format!(
+                    "{}ms applied #{schedule:?} {fault}",
+                    e.at.as_millis()
+                )),
+                Some(sim::SimEvent::FaultUndone { fault, .. }) => {
+                    seen.push(format!("{}ms undone {fault}", e.at.as_millis()))
+                }
+                Some(sim::SimEvent::FaultSkipped {
+                    schedule, reason, ..
+                }) => seen.push(format!(
+                    "{}ms skipped #{schedule}: {reason}",
+                    e.at.as_millis()
+                )),
+                _ => {}
+            }
+        }
+        seen
+    });
+    assert_eq!(
+        out.result.unwrap(),
+        vec![
+            "10ms skipped #1: bound fault names n9, not in the cluster",
+            "35ms applied #Some(0) stall stream n1->n2",
+            "65ms undone stall stream n1->n2",
+        ]
+    );
 }

@@ -3,10 +3,13 @@
 #![warn(missing_docs)]
 
 pub mod batchlog;
+pub mod dht;
 pub mod node;
 pub mod outcome;
 pub mod raft;
+pub mod sc;
 pub mod schema;
+pub mod storage;
 pub mod topology;
 
 pub use outcome::Outcome;

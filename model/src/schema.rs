@@ -72,6 +72,21 @@ pub const SYSTEM_TABLES: &[(u32, &str)] = &[
     (4, "batchlog_v2"),
 ];
 
+/// The Raft-group tables of strongly consistent tablets (SPEC §7.1). They exist only when the
+/// experimental feature `STRONGLY_CONSISTENT_TABLES` is enabled
+/// ([`SchemaRegistry::enable_strongly_consistent_tables`]); their partition key is
+/// `(shard, group_id)` and their partitioner [`FIXED_SHARD_PARTITIONER`].
+pub const RAFT_GROUP_TABLES: &[(u32, &str)] = &[
+    (5, "raft_groups"),
+    (6, "raft_groups_snapshots"),
+    (7, "raft_groups_snapshot_config"),
+];
+
+/// The partitioner class of the Raft-group tables (short name `FixedShardPartitioner`).
+pub const FIXED_SHARD_PARTITIONER: &str = "com.scylladb.dht.FixedShardPartitioner";
+/// The partitioner class of every other table.
+pub const MURMUR3_PARTITIONER: &str = "org.apache.cassandra.dht.Murmur3Partitioner";
+
 /// Every table of the cluster.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SchemaRegistry {
@@ -112,6 +127,33 @@ impl SchemaRegistry {
             );
         }
         SchemaRegistry { tables }
+    }
+
+    /// Adds the Raft-group system tables of strongly consistent tables (SPEC §7.1).
+    pub fn enable_strongly_consistent_tables(&mut self) {
+        for &(id, name) in RAFT_GROUP_TABLES {
+            let id = TableId(id);
+            assert!(!id.is_user() && !self.tables.contains_key(&id));
+            self.tables.insert(
+                id,
+                TableSchema {
+                    id,
+                    keyspace: "system".into(),
+                    name: name.into(),
+                    kind: TableKind::System,
+                    tablet_count: 0,
+                },
+            );
+        }
+    }
+
+    /// The partitioner class of table `id`: the fixed-shard one for the Raft-group tables.
+    pub fn partitioner(&self, id: TableId) -> &'static str {
+        if RAFT_GROUP_TABLES.iter().any(|&(t, _)| t == id.0) {
+            FIXED_SHARD_PARTITIONER
+        } else {
+            MURMUR3_PARTITIONER
+        }
     }
 
     /// The table with `id`.
@@ -160,5 +202,18 @@ mod tests {
         );
         assert_eq!(s.by_name("ks", "t2").map(|t| t.tablet_count), Some(4));
         assert!(s.system_tables().iter().all(|t| t.tablet_count == 0));
+    }
+
+    #[test]
+    fn raft_group_tables_only_with_the_feature() {
+        let mut s = SchemaRegistry::new(1, 1);
+        assert!(s.by_name("system", "raft_groups").is_none());
+        s.enable_strongly_consistent_tables();
+        let t = s
+            .by_name("system", "raft_groups_snapshot_config")
+            .expect("added");
+        assert_eq!(s.partitioner(t.id), FIXED_SHARD_PARTITIONER);
+        assert_eq!(s.partitioner(TableId(1)), MURMUR3_PARTITIONER);
+        assert_eq!(s.system_tables().len(), SYSTEM_TABLES.len() + 3);
     }
 }

@@ -881,16 +881,34 @@ fn shrink(path: &Path, budget: usize, out: Option<PathBuf>) -> Result<i32, Strin
     let def = runner::find(&bundle.scenario)?;
     let target = bundle.verdict;
     let mut last = None;
-    let (small, runs) = fault_injection::shrink::shrink(&bundle.config.faults, budget, |s| {
+    // The fault record of the failing run says which scheduled faults were ever applied: the
+    // rest (skipped, or not reached before the chaos phase ended) go first, in one run.
+    let (_, history) = runner::run(&def, &bundle.config);
+    let applied = runner::applied_schedule_positions(&history);
+    let mut start = bundle.config.faults.clone();
+    let mut runs_before = 1;
+    let unapplied = fault_injection::shrink::without_unapplied(&start, &applied);
+    if unapplied.faults.len() < start.faults.len() && budget > 1 {
         let mut cfg = bundle.config.clone();
-        cfg.faults = s.clone();
+        cfg.faults = unapplied.clone();
         let (r, _) = runner::run(&def, &cfg);
-        let fails = r.verdict == target;
-        if fails {
+        runs_before += 1;
+        if r.verdict == target {
+            start = unapplied;
             last = Some((cfg, r));
         }
-        fails
-    });
+    }
+    let (small, runs) =
+        fault_injection::shrink::shrink(&start, budget.saturating_sub(runs_before), |s| {
+            let mut cfg = bundle.config.clone();
+            cfg.faults = s.clone();
+            let (r, _) = runner::run(&def, &cfg);
+            let fails = r.verdict == target;
+            if fails {
+                last = Some((cfg, r));
+            }
+            fails
+        });
     let (cfg, report) = match last {
         Some((cfg, r)) if cfg.faults == small => (cfg, r),
         _ => {
@@ -910,6 +928,7 @@ fn shrink(path: &Path, budget: usize, out: Option<PathBuf>) -> Result<i32, Strin
     let json = serde_json::to_string_pretty(&shrunk).expect("json");
     std::fs::write(&out, json + "\n")
         .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+    let runs = runs + runs_before;
     println!(
         "shrunk {} -> {} faults in {runs} runs; still {}",
         bundle.config.faults.faults.len(),

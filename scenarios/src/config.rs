@@ -145,8 +145,12 @@ impl RunConfig {
             ));
         }
         for (i, sf) in self.faults.faults.iter().enumerate() {
-            if let Err(m) = check_fault(&sf.fault, self.nodes) {
-                return err(format!("fault #{i} ({}): {m}", sf.fault));
+            // A fault whose nodes come from the triggering event is checked when it fires.
+            let bound = sf.after.as_ref().is_some_and(|t| !t.bind.is_empty());
+            if !bound {
+                if let Err(m) = check_fault(&sf.fault, self.nodes) {
+                    return err(format!("fault #{i} ({}): {m}", sf.fault));
+                }
             }
             if sf.duration_ms == Some(0) {
                 return err(format!(
@@ -155,11 +159,8 @@ impl RunConfig {
                 ));
             }
             if let Some(t) = &sf.after {
-                if t.nth == 0 || t.kind.is_empty() {
-                    return err(format!(
-                        "fault #{i} ({}): an event trigger needs a kind and nth >= 1",
-                        sf.fault
-                    ));
+                if let Err(m) = t.check(&sf.fault) {
+                    return err(format!("fault #{i} ({}): {m}", sf.fault));
                 }
             }
         }

@@ -3,9 +3,9 @@
 
 use crate::config::RunConfig;
 use crate::scenario::{RunEnd, ScenarioDef, Verdict, Violation};
-use fault_injection::NemesisEvent;
 use serde::Serialize;
 use sim::{History, Sim};
+use sim::{SimEvent, UndoneBy};
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
@@ -168,15 +168,23 @@ pub fn run(def: &ScenarioDef, cfg: &RunConfig) -> (RunReport, History) {
         .entries()
         .iter()
         .filter_map(|e| {
-            e.proto::<NemesisEvent>().map(|n| match n {
-                NemesisEvent::Applied { fault, .. } => format!("{}ms {fault}", e.at.as_millis()),
-                NemesisEvent::Undone { fault, .. } => {
-                    format!("{}ms undo {fault}", e.at.as_millis())
-                }
-                NemesisEvent::Skipped { index, reason } => {
-                    format!("{}ms skip #{index}: {reason}", e.at.as_millis())
-                }
-            })
+            let ms = e.at.as_millis();
+            match e.sim()? {
+                SimEvent::FaultApplied {
+                    fault,
+                    schedule: Some(i),
+                    ..
+                } => Some(format!("{ms}ms {fault} (schedule #{i})")),
+                SimEvent::FaultApplied { fault, .. } => Some(format!("{ms}ms {fault} (scripted)")),
+                SimEvent::FaultUndone { fault, by, .. } => Some(match by {
+                    UndoneBy::Heal => format!("{ms}ms undo {fault} (heal)"),
+                    _ => format!("{ms}ms undo {fault}"),
+                }),
+                SimEvent::FaultSkipped {
+                    schedule, reason, ..
+                } => Some(format!("{ms}ms skip schedule #{schedule}: {reason}")),
+                _ => None,
+            }
         })
         .collect();
     let final_json = serde_json::to_vec(&end.final_state).expect("final state serialises");
@@ -203,6 +211,19 @@ pub fn run(def: &ScenarioDef, cfg: &RunConfig) -> (RunReport, History) {
         panic,
     };
     (report, history)
+}
+
+/// Positions in the run's fault schedule of every fault the record shows applied.
+pub fn applied_schedule_positions(h: &History) -> std::collections::BTreeSet<usize> {
+    h.entries()
+        .iter()
+        .filter_map(|e| match e.sim()? {
+            SimEvent::FaultApplied {
+                schedule: Some(i), ..
+            } => Some(*i),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The normalised report kept in `snapshots/`: resolved config, fault timeline, events per

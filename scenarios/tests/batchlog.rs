@@ -269,6 +269,10 @@ fn mutants_caught_within_50_seeds() {
         ),
         ("batchlog.repair_flush", "batchlog-replay-too-young"),
         ("batchlog.steady_cleanup", "batchlog-no-range-tombstone"),
+        (
+            "batchlog.steady_cleanup",
+            "storage-compaction-keeps-shadowed",
+        ),
     ] {
         let seed = caught_within(id, mutant, 50);
         eprintln!("{mutant}: caught by {id} at seed {seed}");

@@ -580,3 +580,67 @@ fn batchlog_compare_prints_both_layouts() {
     assert!(dead("v1", 2000) > 3 * dead("v1", 500) / 2);
     assert_usage_error(&["batchlog-compare", "--batches", "0"], "positive");
 }
+
+#[test]
+fn state_triggered_faults_resolve_their_nodes_from_the_event() {
+    // When the tablet enters `streaming`, kill the connection from its leaving to its pending
+    // replica; when the second barrier starts, stall `raft_topology_cmd` from the coordinator
+    // to one node it contacts.
+    let faults = r#"faults={"faults":[
+        {"at_ms":0,"after":{"kind":"stage_committed","nth":1,"fields":{"stage":"streaming"},
+          "bind":{"from":"(replicas - new_replicas).0.node","to":"(new_replicas - replicas).0.node"}},
+         "fault":{"type":"kill_connection","from":1,"to":1}},
+        {"at_ms":0,"after":{"kind":"barrier_started","nth":2,"bind":{"from":"@node","to":"nodes.2"}},
+         "fault":{"type":"stall","from":1,"to":1,"verb":"raft_topology_cmd"},"duration_ms":300}]}"#;
+    let explain = clustersim(&["explain", "topology.swarm", "--seed", "3", "--set", faults]);
+    let text = String::from_utf8_lossy(&explain.stdout);
+    assert!(
+        text.contains(r#"after stage_committed{stage="streaming"} #1: kill connection"#)
+            && text.contains("with from = (replicas - new_replicas).0.node"),
+        "{text}"
+    );
+    let out = clustersim(&[
+        "run",
+        "topology.swarm",
+        "--seed",
+        "3",
+        "--set",
+        faults,
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let timeline: Vec<String> = v["fault_timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_string())
+        .collect();
+    let kill = timeline
+        .iter()
+        .find(|l| l.contains("kill connection") && l.ends_with("(schedule #0)"))
+        .unwrap_or_else(|| panic!("{timeline:?}"));
+    let nodes: Vec<&str> = kill
+        .split_whitespace()
+        .nth(3)
+        .unwrap()
+        .split("->")
+        .collect();
+    assert_ne!(nodes[0], nodes[1], "bound from the event: {kill}");
+    assert!(
+        timeline
+            .iter()
+            .any(|l| l.contains("(schedule #1)") || l.contains("skip schedule #1")),
+        "the barrier-triggered stall fired or says why not: {timeline:?}"
+    );
+    assert_usage_error(
+        &[
+            "run",
+            "topology.swarm",
+            "--seed",
+            "1",
+            "--set",
+            r#"faults={"faults":[{"at_ms":0,"after":{"kind":"x","nth":1,"bind":{"from":"(a -"}},"fault":{"type":"kill_connection","from":1,"to":2}}]}"#,
+        ],
+        "bad event path",
+    );
+}

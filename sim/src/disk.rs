@@ -4,6 +4,7 @@
 //! drops everything not yet synced — the behaviour madsim's own file system does not have.
 //! Faults hit `sync`: extra latency, a stall until released, or injected I/O errors.
 
+use crate::fault::Fault;
 use crate::history::SimEvent;
 use crate::ids::NodeId;
 use crate::sync::{wait_until, Notify};
@@ -163,35 +164,65 @@ impl Disk {
         std::mem::take(&mut s.pending_writes)
     }
 
-    /// Stall every sync until [`Disk::release`].
+    /// Stall every sync until [`Disk::release`]. Recorded as a [`Fault::DiskStall`].
     pub fn stall(&self) {
-        self.state.borrow_mut().stalled = true;
-        self.sim.record_fault(format!("disk stall {}", self.node));
+        self.sim
+            .apply_fault(&Fault::DiskStall { node: self.node }, None);
     }
 
-    /// Release a stalled disk.
+    pub(crate) fn stall_now(&self) {
+        self.state.borrow_mut().stalled = true;
+    }
+
+    /// Release a stalled disk. Ends its stall record.
     pub fn release(&self) {
+        let node = self.node;
+        if self.sim.undo_matching(|f| *f == Fault::DiskStall { node }) == 0 {
+            self.release_now();
+        }
+    }
+
+    pub(crate) fn release_now(&self) {
         let n = {
             let mut s = self.state.borrow_mut();
             s.stalled = false;
             s.released.clone()
         };
         n.notify();
-        self.sim.record_fault(format!("disk release {}", self.node));
     }
 
-    /// Add `ms` of latency to every sync.
+    /// Add `ms` of latency to every sync (`0` ends it). Recorded as a [`Fault::DiskLatency`].
     pub fn set_latency(&self, ms: u64) {
-        self.state.borrow_mut().latency_ms = ms;
+        let node = self.node;
         self.sim
-            .record_fault(format!("disk latency {} {ms}ms", self.node));
+            .undo_matching(|f| matches!(f, Fault::DiskLatency { node: n, .. } if *n == node));
+        if ms > 0 {
+            self.sim.apply_fault(&Fault::DiskLatency { node, ms }, None);
+        } else {
+            self.set_latency_now(0);
+        }
     }
 
-    /// Fail the next `count` syncs with an I/O error.
+    pub(crate) fn set_latency_now(&self, ms: u64) {
+        self.state.borrow_mut().latency_ms = ms;
+    }
+
+    /// Fail the next `count` syncs with an I/O error (`0` ends it). Recorded as a
+    /// [`Fault::DiskError`].
     pub fn fail_syncs(&self, count: u32) {
-        self.state.borrow_mut().errors_left = count;
+        let node = self.node;
         self.sim
-            .record_fault(format!("disk error {} x{count}", self.node));
+            .undo_matching(|f| matches!(f, Fault::DiskError { node: n, .. } if *n == node));
+        if count > 0 {
+            self.sim
+                .apply_fault(&Fault::DiskError { node, count }, None);
+        } else {
+            self.fail_syncs_now(0);
+        }
+    }
+
+    pub(crate) fn fail_syncs_now(&self, count: u32) {
+        self.state.borrow_mut().errors_left = count;
     }
 
     /// Clear every disk fault (stall, latency, errors).

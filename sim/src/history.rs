@@ -7,7 +7,9 @@
 //! seed on the same binary gives the same digest in any process and computing it costs nothing
 //! after the run. JSON is for export only.
 
+use crate::fault::{Fault, UndoneBy};
 use crate::ids::{NodeId, SimInstant};
+use crate::sync::Notify;
 use serde::Serialize;
 use std::any::Any;
 use std::cell::{Ref, RefCell};
@@ -148,10 +150,33 @@ pub enum SimEvent {
         /// Calls failed on the caller's side.
         failed_calls: u64,
     },
-    /// A fault was applied by the nemesis or a scenario.
-    Fault {
-        /// Human description, e.g. `partition [n1] | [n2 n3]`.
-        what: String,
+    /// A fault was applied, by the nemesis or a scripted story (see [`crate::fault`]).
+    FaultApplied {
+        /// Record id: its [`SimEvent::FaultUndone`] carries the same.
+        id: u64,
+        /// The fault (resolved: a `kill_leader` is the crash of the node that led).
+        fault: Fault,
+        /// Position in the run's fault schedule; `None` for a scripted fault.
+        schedule: Option<usize>,
+    },
+    /// A fault in force ended (restart, release, heal, ...).
+    FaultUndone {
+        /// Record id of the [`SimEvent::FaultApplied`].
+        id: u64,
+        /// The fault.
+        fault: Fault,
+        /// Who ended it.
+        by: UndoneBy,
+    },
+    /// A scheduled fault was not applied (no live leader to kill, its node already down, an
+    /// event binding that did not resolve).
+    FaultSkipped {
+        /// Position in the run's fault schedule.
+        schedule: usize,
+        /// The fault as scheduled.
+        fault: Fault,
+        /// Why.
+        reason: String,
     },
     /// A node crashed (volatile state and unsynced writes lost).
     Crash {
@@ -195,7 +220,9 @@ impl SimEvent {
             SimEvent::StreamOpen { .. } => "stream_open",
             SimEvent::StreamEnd { .. } => "stream_end",
             SimEvent::ConnectionKilled { .. } => "connection_killed",
-            SimEvent::Fault { .. } => "fault",
+            SimEvent::FaultApplied { .. } => "fault_applied",
+            SimEvent::FaultUndone { .. } => "fault_undone",
+            SimEvent::FaultSkipped { .. } => "fault_skipped",
             SimEvent::Crash { .. } => "crash",
             SimEvent::Start { .. } => "start",
             SimEvent::Pause { .. } => "pause",
@@ -282,6 +309,40 @@ struct Inner {
     hasher: blake3::Hasher,
     /// Scratch buffer for one entry's encoding.
     buf: Vec<u8>,
+    /// Live watches (see [`History::watch`]).
+    watches: Vec<std::rc::Weak<WatchInner>>,
+}
+
+type EntryFilter = Box<dyn Fn(&Entry) -> bool>;
+
+struct WatchInner {
+    kind: String,
+    filter: EntryFilter,
+    matched: RefCell<Vec<usize>>,
+    notify: Notify,
+}
+
+/// Entries of one kind (and a filter) as they are recorded: what event-triggered faults wait
+/// on, woken by the recording itself instead of rescanning the history. Dropping it ends it.
+pub struct Watch(Rc<WatchInner>);
+
+impl Watch {
+    /// History indices of the entries matched so far, in order.
+    pub fn matched(&self) -> Vec<usize> {
+        self.0.matched.borrow().clone()
+    }
+
+    /// Wait until `n` (1-based) entries matched; returns the history index of the `n`-th.
+    pub async fn nth(&self, n: usize) -> usize {
+        assert!(n >= 1, "occurrences are 1-based");
+        loop {
+            let notified = self.0.notify.notified();
+            if let Some(i) = self.0.matched.borrow().get(n - 1) {
+                return *i;
+            }
+            notified.await;
+        }
+    }
 }
 
 /// The history of one run. Cheap to clone; clones share the record.
@@ -331,7 +392,43 @@ impl History {
             node,
             event,
         });
+        if !inner.watches.is_empty() {
+            let Inner {
+                watches, entries, ..
+            } = &mut *inner;
+            let entry = entries.last().expect("just pushed");
+            watches.retain(|w| {
+                let Some(w) = w.upgrade() else { return false };
+                if w.kind == entry.event.kind() && (w.filter)(entry) {
+                    w.matched.borrow_mut().push(index);
+                    w.notify.notify();
+                }
+                true
+            });
+        }
         index
+    }
+
+    /// Watch entries of `kind` that pass `filter`, from the start of the history (entries
+    /// already recorded count) and then as each one is recorded. `filter` must not touch the
+    /// history.
+    pub fn watch(&self, kind: &str, filter: impl Fn(&Entry) -> bool + 'static) -> Watch {
+        let w = Rc::new(WatchInner {
+            kind: kind.to_string(),
+            filter: Box::new(filter),
+            matched: RefCell::new(Vec::new()),
+            notify: Notify::new(),
+        });
+        let mut inner = self.0.borrow_mut();
+        let past: Vec<usize> = inner
+            .entries
+            .iter()
+            .filter(|e| e.event.kind() == kind && (w.filter)(e))
+            .map(|e| e.index)
+            .collect();
+        *w.matched.borrow_mut() = past;
+        inner.watches.push(Rc::downgrade(&w));
+        Watch(w)
     }
 
     /// Close the record: later events are ignored (used when a run's world is torn down).

@@ -8,6 +8,7 @@
 
 pub mod disk;
 pub mod encode;
+pub mod fault;
 pub mod history;
 pub mod ids;
 pub mod log;
@@ -18,7 +19,8 @@ pub mod sync;
 pub mod world;
 
 pub use disk::{Disk, DiskError};
-pub use history::{Entry, Event, EventKind, History, ProtoEvent, RpcOutcome, SimEvent};
+pub use fault::{Fault, FaultKind, UndoneBy};
+pub use history::{Entry, Event, EventKind, History, ProtoEvent, RpcOutcome, SimEvent, Watch};
 pub use ids::{NodeId, SimInstant};
 pub use net::{Net, NetConfig, RpcError, Sink, Source, StreamResponse, StreamVerb, Verb};
 pub use rng::Rng;

@@ -306,7 +306,28 @@ pub(crate) fn sim_event(node: Option<NodeId>, ev: &crate::history::SimEvent) {
         } => {
             tracing::info!(target: "sim::net", %from, %to, failed_calls, "connection {from} -> {to} killed: {failed_calls} pending call(s) fail with connection closed; requests {to} had admitted are not cancelled")
         }
-        E::Fault { what } => tracing::info!(target: "sim::fault", "fault: {what}"),
+        E::FaultApplied {
+            id,
+            fault,
+            schedule,
+        } => match schedule {
+            Some(i) => {
+                tracing::info!(target: "sim::fault", fault = id, "fault #{id} applied (schedule #{i}): {fault}")
+            }
+            None => {
+                tracing::info!(target: "sim::fault", fault = id, "fault #{id} applied (scripted): {fault}")
+            }
+        },
+        E::FaultUndone { id, fault, by } => {
+            tracing::info!(target: "sim::fault", fault = id, "fault #{id} undone ({by:?}): {fault}")
+        }
+        E::FaultSkipped {
+            schedule,
+            fault,
+            reason,
+        } => {
+            tracing::info!(target: "sim::fault", "scheduled fault #{schedule} ({fault}) skipped: {reason}")
+        }
         E::Crash { lost_writes } => {
             tracing::info!(target: "sim::world", lost_writes, "{n} crashed: its tasks stop, {lost_writes} unsynced disk write(s) lost")
         }

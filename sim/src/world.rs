@@ -5,6 +5,7 @@
 //! durable (disks) lives here, outside the node's tasks, so a restarted node recovers from it.
 
 use crate::disk::{Disk, DiskState};
+use crate::fault::{Fault, FaultTable};
 use crate::history::{Event, History, ProtoEvent, SimEvent};
 use crate::ids::{NodeId, SimInstant};
 use crate::net::{Net, NetConfig, NetState};
@@ -66,6 +67,8 @@ pub(crate) struct World {
     pub(crate) disks: RefCell<BTreeMap<NodeId, Rc<RefCell<DiskState>>>>,
     pub(crate) net: RefCell<NetState>,
     ext: RefCell<BTreeMap<TypeId, Rc<dyn Any>>>,
+    /// Faults in force (see [`crate::fault`]).
+    pub(crate) faults: RefCell<FaultTable>,
     /// Supervisor tasks, aborted at teardown (their futures often hold the world).
     supervised: RefCell<Vec<madsim::task::AbortHandle>>,
     torn_down: std::cell::Cell<bool>,
@@ -118,6 +121,7 @@ impl Sim {
             disks: RefCell::new(BTreeMap::new()),
             net: RefCell::new(NetState::new(net)),
             ext: RefCell::new(BTreeMap::new()),
+            faults: RefCell::new(FaultTable::default()),
             supervised: RefCell::new(Vec::new()),
             torn_down: std::cell::Cell::new(false),
         });
@@ -349,7 +353,39 @@ impl Sim {
     }
 
     /// Crash `node`: its tasks stop, its connections die, its unsynced disk writes are lost.
+    /// Recorded as a [`Fault::Crash`]; a no-op if `node` is already down.
     pub fn crash(&self, node: NodeId) {
+        if self.is_up(node) {
+            self.apply_fault(&Fault::Crash { node }, None);
+        }
+    }
+
+    /// Restart a crashed `node`: its boot function runs again with incarnation + 1. Ends the
+    /// open crash record of `node`.
+    pub fn restart(&self, node: NodeId) {
+        if self.undo_matching(|f| *f == Fault::Crash { node }) == 0 {
+            self.restart_now(node);
+        }
+    }
+
+    /// Pause `node`: its tasks stop being polled until [`Sim::resume`]. Recorded as a
+    /// [`Fault::Pause`]; a no-op if `node` is down or already paused.
+    pub fn pause(&self, node: NodeId) {
+        if self.is_up(node) && !self.is_paused(node) {
+            self.apply_fault(&Fault::Pause { node }, None);
+        }
+    }
+
+    /// Resume a paused `node`. Ends its open pause record.
+    pub fn resume(&self, node: NodeId) {
+        if self.undo_matching(|f| *f == Fault::Pause { node }) == 0 {
+            self.resume_now(node);
+        }
+    }
+
+    // The mechanics behind the fault records (see `crate::fault`).
+
+    pub(crate) fn crash_now(&self, node: NodeId) {
         {
             let mut nodes = self.0.nodes.borrow_mut();
             let slot = nodes.get_mut(&node).expect("unknown node");
@@ -368,8 +404,7 @@ impl Sim {
         madsim::runtime::Handle::current().kill(self.madsim_id(node));
     }
 
-    /// Restart a crashed `node`: its boot function runs again with incarnation + 1.
-    pub fn restart(&self, node: NodeId) {
+    pub(crate) fn restart_now(&self, node: NodeId) {
         {
             let mut nodes = self.0.nodes.borrow_mut();
             let slot = nodes.get_mut(&node).expect("unknown node");
@@ -382,8 +417,7 @@ impl Sim {
         madsim::runtime::Handle::current().restart(self.madsim_id(node));
     }
 
-    /// Pause `node`: its tasks stop being polled until [`Sim::resume`].
-    pub fn pause(&self, node: NodeId) {
+    pub(crate) fn pause_now(&self, node: NodeId) {
         if !self.is_up(node) || self.is_paused(node) {
             return;
         }
@@ -397,8 +431,7 @@ impl Sim {
         madsim::runtime::Handle::current().pause(self.madsim_id(node));
     }
 
-    /// Resume a paused `node`.
-    pub fn resume(&self, node: NodeId) {
+    pub(crate) fn resume_now(&self, node: NodeId) {
         if !self.is_paused(node) {
             return;
         }
@@ -439,14 +472,11 @@ impl Sim {
         sup.push(handle.abort_handle());
     }
 
-    /// Record a fault description in the history.
-    pub fn record_fault(&self, what: String) {
-        self.record_sim(None, SimEvent::Fault { what });
-    }
-
-    /// Heal everything: clear link rules and partitions, release stalls, clear disk faults,
-    /// resume paused nodes and restart crashed ones.
+    /// Heal everything: undo every open fault (oldest first, each recorded as undone by the
+    /// heal), then sweep what no record covers: link rules, partitions, stalls and disk faults
+    /// are cleared, paused nodes resumed and crashed nodes restarted.
     pub fn heal(&self) {
+        self.undo_all();
         self.net().heal_all();
         let disks: Vec<NodeId> = self.0.disks.borrow().keys().copied().collect();
         for n in disks {
@@ -454,12 +484,11 @@ impl Sim {
         }
         for n in self.nodes() {
             if self.is_paused(n) {
-                self.resume(n);
+                self.resume_now(n);
             }
             if !self.is_up(n) {
-                self.restart(n);
+                self.restart_now(n);
             }
         }
-        self.record_fault("heal all".to_string());
     }
 }

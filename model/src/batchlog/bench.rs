@@ -63,6 +63,7 @@ impl SteadyParams {
                 commitlog_segment_mutations: 1024,
                 compaction_threshold: 4,
                 persist: false,
+                keep_shadowed: false,
             },
             scan_ns_per_fragment: 1000,
             failed_every: 0,

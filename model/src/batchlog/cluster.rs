@@ -12,7 +12,7 @@
 
 use super::config::BatchlogConfig;
 use super::events::BatchlogEvent;
-use super::table::{self, DiskOp, Mutation, Run, Table};
+use super::table::{BatchlogRead, BatchlogTables, Mutation};
 use super::types::{
     BatchId, ClusteringKey, PartitionKey, Payload, Stage, TableId, Timestamp, WriteMutation,
 };
@@ -97,8 +97,8 @@ pub struct NodeState {
     pub node: NodeId,
     /// Its incarnation.
     pub incarnation: u32,
-    /// The batchlog table.
-    pub table: RefCell<Table>,
+    /// The batchlog tables (`system.batchlog`, `system.batchlog_v2`).
+    pub table: BatchlogTables,
     /// The data plane: (table, key) -> (value, ts), last write wins.
     pub data: RefCell<BTreeMap<(TableId, u64), (u64, Timestamp)>>,
     last_ts: Cell<Timestamp>,
@@ -243,13 +243,10 @@ impl Cluster {
         let sim = ctx.sim.clone();
         let node = ctx.node;
         let disk = sim.disk(node);
-        // Recover the batchlog table (commitlog replay + flush) and the data plane.
-        let ssts: Vec<(String, Rc<Run>)> = disk.scan(table::SSTABLE_PREFIX);
-        let records: Vec<(String, Mutation)> = disk.scan(table::COMMITLOG_PREFIX);
-        let (t, ops) = Table::recover(self.0.cfg.table_config(), ssts, records);
-        write_ops(&disk, ops);
+        // Recover the batchlog tables (commitlog replay + flush) and the data plane.
+        let t = BatchlogTables::open(&sim, node, &self.0.cfg.table_config());
         // A failed sync leaves the records in place; recovery runs again on the next boot.
-        let _ = disk.sync().await;
+        let _ = t.sync().await;
         let mut data = BTreeMap::new();
         for (k, v) in disk.scan::<(u64, Timestamp)>(DATA_PREFIX) {
             let mut it = k[DATA_PREFIX.len()..].split('/');
@@ -260,7 +257,7 @@ impl Cluster {
         let st = Rc::new(NodeState {
             node,
             incarnation: ctx.incarnation,
-            table: RefCell::new(t),
+            table: t,
             data: RefCell::new(data),
             last_ts: Cell::new(0),
             replay_running: Cell::new(false),
@@ -352,13 +349,8 @@ impl Cluster {
         st: &NodeState,
         muts: Vec<Mutation>,
     ) -> Result<(), sim::DiskError> {
-        let ops: Vec<DiskOp> = {
-            let mut t = st.table.borrow_mut();
-            muts.into_iter().flat_map(|m| t.apply(m)).collect()
-        };
-        let disk = self.0.sim.disk(st.node);
-        write_ops(&disk, ops);
-        disk.sync().await
+        st.table.apply(muts);
+        st.table.sync().await
     }
 
     async fn handle_replica_write(
@@ -435,7 +427,7 @@ impl Cluster {
         let Some(st) = self.state(node) else {
             return Vec::new();
         };
-        let t = st.table.borrow();
+        let t = st.table.view();
         t.live_rows()
             .into_iter()
             .map(|r| LiveEntry {
@@ -475,12 +467,11 @@ impl Cluster {
         let mut nodes = serde_json::Map::new();
         for n in self.nodes() {
             let st = self.state(n);
-            let (sstables, mem, stats) =
-                st.as_ref()
-                    .map_or((0, 0, table::TableStats::default()), |s| {
-                        let t = s.table.borrow();
-                        (t.sstable_count(), t.memtable_fragments(), t.stats())
-                    });
+            let (sstables, mem, stats) = st
+                .as_ref()
+                .map_or((0, 0, super::table::TableStats::default()), |s| {
+                    s.table.shape()
+                });
             let data_keys = st.as_ref().map_or(0, |s| s.data.borrow().len());
             nodes.insert(
                 n.to_string(),
@@ -520,15 +511,5 @@ pub fn shard_of(pk: &PartitionKey) -> u32 {
     match pk {
         PartitionKey::V1(_) => 0,
         PartitionKey::V2 { shard, .. } => *shard,
-    }
-}
-
-fn write_ops(disk: &sim::Disk, ops: Vec<DiskOp>) {
-    for op in ops {
-        match op {
-            DiskOp::PutCommitlog { key, mutation } => disk.put(&key, mutation),
-            DiskOp::PutSstable { key, run } => disk.put(&key, run),
-            DiskOp::Delete { key } => disk.delete(&key),
-        }
     }
 }

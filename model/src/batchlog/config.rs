@@ -101,6 +101,7 @@ impl BatchlogConfig {
             commitlog_segment_mutations: self.commitlog_segment_mutations,
             compaction_threshold: self.compaction_threshold,
             persist: true,
+            keep_shadowed: false,
         }
     }
 }

@@ -136,7 +136,7 @@ async fn replay_pass(c: &Cluster, st: &Rc<NodeState>, cleanup: bool) -> bool {
     let mut all_replayed = true;
     for unit in replay::units(p.layout, p.shard_count) {
         let scan = {
-            let t = st.table.borrow();
+            let t = st.table.view();
             replay::scan_unit(&t, &p, unit, &timeout_of, m)
         };
         live += scan.cost.live;
@@ -373,7 +373,7 @@ async fn migrate(c: &Cluster, st: &Rc<NodeState>) -> bool {
         return false;
     }
     let (muts, migrated) = {
-        let t = st.table.borrow();
+        let t = st.table.view();
         let mut ts = || st.new_ts(&sim);
         replay::migrate_v1(&t, c.cfg().shard_count, &mut ts)
     };

@@ -34,7 +34,7 @@
 //! and a store older than it has outlived its write timeout and is refused by the endpoint.
 
 use super::config::CleanupEnd;
-use super::table::{LiveRow, Mutation, RangeTombstone, RtEnd, ScanCost, Table};
+use super::table::{BatchlogRead, LiveRow, Mutation, RangeTombstone, RtEnd, ScanCost};
 use super::types::{
     batchlog_shard, BatchId, ClusteringKey, Layout, PartitionKey, Payload, Stage, Timestamp,
 };
@@ -131,7 +131,7 @@ pub struct UnitScan {
 /// Scans one unit at the pass's `now`. `timeout_of` gives an entry's replay timeout in ms
 /// (`replay_timeout`, reduced by the propagation delay of repair-mode tables, SPEC §5.5 step 2).
 pub fn scan_unit(
-    table: &Table,
+    table: &dyn BatchlogRead,
     p: &PassParams,
     unit: Unit,
     timeout_of: &dyn Fn(&Payload) -> u64,
@@ -149,12 +149,8 @@ pub fn scan_unit(
     match unit {
         Unit::V1All => {
             assert_eq!(p.layout, Layout::V1);
-            let (rows, cost) = table.scan_all();
+            let (rows, cost) = table.scan_v1();
             scan.cost.add(cost);
-            let rows = rows
-                .into_iter()
-                .filter(|r| matches!(r.pk, PartitionKey::V1(_)))
-                .collect();
             parts.push((Stage::Initial, rows));
         }
         Unit::V2Shard(shard) => {
@@ -415,7 +411,7 @@ pub struct Migrated {
 /// first, so a crash in between leaves the entry in both tables, never in none). Returns the
 /// mutations in order and the entries migrated.
 pub fn migrate_v1(
-    table: &Table,
+    table: &dyn BatchlogRead,
     shard_count: u32,
     ts: &mut dyn FnMut() -> Timestamp,
 ) -> (Vec<Mutation>, Vec<Migrated>) {

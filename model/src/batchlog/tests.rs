@@ -16,6 +16,7 @@ fn cfg() -> TableConfig {
         commitlog_segment_mutations: 32,
         compaction_threshold: 4,
         persist: true,
+        keep_shadowed: false,
     }
 }
 

@@ -116,6 +116,7 @@ fn run(seed: u64, mutant: bool) -> (Result<(), String>, Result<String, String>, 
             max_duration_ms: 1_500,
             verbs: VERBS.iter().map(|v| v.to_string()).collect(),
             max_down: (size - 1) / 2,
+            ..FaultModel::default()
         };
         let schedule = fault_injection::swarm::generate(&model, &members, &mut sim.rng("faults"));
         sleep(Duration::from_millis(500)).await;

@@ -180,7 +180,6 @@ pub async fn exclude_node(cluster: &Cluster, node: NodeId) -> Result<(), ApiErro
 
 /// `POST /v2/error_injection/disconnect/{peer}` on `node`: kill `node`'s connection to `peer`.
 pub fn inject_disconnect(sim: &Sim, node: NodeId, peer: NodeId) {
-    sim.record_fault(format!("inject_disconnect {node}->{peer}"));
     sim.net().kill_connection(node, peer);
 }
 

@@ -1,4 +1,4 @@
-//! The data plane: per (node, shard) tablet storage on the simulated disk, the erm (token
+//! The data plane: per (node, shard) tablet storage on the node's storage engine, the erm (token
 //! metadata version) tracker, the replica write/read/truncate handlers, and the client that
 //! routes each operation by its tablet's stage (SPEC §1.3).
 //!
@@ -17,6 +17,8 @@ use super::events::{OpKind, OpOutcome, TopologyEvent};
 use super::ids::{table_of, tablet_of, Key, NodeId, Replica, ShardId, TableId, TabletId, Value};
 use super::state::TopologyState;
 use crate::node::{lookup as services, NodeHandle};
+use crate::storage::user::UserKeys;
+use crate::storage::{Engine, Mutation, ScanCost, TableConfig, TableRef};
 use sim::time::Duration;
 use sim::{RpcError, Sim, Verb};
 use std::cell::Cell;
@@ -34,110 +36,147 @@ pub struct CellValue {
     pub value: Option<Value>,
 }
 
-fn row_prefix(shard: ShardId, tablet: TabletId) -> String {
-    format!(
-        "tbl/{:03}/{:05}/{:05}/",
-        shard.0, tablet.table.0, tablet.index
-    )
+fn user_pk(tablet: TabletId, key: Key) -> (u32, Key) {
+    (tablet.index, key)
 }
 
-fn row_key(shard: ShardId, tablet: TabletId, key: Key) -> String {
-    format!("{}{:020}", row_prefix(shard, tablet), key)
+fn tablet_range(tablet: TabletId) -> std::ops::RangeInclusive<(u32, Key)> {
+    (tablet.index, 0)..=(tablet.index, Key::MAX)
 }
 
-/// A node's tablet storage (on its simulated disk: durable once synced).
+/// A node's tablet storage: one table of the node's storage engine ([`crate::storage`]) per
+/// (shard, user table), keyed by (tablet, key). Durable once synced; a crash loses the rest.
 #[derive(Clone)]
 pub struct Storage {
-    sim: Sim,
-    node: NodeId,
+    engine: Rc<Engine>,
 }
 
 impl Storage {
-    /// The storage of `node`.
+    /// The storage of `node`'s current incarnation (a read-only view of its durable data if it
+    /// is down).
     pub fn of(sim: &Sim, node: NodeId) -> Self {
         Self {
-            sim: sim.clone(),
-            node,
+            engine: Engine::of(sim, node),
         }
+    }
+
+    fn table(&self, shard: ShardId, table: TableId) -> TableRef<UserKeys> {
+        assert!(table.is_user(), "{table} is not a user table");
+        self.engine.table(shard, table, &TableConfig::default())
     }
 
     /// Write (buffered) a cell, last-write-wins by timestamp (a tombstone wins a tie).
     pub fn put(&self, shard: ShardId, tablet: TabletId, key: Key, cell: CellValue) {
-        let k = row_key(shard, tablet, key);
-        let disk = self.sim.disk(self.node);
-        if let Some(old) = disk.get::<CellValue>(&k) {
-            if old.ts > cell.ts || (old.ts == cell.ts && old.value.is_none()) {
-                tracing::trace!(%tablet, key, "storage of {}:{}: write of {key} in {tablet} loses to a newer cell", self.node, shard.0);
-                return;
-            }
-        }
-        tracing::trace!(%tablet, key, "storage of {}:{}: {key} in {tablet} := {:?} at ts {}", self.node, shard.0, cell.value, cell.ts);
-        disk.put(&k, cell);
+        let t = self.table(shard, tablet.table);
+        let pk = user_pk(tablet, key);
+        tracing::trace!(%tablet, key, "storage of {}:{}: {key} in {tablet} := {:?} at ts {}", self.engine.node(), shard.0, cell.value, cell.ts);
+        let m = match cell.value {
+            Some(v) => Mutation::Insert {
+                pk,
+                ck: (),
+                ts: cell.ts,
+                data: v,
+            },
+            None => Mutation::DeleteRow {
+                pk,
+                ck: (),
+                ts: cell.ts,
+            },
+        };
+        self.engine.apply(&t, shard, tablet.table, vec![m]);
     }
 
-    /// Remove a cell entirely (cleanup, truncate: no tombstone left behind).
+    /// Remove a cell entirely (no tombstone left behind).
     pub fn remove(&self, shard: ShardId, tablet: TabletId, key: Key) {
-        self.sim
-            .disk(self.node)
-            .delete(&row_key(shard, tablet, key));
+        let t = self.table(shard, tablet.table);
+        let pk = user_pk(tablet, key);
+        let (ops, _) = t.borrow_mut().drop_partitions(|p| *p == pk);
+        self.engine.write(shard, tablet.table, ops);
+    }
+
+    /// Read a row's live value, and the dead entries the read stepped over.
+    pub fn read(&self, shard: ShardId, tablet: TabletId, key: Key) -> (Option<Value>, ScanCost) {
+        let (rows, cost) = self
+            .table(shard, tablet.table)
+            .borrow()
+            .read_partition(&user_pk(tablet, key));
+        (rows.first().map(|r| r.data), cost)
     }
 
     /// Read a row's live value.
     pub fn get(&self, shard: ShardId, tablet: TabletId, key: Key) -> Option<Value> {
-        self.sim
-            .disk(self.node)
-            .get::<CellValue>(&row_key(shard, tablet, key))
-            .and_then(|c| c.value)
+        self.read(shard, tablet, key).0
     }
 
     /// Every cell (tombstones included) of a tablet on a shard, in key order.
     pub fn scan(&self, shard: ShardId, tablet: TabletId) -> Vec<(Key, CellValue)> {
-        self.sim
-            .disk(self.node)
-            .scan::<CellValue>(&row_prefix(shard, tablet))
+        self.table(shard, tablet.table)
+            .borrow()
+            .versions(tablet_range(tablet))
             .into_iter()
-            .map(|(k, v)| {
-                let key = k.rsplit('/').next().expect("key").parse().expect("u64 key");
-                (key, v)
-            })
-            .collect()
-    }
-
-    /// Remove every cell of a tablet on a shard; returns how many.
-    pub fn delete_tablet(&self, shard: ShardId, tablet: TabletId) -> u64 {
-        let rows = self.scan(shard, tablet);
-        tracing::trace!(%tablet, "storage of {}:{}: {} cells of {tablet} removed", self.node, shard.0, rows.len());
-        for (k, _) in &rows {
-            self.remove(shard, tablet, *k);
-        }
-        rows.len() as u64
-    }
-
-    /// Every (shard, tablet, key, cell) on this node.
-    pub fn all_rows(&self) -> Vec<(ShardId, TabletId, Key, CellValue)> {
-        self.sim
-            .disk(self.node)
-            .scan::<CellValue>("tbl/")
-            .into_iter()
-            .map(|(k, v)| {
-                let parts: Vec<&str> = k.split('/').collect();
+            .map(|((_, key), (), v)| {
                 (
-                    ShardId(parts[1].parse().expect("shard")),
-                    TabletId::new(
-                        TableId(parts[2].parse().expect("table")),
-                        parts[3].parse().expect("tablet"),
-                    ),
-                    parts[4].parse().expect("key"),
-                    v,
+                    key,
+                    CellValue {
+                        ts: v.ts,
+                        value: v.data,
+                    },
                 )
             })
             .collect()
     }
 
+    /// Drop every cell of a tablet on a shard (its storage, tombstones included); returns how
+    /// many.
+    pub fn delete_tablet(&self, shard: ShardId, tablet: TabletId) -> u64 {
+        let t = self.table(shard, tablet.table);
+        let cells = t.borrow().versions(tablet_range(tablet)).len() as u64;
+        let (ops, _) = t.borrow_mut().drop_partitions(|p| p.0 == tablet.index);
+        self.engine.write(shard, tablet.table, ops);
+        tracing::trace!(%tablet, "storage of {}:{}: {cells} cells of {tablet} removed", self.engine.node(), shard.0);
+        cells
+    }
+
+    /// Drop every cell of every user table on every shard (TRUNCATE); returns how many.
+    pub fn truncate(&self) -> u64 {
+        let mut cells = 0;
+        for (shard, table) in self.engine.tables_present() {
+            if !table.is_user() {
+                continue;
+            }
+            let t = self.table(shard, table);
+            cells += t.borrow().versions(..).len() as u64;
+            let (ops, _) = t.borrow_mut().drop_partitions(|_| true);
+            self.engine.write(shard, table, ops);
+        }
+        cells
+    }
+
+    /// Every (shard, tablet, key, cell) on this node.
+    pub fn all_rows(&self) -> Vec<(ShardId, TabletId, Key, CellValue)> {
+        let mut out = Vec::new();
+        for (shard, table) in self.engine.tables_present() {
+            if !table.is_user() {
+                continue;
+            }
+            for ((index, key), (), v) in self.table(shard, table).borrow().versions(..) {
+                out.push((
+                    shard,
+                    TabletId::new(table, index),
+                    key,
+                    CellValue {
+                        ts: v.ts,
+                        value: v.data,
+                    },
+                ));
+            }
+        }
+        out
+    }
+
     /// Make buffered writes durable.
     pub async fn sync(&self) -> Result<(), RpcError> {
-        self.sim
-            .disk(self.node)
+        self.engine
             .sync()
             .await
             .map_err(|e| RpcError::Remote(format!("disk: {e:?}")))
@@ -262,12 +301,9 @@ pub fn serve(svc: &Rc<NodeHandle>) {
         let s = s.clone();
         Box::pin(async move {
             let st = Storage::of(&s.sim, s.node);
-            let rows = st.all_rows();
-            for (shard, tablet, key, _) in &rows {
-                st.remove(*shard, *tablet, *key);
-            }
+            let rows = st.truncate();
             st.sync().await?;
-            Ok(rows.len() as u64)
+            Ok(rows)
         })
     });
 }

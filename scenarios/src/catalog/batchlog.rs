@@ -22,6 +22,7 @@ use model::batchlog::manager::{
 use model::batchlog::types::TableId;
 use model::batchlog::write_path::MUTANT_DELETE_BEFORE_APPLY;
 use model::batchlog::{BatchlogConfig, BatchlogEvent, Cluster};
+use model::storage::table::MUTANT_COMPACTION_KEEPS_SHADOWED;
 use rand::Rng;
 use sim::time::{sleep, Duration};
 use sim::{NodeId, Sim};
@@ -97,14 +98,17 @@ pub fn scenarios() -> Vec<ScenarioDef> {
             id: "batchlog.steady_cleanup",
             tier: Tier::Scripted,
             description: "the issue #23358 workload: a steady stream of logged batches deleted at once, plus a trickle left for replay so that every batchlog shard is cleaned (upstream cleans only shards whose pass deleted an entry), with a replay every second; v2's replay scans stay bounded, v1's grow",
-            mutants: &[MUTANT_NO_RANGE_TOMBSTONE],
+            mutants: &[MUTANT_NO_RANGE_TOMBSTONE, MUTANT_COMPACTION_KEEPS_SHADOWED],
             marks: &["replay pass with cleanup"],
             config: |cfg| {
                 base(cfg, 4, 25_000);
-                // Small memtables, so that the scan bound is tight and a pile-up shows early.
+                // Small memtables and size-tiered compaction at its smallest threshold (2), so
+                // that the storage space bound, and with it the scan bound, is tight and a
+                // pile-up shows early.
                 let mut bl: BatchlogConfig = cfg.section("batchlog");
                 bl.memtable_flush_fragments = 32;
                 bl.commitlog_segment_mutations = 32;
+                bl.compaction_threshold = 2;
                 cfg.set_section("batchlog", &bl);
             },
             run: |sim, cfg| run_story(sim, cfg, BatchLoad::STEADY, story_steady_replays).boxed_local(),
@@ -155,6 +159,7 @@ pub fn scenarios() -> Vec<ScenarioDef> {
                     max_duration_ms: 2_000,
                     verbs: Vec::new(),
                     max_down: 1,
+                    ..FaultModel::default()
                 };
             },
             run: |sim, cfg| run_story(sim, cfg, BatchLoad::LIGHT, story_swarm).boxed_local(),

@@ -4,6 +4,7 @@ pub mod batchlog;
 pub mod batchlog_compare;
 pub mod harness;
 pub mod raft;
+pub mod sc;
 pub mod topology;
 
 use crate::scenario::ScenarioDef;
@@ -14,5 +15,6 @@ pub fn all() -> Vec<ScenarioDef> {
     v.extend(raft::scenarios());
     v.extend(topology::scenarios());
     v.extend(batchlog::scenarios());
+    v.extend(sc::scenarios());
     v
 }

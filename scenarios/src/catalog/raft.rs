@@ -146,6 +146,7 @@ fn config_swarm(cfg: &mut RunConfig) {
         max_duration_ms: 1_500,
         verbs: VERBS.iter().map(|v| v.to_string()).collect(),
         max_down: (cfg.nodes - 1) / 2,
+        ..FaultModel::default()
     };
     cfg.set_section("raft", &RaftParams::default());
 }
@@ -600,7 +601,6 @@ async fn run_leader_crash(sim: Sim, cfg: Rc<RunConfig>) -> RunEnd {
     }
     // 2. The leader crashes.
     phases::enter(&sim, "chaos");
-    sim.record_fault(format!("crash group0 leader {old}"));
     sim.crash(old);
     sim.mark(MARK_LEADER_CRASHED);
     // 3. The survivors elect a new leader in a higher term.

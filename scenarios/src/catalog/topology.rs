@@ -276,6 +276,7 @@ fn config_leader_crash(cfg: &mut RunConfig) {
             after: Some(EventTrigger {
                 kind: "stream_started".into(),
                 nth: rng.gen_range(1..=3),
+                ..EventTrigger::default()
             }),
             fault: Fault::KillLeader,
             duration_ms: Some(rng.gen_range(500..2_000)),
@@ -311,6 +312,7 @@ fn config_swarm(cfg: &mut RunConfig) {
             "mutation".into(),
         ],
         max_down: 1,
+        ..FaultModel::default()
     };
 }
 
@@ -604,7 +606,6 @@ fn story_stalled_then_revert(st: Rc<Topo>) -> LocalBoxFuture<'static, ()> {
         let sim = st.sim().clone();
         let a = st.client(1);
         st.expect(st.write(&a, 7, 0).await == OpOutcome::Ok, "insert pk=7");
-        sim.record_fault("stall stream_mutation_fragments n1->n2".into());
         sim.net()
             .stall(NodeId(1), NodeId(2), "stream_mutation_fragments");
         let done = st.spawn_move(T0, r(1, 0), r(2, 0));
@@ -630,7 +631,6 @@ fn story_stalled_then_revert(st: Rc<Topo>) -> LocalBoxFuture<'static, ()> {
             for n in [1, 2] {
                 api::disable_injection(&sim, NodeId(n), "stream_tablet_move_to_cleanup");
             }
-            sim.record_fault("release stream_mutation_fragments n1->n2".into());
             sim.net()
                 .release(NodeId(1), NodeId(2), "stream_mutation_fragments");
             sleep(Duration::from_millis(300)).await;
@@ -662,10 +662,8 @@ fn story_failover(st: Rc<Topo>) -> LocalBoxFuture<'static, ()> {
         api::wait_for_injection_enter(&sim, NodeId(2), "stream_mutation_fragments", 1).await;
         // Pause the coordinator (the group0 leader); a new one takes over and fences it.
         let old = current_leader(&sim).unwrap_or(NodeId(1));
-        sim.record_fault(format!("pause {old}"));
         sim.pause(old);
         sleep(Duration::from_millis(1_500)).await;
-        sim.record_fault(format!("resume {old}"));
         sim.resume(old);
         // Break the stream to the blocked receiver: streaming fails and is retried.
         api::inject_disconnect(&sim, NodeId(1), NodeId(2));
@@ -692,14 +690,12 @@ fn story_pending_crash(st: Rc<Topo>) -> LocalBoxFuture<'static, ()> {
         api::enable_injection(&sim, NodeId(2), "stream_mutation_fragments", true);
         let done = st.spawn_move(T0, r(1, 0), r(2, 0));
         api::wait_for_injection_enter(&sim, NodeId(2), "stream_mutation_fragments", 1).await;
-        sim.record_fault("crash n2".into());
         sim.crash(NodeId(2));
         sleep(Duration::from_millis(2_500)).await;
         st.expect(
             st.stage(T0) == Some(Stage::Streaming),
             "streaming retried while n2 is down",
         );
-        sim.record_fault("restart n2".into());
         sim.restart(NodeId(2));
         if st
             .wait_until("move_tablet returns", 60_000, || done.get())

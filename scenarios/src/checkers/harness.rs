@@ -3,7 +3,7 @@
 use crate::catalog::harness::HarnessEvent;
 use crate::config::RunConfig;
 use crate::scenario::{Checker, RunEnd, Violation};
-use fault_injection::{Fault, InjectionEvent, NemesisEvent};
+use fault_injection::{Fault, InjectionEvent};
 use sim::{History, NodeId, SimEvent};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -50,33 +50,27 @@ impl Checker for ReceiverOutlivesKill {
     }
 }
 
-/// The windows during which fault `pred` was in force, from the nemesis's events.
-fn windows(h: &History, cfg: &RunConfig, pred: impl Fn(&Fault) -> bool) -> Vec<(usize, u64, u64)> {
-    let mut open: BTreeMap<usize, u64> = BTreeMap::new();
+/// The windows during which a fault `pred` selects was in force, from the fault records
+/// (applied → undone; still open at the end: until the last entry).
+fn windows(h: &History, pred: impl Fn(&Fault) -> bool) -> Vec<(Fault, u64, u64)> {
+    let mut open: BTreeMap<u64, (Fault, u64)> = BTreeMap::new();
     let mut out = Vec::new();
     let end = h.entries().last().map_or(0, |e| e.at.0);
     for e in h.entries().iter() {
-        match e.proto::<NemesisEvent>() {
-            Some(NemesisEvent::Applied { index, .. }) if pred(&cfg.faults.faults[*index].fault) => {
-                open.insert(*index, e.at.0);
+        match e.sim() {
+            Some(SimEvent::FaultApplied { id, fault, .. }) if pred(fault) => {
+                open.insert(*id, (fault.clone(), e.at.0));
             }
-            Some(NemesisEvent::Undone { index, .. }) => {
-                if let Some(start) = open.remove(index) {
-                    out.push((*index, start, e.at.0));
+            Some(SimEvent::FaultUndone { id, .. }) => {
+                if let Some((f, start)) = open.remove(id) {
+                    out.push((f, start, e.at.0));
                 }
             }
             _ => {}
         }
-        if let Some(SimEvent::Fault { what }) = e.sim() {
-            if what == "heal all" {
-                for (i, start) in std::mem::take(&mut open) {
-                    out.push((i, start, e.at.0));
-                }
-            }
-        }
     }
-    for (i, start) in open {
-        out.push((i, start, end));
+    for (_, (f, start)) in open {
+        out.push((f, start, end));
     }
     out
 }
@@ -117,11 +111,11 @@ impl Checker for StallHolds {
     fn name(&self) -> &'static str {
         "stall_holds_until_release"
     }
-    fn check(&self, cfg: &RunConfig, h: &History, _end: &RunEnd) -> Vec<Violation> {
+    fn check(&self, _cfg: &RunConfig, h: &History, _end: &RunEnd) -> Vec<Violation> {
         let c = calls(h);
         let mut v = Vec::new();
-        for (index, from_t, to_t) in windows(h, cfg, |f| matches!(f, Fault::Stall { .. })) {
-            let Fault::Stall { from, to, .. } = &cfg.faults.faults[index].fault else {
+        for (fault, from_t, to_t) in windows(h, |f| matches!(f, Fault::Stall { .. })) {
+            let Fault::Stall { from, to, .. } = &fault else {
                 continue;
             };
             for (call, (t, caller, callee)) in &c.start {
@@ -242,13 +236,13 @@ impl Checker for PartitionHolds {
     fn name(&self) -> &'static str {
         "partition_holds_then_heals"
     }
-    fn check(&self, cfg: &RunConfig, h: &History, _end: &RunEnd) -> Vec<Violation> {
+    fn check(&self, _cfg: &RunConfig, h: &History, _end: &RunEnd) -> Vec<Violation> {
         let c = calls(h);
         let mut v = Vec::new();
         let mut last_heal = 0;
         let mut cuts = Vec::new();
-        for (index, from_t, to_t) in windows(h, cfg, |f| matches!(f, Fault::Partition { .. })) {
-            let Fault::Partition { a, b, .. } = &cfg.faults.faults[index].fault else {
+        for (fault, from_t, to_t) in windows(h, |f| matches!(f, Fault::Partition { .. })) {
+            let Fault::Partition { a, b, .. } = &fault else {
                 continue;
             };
             last_heal = last_heal.max(to_t);

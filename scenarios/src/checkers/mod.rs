@@ -3,4 +3,5 @@
 pub mod batchlog;
 pub mod harness;
 pub mod raft;
+pub mod sc;
 pub mod topology;

@@ -544,6 +544,18 @@ impl Builder {
     }
 }
 
+/// A fault record's label: the fault in the words of `clustersim` (`crash n2`), then who applied
+/// it (`schedule #3` or `scripted`).
+fn fault_text(fault: &Value, schedule: Option<u64>) -> String {
+    let words = serde_json::from_value::<sim::Fault>(fault.clone())
+        .map(|f| f.to_string())
+        .unwrap_or_else(|_| compact(fault));
+    match schedule {
+        Some(i) => format!("{words} (schedule #{i})"),
+        None => format!("{words} (scripted)"),
+    }
+}
+
 /// Node numbers a fault names: typed fields (`node`, `from`, `to`, `a`, `b`) when the fault is
 /// a JSON object, else every `nN` in its description.
 pub fn nodes_named(fault: &Value) -> Vec<u32> {
@@ -798,18 +810,11 @@ pub fn build(events: &[GenericEvent], violations: &[crate::scenario::Violation])
                 }
                 m.phases.push((name, e.t));
             }
-            "fault_applied" | "fault" => {
-                let desc = e.data.get("fault").or(e.data.get("what")).cloned();
-                let desc = desc.unwrap_or(Value::Null);
-                let text = compact(&desc);
-                if text == "heal all" {
-                    for (_, mut f) in std::mem::take(&mut open_faults) {
-                        f.t1 = e.t;
-                        f.i1 = Some(e.i);
-                        m.faults.push(f);
-                    }
-                    continue;
-                }
+            "fault_applied" => {
+                // A typed fault record: `fault` is the fault (an object) and `id` pairs it
+                // with its `fault_undone`. Older bundles carried a text description instead.
+                let desc = e.data.get("fault").cloned().unwrap_or(Value::Null);
+                let text = fault_text(&desc, e.u("schedule"));
                 let nodes = nodes_named(&desc);
                 for n in &nodes {
                     add_lane(&node_lane(*n));
@@ -827,17 +832,19 @@ pub fn build(events: &[GenericEvent], violations: &[crate::scenario::Violation])
                     label: text,
                     what: "fault",
                 };
-                match (e.kind.as_str(), e.u("index")) {
-                    ("fault_applied", Some(ix)) => {
-                        open_faults.insert(format!("f{ix}"), band);
+                let lasting = desc.get("type").and_then(Value::as_str) != Some("kill_connection");
+                match e.u("id").or(e.u("index")) {
+                    Some(id) if lasting => {
+                        open_faults.insert(format!("f{id}"), band);
                     }
                     _ => m.faults.push(band),
                 }
             }
             "fault_undone" => {
                 if let Some(mut f) = e
-                    .u("index")
-                    .and_then(|ix| open_faults.remove(&format!("f{ix}")))
+                    .u("id")
+                    .or(e.u("index"))
+                    .and_then(|id| open_faults.remove(&format!("f{id}")))
                 {
                     f.t1 = e.t;
                     f.i1 = Some(e.i);
@@ -1365,7 +1372,7 @@ mod tests {
                 10,
                 None,
                 "fault_applied",
-                json!({"index": 0, "fault": "partition [n1] <-/-> [n2,n3]"}),
+                json!({"id": 1, "schedule": 0, "fault": {"type": "partition", "a": [1], "b": [2, 3], "oneway": false}}),
             ),
             ev(3, 20, Some(1), "crash", json!({"lost_writes": 0})),
             ev(
@@ -1373,7 +1380,7 @@ mod tests {
                 30,
                 None,
                 "fault_undone",
-                json!({"index": 0, "fault": "partition [n1] <-/-> [n2,n3]"}),
+                json!({"id": 1, "by": "schedule", "fault": {"type": "partition", "a": [1], "b": [2, 3], "oneway": false}}),
             ),
             ev(5, 40, Some(1), "start", json!({"incarnation": 1})),
             ev(
@@ -1381,7 +1388,7 @@ mod tests {
                 50,
                 None,
                 "fault_applied",
-                json!({"index": 1, "fault": {"type": "crash", "node": 2}}),
+                json!({"id": 2, "schedule": null, "fault": {"type": "crash", "node": 2}}),
             ),
         ];
         let m = build(&evs, &[]);
@@ -1392,6 +1399,7 @@ mod tests {
             .unwrap();
         assert_eq!((p.t0, p.t1), (10, 30));
         assert_eq!(p.lanes, vec!["n1", "n2", "n3"]);
+        assert_eq!(p.label, "partition [n1] <-/-> [n2,n3] (schedule #0)");
         let down = m.faults.iter().find(|f| f.what == "down").unwrap();
         assert_eq!((down.t0, down.t1, down.lanes[0].as_str()), (20, 40, "n1"));
         let typed = m.faults.iter().find(|f| f.i0 == 6).unwrap();
@@ -1401,6 +1409,7 @@ mod tests {
             "typed fault records name their nodes too"
         );
         assert_eq!(typed.t1, 50, "never undone: lasts to the end");
+        assert_eq!(typed.label, "crash n2 (scripted)");
         let raft = spans_of(&m, "raft");
         assert_eq!(raft.len(), 2);
         assert!(

@@ -1,7 +1,11 @@
 //! Faults of the transport: killing one connection, a node's crash, per-verb stalls, per-link
 //! drop and delay rules, one- or two-way partitions, and healing them all.
+//!
+//! The public verbs record a typed fault ([`crate::fault`]); the `*_now` mechanics behind them
+//! are crate-private, so a fault is never applied without its record.
 
 use super::{Net, RpcError};
+use crate::fault::Fault;
 use crate::history::SimEvent;
 use crate::ids::NodeId;
 
@@ -29,8 +33,13 @@ impl LinkRule {
 impl Net {
     /// Kill the `from -> to` connection: `from`'s pending calls fail with
     /// [`RpcError::ConnectionClosed`], its streams to `to` break, later responses are discarded.
-    /// Requests `to` already admitted keep running.
+    /// Requests `to` already admitted keep running. Recorded as a [`Fault::KillConnection`].
     pub fn kill_connection(&self, from: NodeId, to: NodeId) {
+        self.0
+            .apply_fault(&Fault::KillConnection { from, to }, None);
+    }
+
+    pub(crate) fn kill_now(&self, from: NodeId, to: NodeId) {
         let (pending, streams, admitted) = {
             let mut st = self.st();
             let conn = st.conns.entry((from, to)).or_default();
@@ -80,7 +89,7 @@ impl Net {
                 .collect()
         };
         for (f, t) in pairs {
-            self.kill_connection(f, t);
+            self.kill_now(f, t);
         }
         // Bump the remaining connections silently: nothing was pending on them.
         let mut st = self.st();
@@ -91,14 +100,34 @@ impl Net {
         }
     }
 
-    /// Hold every request of `verb` on `from -> to` until [`Net::release`].
+    /// Hold every request of `verb` on `from -> to` until [`Net::release`]. Recorded as a
+    /// [`Fault::Stall`].
     pub fn stall(&self, from: NodeId, to: NodeId, verb: &str) {
-        self.st().stalls.insert((from, to, verb.to_string()));
-        self.0.record_fault(format!("stall {verb} {from}->{to}"));
+        let fault = Fault::Stall {
+            from,
+            to,
+            verb: verb.to_string(),
+        };
+        self.0.apply_fault(&fault, None);
     }
 
-    /// Release a stall: held requests proceed (with fresh latency).
+    pub(crate) fn stall_now(&self, from: NodeId, to: NodeId, verb: &str) {
+        self.st().stalls.insert((from, to, verb.to_string()));
+    }
+
+    /// Release a stall: held requests proceed (with fresh latency). Ends its stall record.
     pub fn release(&self, from: NodeId, to: NodeId, verb: &str) {
+        let stall = Fault::Stall {
+            from,
+            to,
+            verb: verb.to_string(),
+        };
+        if self.0.undo_matching(|f| *f == stall) == 0 {
+            self.release_now(from, to, verb);
+        }
+    }
+
+    pub(crate) fn release_now(&self, from: NodeId, to: NodeId, verb: &str) {
         let released: Vec<Stalled> = {
             let mut st = self.st();
             st.stalls.remove(&(from, to, verb.to_string()));
@@ -108,10 +137,7 @@ impl Net {
             st.stalled = keep;
             rel
         };
-        self.0.record_fault(format!(
-            "release {verb} {from}->{to} ({} held)",
-            released.len()
-        ));
+        tracing::info!(target: "sim::fault", "release {verb} {from}->{to}: {} held request(s) proceed", released.len());
         if !released.is_empty() {
             self.0.mark("stalled request released");
         }
@@ -121,8 +147,19 @@ impl Net {
         }
     }
 
-    /// Drop messages on `from -> to` (optionally only `verb`) with `probability`.
+    /// Drop messages on `from -> to` (optionally only `verb`) with `probability`. Recorded as
+    /// a [`Fault::Drop`].
     pub fn drop_messages(&self, from: NodeId, to: NodeId, verb: Option<&str>, probability: f64) {
+        let fault = Fault::Drop {
+            from,
+            to,
+            verb: verb.map(str::to_string),
+            probability,
+        };
+        self.0.apply_fault(&fault, None);
+    }
+
+    pub(crate) fn drop_now(&self, from: NodeId, to: NodeId, verb: Option<&str>, probability: f64) {
         self.st().drops.insert(
             (from, to),
             LinkRule {
@@ -130,14 +167,21 @@ impl Net {
                 value: probability,
             },
         );
-        self.0.record_fault(format!(
-            "drop {} {from}->{to} p={probability}",
-            verb.unwrap_or("*")
-        ));
     }
 
     /// Delay messages on `from -> to` (optionally only `verb`) by `ms` extra milliseconds.
+    /// Recorded as a [`Fault::Delay`].
     pub fn delay_messages(&self, from: NodeId, to: NodeId, verb: Option<&str>, ms: u64) {
+        let fault = Fault::Delay {
+            from,
+            to,
+            verb: verb.map(str::to_string),
+            ms,
+        };
+        self.0.apply_fault(&fault, None);
+    }
+
+    pub(crate) fn delay_now(&self, from: NodeId, to: NodeId, verb: Option<&str>, ms: u64) {
         self.st().delays.insert(
             (from, to),
             LinkRule {
@@ -145,22 +189,43 @@ impl Net {
                 value: ms as f64,
             },
         );
-        self.0.record_fault(format!(
-            "delay {} {from}->{to} +{ms}ms",
-            verb.unwrap_or("*")
-        ));
     }
 
-    /// Remove drop and delay rules of `from -> to`.
+    /// Remove drop and delay rules of `from -> to`. Ends their records.
     pub fn clear_link(&self, from: NodeId, to: NodeId) {
-        let mut st = self.st();
-        st.drops.remove(&(from, to));
-        st.delays.remove(&(from, to));
+        self.0.undo_matching(|f| match f {
+            Fault::Drop {
+                from: f2, to: t2, ..
+            }
+            | Fault::Delay {
+                from: f2, to: t2, ..
+            } => (*f2, *t2) == (from, to),
+            _ => false,
+        });
+        self.clear_drop_now(from, to);
+        self.clear_delay_now(from, to);
+    }
+
+    pub(crate) fn clear_drop_now(&self, from: NodeId, to: NodeId) {
+        self.st().drops.remove(&(from, to));
+    }
+
+    pub(crate) fn clear_delay_now(&self, from: NodeId, to: NodeId) {
+        self.st().delays.remove(&(from, to));
     }
 
     /// Partition `a` from `b`: messages from `a` to `b` (and back, unless `oneway`) are dropped,
-    /// and connections across the cut die.
+    /// and connections across the cut die. Recorded as a [`Fault::Partition`].
     pub fn partition(&self, a: &[NodeId], b: &[NodeId], oneway: bool) {
+        let fault = Fault::Partition {
+            a: a.to_vec(),
+            b: b.to_vec(),
+            oneway,
+        };
+        self.0.apply_fault(&fault, None);
+    }
+
+    pub(crate) fn partition_now(&self, a: &[NodeId], b: &[NodeId], oneway: bool) {
         let mut cut = Vec::new();
         for &x in a {
             for &y in b {
@@ -174,21 +239,31 @@ impl Net {
             }
         }
         self.st().blocked.extend(cut.iter().copied());
-        self.0.record_fault(format!(
-            "partition {:?} {} {:?}",
-            a.iter().map(|n| n.to_string()).collect::<Vec<_>>(),
-            if oneway { "-/->" } else { "<-/->" },
-            b.iter().map(|n| n.to_string()).collect::<Vec<_>>()
-        ));
         if !self.0.mutant("harness-partition-leaks") {
             for (x, y) in cut {
-                self.kill_connection(x, y);
+                self.kill_now(x, y);
             }
         }
     }
 
-    /// Heal the partition between `a` and `b` (both directions).
+    /// Heal the partition between `a` and `b` (both directions). Ends its record.
     pub fn heal_partition(&self, a: &[NodeId], b: &[NodeId]) {
+        let same = |x: &[NodeId], y: &[NodeId]| {
+            let (mut x, mut y) = (x.to_vec(), y.to_vec());
+            x.sort();
+            y.sort();
+            x == y
+        };
+        self.0.undo_matching(|f| match f {
+            Fault::Partition { a: a2, b: b2, .. } => {
+                (same(a2, a) && same(b2, b)) || (same(a2, b) && same(b2, a))
+            }
+            _ => false,
+        });
+        self.heal_partition_now(a, b);
+    }
+
+    pub(crate) fn heal_partition_now(&self, a: &[NodeId], b: &[NodeId]) {
         let mut st = self.st();
         for &x in a {
             for &y in b {
@@ -196,8 +271,6 @@ impl Net {
                 st.blocked.remove(&(y, x));
             }
         }
-        drop(st);
-        self.0.record_fault("heal partition".to_string());
     }
 
     /// Is `from -> to` currently cut by a partition?
@@ -205,8 +278,9 @@ impl Net {
         self.st().blocked.contains(&(from, to))
     }
 
-    /// Clear every partition, drop and delay rule, and release every stall.
-    pub fn heal_all(&self) {
+    /// Clear every partition, drop and delay rule, and release every stall, without records:
+    /// the sweep after [`Sim::heal`](crate::Sim::heal) undid every open fault.
+    pub(crate) fn heal_all(&self) {
         let stalls: Vec<(NodeId, NodeId, String)> = {
             let mut st = self.st();
             st.blocked.clear();
@@ -215,7 +289,7 @@ impl Net {
             st.stalls.iter().cloned().collect()
         };
         for (f, t, v) in stalls {
-            self.release(f, t, &v);
+            self.release_now(f, t, &v);
         }
     }
 }
