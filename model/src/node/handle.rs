@@ -1,7 +1,9 @@
 //! The low-level handle of one node incarnation ([`NodeHandle`]): what every service of the
 //! node may use — the world, the node's id and incarnation, the cluster config, the injection
 //! registry, its group0 member, its erm tracker, its shards (each with its own session
-//! registry) and its batchlog state. Services (data plane, barrier, streaming, cleanup, the coordinator) depend on
+//! registry) and its batchlog state. There is no node-local fence: writes are fenced on
+//! group0's `fence_version`. Services (data plane, barrier, streaming, cleanup, the
+//! coordinator) depend on
 //! this handle only, never on the assembler in [`crate::node`], so the import graph has no
 //! cycle: `node/mod.rs` → services → `node/handle.rs` → group0, sessions, erm.
 //!

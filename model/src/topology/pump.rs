@@ -9,7 +9,13 @@
 //!   succeeded in the source stage (barrier state is kept per stage);
 //! - streaming is rolled back only for a reason (injection `stream_tablet_move_to_cleanup`, or
 //!   an excluded replica), otherwise retried in the same stage with the same session;
-//! - a fresh session id for each `write_both_read_old`, deleted on leaving `streaming`.
+//! - a fresh session id for each `write_both_read_old`, deleted on leaving `streaming`;
+//! - the rollback from `write_both_read_new` (more new replicas excluded than old) goes through
+//!   `write_both_read_old_fallback_cleanup` with its barrier, or — without the feature — to
+//!   `cleanup_target` only after a successful barrier.
+//!
+//! Mutants switched on through [`DecideCtx`]: [`ROLLBACK_SKIPS_BARRIER`],
+//! [`SESSION_NOT_DELETED_AFTER_STREAMING`].
 
 use super::ids::{NodeId, Replica, SessionId, TabletId};
 use super::stage::{is_legal_successor, Stage};
@@ -522,6 +528,65 @@ mod tests {
         p.plan(&st, &ctx);
         p.report(T, Stage::UseNew, ActionKind::Barrier, false);
         assert_eq!(p.plan(&st, &ctx).barrier, vec![T], "retry");
+    }
+
+    #[test]
+    fn rollback_from_write_both_read_new_goes_through_fallback_or_a_barrier() {
+        let excluded: BTreeSet<NodeId> = [NodeId(2)].into_iter().collect();
+        let st = state_at(Stage::WriteBothReadNew, None);
+        let stage_update = |to| TabletUpdate::Stage {
+            tablet: T,
+            from: Stage::WriteBothReadNew,
+            to,
+            session: None,
+        };
+        // The feature on: the fallback stage, without a barrier (it keeps writing both).
+        let ctx = DecideCtx {
+            excluded: excluded.clone(),
+            fallback_cleanup: true,
+            ..Default::default()
+        };
+        let mut p = Pump::new();
+        p.plan(&st, &ctx);
+        p.report(T, Stage::WriteBothReadNew, ActionKind::Barrier, false);
+        assert_eq!(
+            p.plan(&st, &ctx).updates,
+            vec![stage_update(Stage::WriteBothReadOldFallbackCleanup)]
+        );
+        // The fallback stage needs its own barrier before cleanup_target.
+        let fb = state_at(Stage::WriteBothReadOldFallbackCleanup, None);
+        let mut p = Pump::new();
+        assert_eq!(p.plan(&fb, &ctx).barrier, vec![T]);
+        // The feature off: cleanup_target, but only after a successful barrier.
+        let ctx = DecideCtx {
+            excluded: excluded.clone(),
+            ..Default::default()
+        };
+        let mut p = Pump::new();
+        p.plan(&st, &ctx);
+        p.report(T, Stage::WriteBothReadNew, ActionKind::Barrier, false);
+        let plan = p.plan(&st, &ctx);
+        assert!(plan.updates.is_empty());
+        assert_eq!(plan.barrier, vec![T]);
+        p.report(T, Stage::WriteBothReadNew, ActionKind::Barrier, true);
+        assert_eq!(
+            p.plan(&st, &ctx).updates,
+            vec![stage_update(Stage::CleanupTarget)]
+        );
+        // The mutant: cleanup_target at once.
+        let ctx = DecideCtx {
+            excluded,
+            fallback_cleanup: true,
+            rollback_skips_barrier: true,
+            ..Default::default()
+        };
+        let mut p = Pump::new();
+        p.plan(&st, &ctx);
+        p.report(T, Stage::WriteBothReadNew, ActionKind::Barrier, false);
+        assert_eq!(
+            p.plan(&st, &ctx).updates,
+            vec![stage_update(Stage::CleanupTarget)]
+        );
     }
 
     #[test]

@@ -63,17 +63,18 @@ impl Checker for SessionScoping {
                         ));
                     }
                 }
-                TopologyEvent::SessionOpened { session, shard, .. } => {
-                    if !sessions.tablet_of.contains_key(session) {
-                        out.push(safety(
-                            self.name(),
-                            format!(
+                TopologyEvent::SessionOpened { session, shard, .. }
+                    if !sessions.tablet_of.contains_key(session) =>
+                {
+                    out.push(safety(
+                        self.name(),
+                        format!(
                             "{} opened session {session} on shard {}, which group0 never listed",
-                            e.node.map_or("?".into(), |n| n.to_string()), shard.0
+                            e.node.map_or("?".into(), |n| n.to_string()),
+                            shard.0
                         ),
-                            e,
-                        ));
-                    }
+                        e,
+                    ));
                 }
                 _ => {}
             }

@@ -91,3 +91,85 @@ impl Checker for SkewBound {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::RunEnd;
+    use model::raft::GroupId;
+    use model::topology::stage::Stage;
+    use model::topology::TableId;
+    use sim::{Event, SimInstant};
+
+    fn push(h: &History, node: Option<u32>, ev: Event) {
+        h.push(SimInstant(h.len() as u64), node.map(NodeId), ev);
+    }
+
+    fn applied(h: &History, node: u32, i: u64) {
+        let ev = RaftEvent::Applied {
+            g: GroupId::GROUP0,
+            inc: 1,
+            i,
+            t: 1,
+            h: 1,
+        };
+        push(h, Some(node), Event::Proto(Box::new(ev)));
+    }
+
+    fn committed(h: &History, index: u64, stage: Stage) {
+        let ev = TopologyEvent::StageCommitted {
+            index,
+            term: Some(1),
+            fenced_term: 1,
+            version: index + 1,
+            tablet: TabletId::new(TableId::user(0), 0),
+            migration: 2,
+            from: None,
+            stage: Some(stage),
+            session: None,
+            replicas: Vec::new(),
+            new_replicas: Vec::new(),
+            origin: "test".into(),
+        };
+        push(h, Some(1), Event::Proto(Box::new(ev)));
+    }
+
+    fn answered(h: &History, node: u32) {
+        let ev = TopologyEvent::BarrierAnswered {
+            barrier: 1,
+            version: 1,
+            local_version: 1,
+            open: vec![],
+            closing: vec![],
+            waited_for_drain: false,
+        };
+        push(h, Some(node), Event::Proto(Box::new(ev)));
+    }
+
+    fn run(n2_applied: u64) -> Vec<Violation> {
+        let h = History::new();
+        applied(&h, 2, n2_applied);
+        answered(&h, 2);
+        for (i, s) in [
+            (1, Stage::AllowWriteBothReadOld),
+            (2, Stage::WriteBothReadOld),
+            (3, Stage::Streaming),
+        ] {
+            applied(&h, 1, i);
+            committed(&h, i, s);
+        }
+        let cfg = RunConfig::base("test", 0, &[]);
+        SkewBound.check(&cfg, &h, &RunEnd::default())
+    }
+
+    #[test]
+    fn a_node_two_stages_behind_is_caught_one_behind_is_not() {
+        assert!(run(1).is_empty(), "{:?}", run(1));
+        let v = run(0);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(
+            v[0].message.contains("n2 had applied only index 0"),
+            "{v:?}"
+        );
+    }
+}
