@@ -13,4 +13,4 @@ pub mod trigger;
 pub use fault::{EventTrigger, Fault, FaultKind, FaultSchedule, ScheduledFault};
 pub use injection::{Handler, InjectedError, InjectionError, InjectionEvent, Injections};
 pub use nemesis::{LeaderProbe, Nemesis};
-pub use swarm::FaultModel;
+pub use swarm::{BuggifyPoint, FaultModel, TriggeredFault};

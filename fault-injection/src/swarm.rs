@@ -34,6 +34,21 @@ pub struct FaultModel {
     /// State-triggered faults the swarm may add (each with its own share of seeds).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub triggered: Vec<TriggeredFault>,
+    /// The model's injection points the swarm may enable (buggify) as
+    /// [`Fault::Injection`] faults, when `kinds` has [`FaultKind::Injection`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub injections: Vec<BuggifyPoint>,
+}
+
+/// An injection point of the model that buggify may enable.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuggifyPoint {
+    /// The point's name, as the model declares it.
+    pub name: String,
+    /// Longest the point may stay enabled: for a wait-for-message point, below the deadline
+    /// after which a forgotten message is a test failure.
+    pub max_hold_ms: u64,
 }
 
 /// A state-triggered fault a scenario offers the swarm: "when this event occurs, do that".
@@ -63,6 +78,7 @@ impl Default for FaultModel {
             verbs: Vec::new(),
             max_down: 1,
             triggered: Vec::new(),
+            injections: Vec::new(),
         }
     }
 }
@@ -101,10 +117,10 @@ pub fn generate(model: &FaultModel, nodes: &[NodeId], rng: &mut impl Rng) -> Fau
     if nodes.len() < 2 {
         return FaultSchedule::default();
     }
-    let (mut faults, tracker) = timed(model, nodes, rng);
+    let (mut faults, mut tracker) = timed(model, nodes, rng);
     // State-triggered faults: when their time comes is only known at run time, so one that
-    // takes a node down is added only to a schedule with no other down episode.
-    let mut down_free = tracker.intervals.is_empty();
+    // takes a node down counts as down for the whole run, and is added only if that fits
+    // `max_down` beside the timed episodes.
     for t in &model.triggered {
         if !rng.gen_bool(t.probability.clamp(0.0, 1.0)) {
             continue;
@@ -113,10 +129,12 @@ pub fn generate(model: &FaultModel, nodes: &[NodeId], rng: &mut impl Rng) -> Fau
             t.fault,
             Fault::Crash { .. } | Fault::Pause { .. } | Fault::Partition { .. } | Fault::KillLeader
         );
-        if takes_down && (!down_free || model.max_down == 0) {
-            continue;
+        if takes_down {
+            if !tracker.fits(0, u64::MAX, &[NodeId(0)], model.max_down) {
+                continue;
+            }
+            tracker.intervals.push((0, u64::MAX, vec![NodeId(0)]));
         }
-        down_free &= !takes_down;
         let mut trigger: EventTrigger = t.trigger.clone();
         trigger.nth = rng.gen_range(1..=t.trigger.nth.max(1));
         for path in trigger.bind.values_mut() {
@@ -155,6 +173,7 @@ fn timed(
         .iter()
         .copied()
         .filter(|k| *k != FaultKind::Stall || !model.verbs.is_empty())
+        .filter(|k| *k != FaultKind::Injection || !model.injections.is_empty())
         .collect();
     if kinds.is_empty() {
         return (Vec::new(), tracker);
@@ -257,12 +276,39 @@ fn timed(
                 let ms = rng.gen_range(1..=50);
                 (Fault::DiskLatency { node, ms }, vec![], Some(duration_ms))
             }
+            FaultKind::Injection => {
+                let point = model.injections.choose(rng).expect("filtered on points");
+                let node = pick(rng);
+                let one_shot = rng.gen_bool(0.5);
+                let hold = rng.gen_range(1..=point.max_hold_ms.min(model.max_duration_ms).max(1));
+                (
+                    Fault::Injection {
+                        node,
+                        name: point.name.clone(),
+                        one_shot,
+                    },
+                    vec![],
+                    Some(hold),
+                )
+            }
             FaultKind::KillLeader => {
                 // Which node leads is only known at run time: count it as any one node down.
                 (Fault::KillLeader, vec![NodeId(0)], Some(duration_ms))
             }
         };
         let end = at_ms + duration.unwrap_or(0);
+        if let Fault::Injection { node, name, .. } = &fault {
+            // One episode per point and node at a time: a second enable would be a no-op and
+            // the first one's end would cut it short.
+            let overlaps = faults.iter().any(|f: &ScheduledFault| {
+                matches!(&f.fault, Fault::Injection { node: n, name: m, .. } if n == node && m == name)
+                    && f.at_ms < end
+                    && at_ms < f.at_ms + f.duration_ms.unwrap_or(0)
+            });
+            if overlaps {
+                continue;
+            }
+        }
         if !down.is_empty() {
             if !tracker.fits(at_ms, end, &down, model.max_down) {
                 continue;
@@ -300,6 +346,7 @@ mod tests {
             verbs: vec!["echo".into()],
             max_down: 1,
             triggered: vec![],
+            injections: vec![],
         }
     }
 
@@ -390,6 +437,11 @@ mod tests {
                 &mut rand_chacha::ChaCha8Rng::seed_from_u64(seed),
             );
             assert_eq!(s.faults.len(), 2, "no timed faults: the crash fits");
+            let crashes = s
+                .faults
+                .iter()
+                .filter(|f| matches!(f.fault, Fault::Crash { .. }));
+            assert_eq!(crashes.count(), 1);
             let k = s
                 .faults
                 .iter()
@@ -402,7 +454,8 @@ mod tests {
             seen_nth.insert(t.nth);
         }
         assert_eq!(seen_nth.len(), 3);
-        // With timed crashes in the schedule, a triggered crash could overlap them: left out.
+        // With timed crashes in the schedule, a triggered crash could overlap them: left out
+        // (max_down 1).
         let busy = FaultModel {
             kinds: vec![FaultKind::Crash],
             min_faults: 2,
@@ -429,6 +482,56 @@ mod tests {
             &mut rand_chacha::ChaCha8Rng::seed_from_u64(9),
         );
         assert!(a.faults.iter().all(|f| f.after.is_none()));
+    }
+
+    #[test]
+    fn buggify_enables_declared_points_for_at_most_their_hold() {
+        let nodes = [NodeId(1), NodeId(2), NodeId(3)];
+        let m = FaultModel {
+            kinds: vec![FaultKind::Injection],
+            min_faults: 4,
+            max_faults: 4,
+            max_duration_ms: 1_000,
+            injections: vec![
+                BuggifyPoint {
+                    name: "a".into(),
+                    max_hold_ms: 50,
+                },
+                BuggifyPoint {
+                    name: "b".into(),
+                    max_hold_ms: 5_000,
+                },
+            ],
+            ..FaultModel::default()
+        };
+        let mut names = std::collections::BTreeSet::new();
+        for seed in 0..30 {
+            let s = generate(
+                &m,
+                &nodes,
+                &mut rand_chacha::ChaCha8Rng::seed_from_u64(seed),
+            );
+            assert_eq!(s.faults.len(), 4);
+            for f in &s.faults {
+                let Fault::Injection { name, .. } = &f.fault else {
+                    panic!("{f}")
+                };
+                let hold = f.duration_ms.unwrap();
+                assert!(hold <= if name == "a" { 50 } else { 1_000 }, "{f}");
+                names.insert(name.clone());
+            }
+        }
+        assert_eq!(names.len(), 2);
+        let none = FaultModel {
+            injections: vec![],
+            ..m
+        };
+        assert!(generate(
+            &none,
+            &nodes,
+            &mut rand_chacha::ChaCha8Rng::seed_from_u64(1)
+        )
+        .is_empty());
     }
 
     #[test]

@@ -457,6 +457,9 @@ fn print_human(r: &runner::RunReport) {
     if !r.missing_marks.is_empty() {
         println!("  marks missed: {}", r.missing_marks.join(", "));
     }
+    for n in &r.notes {
+        println!("  note: {n}");
+    }
     if let Some(p) = &r.panic {
         println!("  panic: {p}");
     }
@@ -794,15 +797,28 @@ fn print_summary(summary: &explore::Summary, json: bool) {
         );
     }
     for (id, k) in &summary.known_findings {
-        let seeds: Vec<String> = k
-            .failures
+        // Per scenario: how many seeds, and the first few of them (the JSON summary and the
+        // bundles have all of them).
+        let mut by_scenario: std::collections::BTreeMap<&str, Vec<u64>> = Default::default();
+        for f in &k.failures {
+            by_scenario.entry(&f.scenario).or_default().push(f.seed);
+        }
+        let parts: Vec<String> = by_scenario
             .iter()
-            .map(|f| format!("{} {}", f.scenario, f.seed))
+            .map(|(scenario, seeds)| {
+                const SHOWN: usize = 8;
+                let mut list: Vec<String> =
+                    seeds.iter().take(SHOWN).map(|s| s.to_string()).collect();
+                if seeds.len() > SHOWN {
+                    list.push("…".into());
+                }
+                format!("{scenario} {} (seeds {})", seeds.len(), list.join(", "))
+            })
             .collect();
         println!(
-            "known finding {id}: {} seeds ({}; see FINDINGS.md; --strict fails on them)",
+            "known finding {id}: {} runs — {}; see FINDINGS.md; --strict fails on them",
             k.runs,
-            seeds.join(", ")
+            parts.join("; ")
         );
     }
     print!("{}", explore::render_coverage(summary));

@@ -361,6 +361,12 @@ fn check_fault(f: &Fault, nodes: u32) -> Result<(), String> {
         | Fault::DiskStall { node }
         | Fault::DiskError { node, .. }
         | Fault::DiskLatency { node, .. } => exists(node),
+        Fault::Injection { node, name, .. } => {
+            if name.is_empty() {
+                return Err("an injection fault needs a point name".into());
+            }
+            exists(node)
+        }
         Fault::KillLeader => Ok(()),
     }
 }

@@ -25,17 +25,32 @@ const RAFT_SWARM: &[Sometimes] = &[
     s("connection killed with calls pending", 0.30), // [49%]
     s("raft follower truncated conflicting entries", 0.18), // [29.5%]
     s("raft leader stepped down without quorum", 0.07), // [13.5%]
-    s("stalled request released", 0.07),             // [13.5%]
-    s("unsynced writes lost on crash", 0.004),       // [1%]
+    // The narrow windows Raft bugs hide in: reached through buggify (the ack-delay point) and
+    // a crash triggered as the node enters it; and elections won by a log with older-term
+    // entries past the commit index.
+    s("raft crashed between a durable write and its ack", 0.03), // [8.5%]
+    s(
+        "raft new leader holds uncommitted entries of an older term",
+        0.14,
+    ), // [27.5%]
+    s("stalled request released", 0.07),                         // [9%]
+    s("unsynced writes lost on crash", 0.004),                   // [1%]
 ];
 
 const TOPOLOGY_SWARM: &[Sometimes] = &[
-    s("barrier waited for stale erm", 0.80),              // [94%]
-    s("coordinator resumed a migration", 0.45),           // [62%]
-    s("late response discarded", 0.33),                   // [48%]
+    s("barrier waited for drain", 0.05),        // [14.5%]
+    s("barrier waited for stale erm", 0.80),    // [94%]
+    s("coordinator resumed a migration", 0.45), // [62%]
+    s("late response discarded", 0.33),         // [48%]
+    s("migration reverted", 0.04),              // [10%]
+    s("stale stream refused", 0.12),            // [29%]
+    s(
+        "stream master stopped: tablet metadata guard went stale",
+        0.01,
+    ), // [4%]
     s("streaming failed, will retry or roll back", 0.06), // [12.5%]
-    s("tablet operation joined", 0.03),                   // [7.5%]
-    s("unsynced writes lost on crash", 0.02),             // [5.5%]
+    s("tablet operation joined", 0.03),         // [7.5%]
+    s("unsynced writes lost on crash", 0.02),   // [5.5%]
 ];
 
 const BATCHLOG_SWARM: &[Sometimes] = &[
@@ -52,6 +67,18 @@ const CLUSTER_BATCHES_DURING_MIGRATION: &[Sometimes] = &[
     s("replayed mutation routed to a pending replica", 0.5), // [79%]
 ];
 
+// sc.linearizable_under_faults: shares measured over seeds 0..1000.
+const SC_SWARM: &[Sometimes] = &[
+    s("connection killed with calls pending", 0.45), // [68.3%]
+    s("raft follower truncated conflicting entries", 0.28), // [45.3%]
+    s("raft leader stepped down without quorum", 0.12), // [23.4%]
+    s("sc node restarted with more shards", 0.14),   // [24.8%]
+    s("sc read returned a written value", 0.90),     // [100%]
+    s("sc write outcome unknown", 0.55),             // [75.5%]
+    s("stalled request released", 0.10),             // [20.1%]
+    s("unsynced writes lost on crash", 0.01),        // [3.6%]
+];
+
 /// The "sometimes" marks of scenario `id` (empty for scripted scenarios).
 pub fn sometimes(id: &str) -> &'static [Sometimes] {
     match id {
@@ -59,6 +86,7 @@ pub fn sometimes(id: &str) -> &'static [Sometimes] {
         "topology.swarm" => TOPOLOGY_SWARM,
         "batchlog.swarm" => BATCHLOG_SWARM,
         "cluster.batches_during_migration" => CLUSTER_BATCHES_DURING_MIGRATION,
+        "sc.linearizable_under_faults" => SC_SWARM,
         _ => &[],
     }
 }

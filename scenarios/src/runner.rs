@@ -94,6 +94,10 @@ pub struct RunReport {
     pub final_state_digest: String,
     /// Panic message, if the simulated cluster panicked.
     pub panic: Option<String>,
+    /// What the scenario's story wants a reader of the report to see (the final state's
+    /// `notes`, e.g. the message a node refused to start with).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 impl RunReport {
@@ -209,6 +213,14 @@ pub fn run(def: &ScenarioDef, cfg: &RunConfig) -> (RunReport, History) {
         pending: end.pending.clone(),
         final_state_digest: blake3::hash(&final_json).to_hex()[..16].to_string(),
         panic,
+        notes: end.final_state["notes"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|n| n.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default(),
     };
     (report, history)
 }

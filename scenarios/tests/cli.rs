@@ -644,3 +644,58 @@ fn state_triggered_faults_resolve_their_nodes_from_the_event() {
         "bad event path",
     );
 }
+
+#[test]
+fn a_buggified_injection_in_a_failing_bundle_shrinks_and_replays() {
+    let dir = std::env::temp_dir().join(format!("clustersim-buggify-{}", std::process::id()));
+    let out = clustersim(&[
+        "run",
+        "harness.buggify_holds_calls",
+        "--seed",
+        "1",
+        "--mutant",
+        "harness-injection-no-wait",
+        "--json",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "the mutant is caught");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let bundle = v["bundle"].as_str().unwrap().to_string();
+    let read = |p: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+    };
+    let before = read(&bundle)["config"]["faults"]["faults"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert!(before >= 2, "several buggify faults to shrink from");
+    let shrunk = dir.join("shrunk.json");
+    let s = clustersim(&[
+        "shrink",
+        &bundle,
+        "--budget",
+        "60",
+        "--out",
+        shrunk.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        s.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&s.stderr)
+    );
+    let small = read(shrunk.to_str().unwrap());
+    let faults = small["config"]["faults"]["faults"].as_array().unwrap();
+    assert!(!faults.is_empty() && faults.len() < before, "{faults:?}");
+    assert!(
+        faults.iter().all(|f| f["fault"]["type"] == "injection"),
+        "what is left is the buggified injection the failure needs: {faults:?}"
+    );
+    let r = clustersim(&["replay", shrunk.to_str().unwrap(), "--json"]);
+    assert_eq!(r.status.code(), Some(1));
+    let rv: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+    assert_eq!(rv["digest_matches"], true);
+    assert_eq!(rv["verdict"], "safety");
+    std::fs::remove_dir_all(dir).unwrap();
+}

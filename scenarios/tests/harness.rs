@@ -16,7 +16,7 @@ fn harness_defs() -> Vec<scenarios::ScenarioDef> {
 #[test]
 fn unmutated_harness_passes_100_seeds_of_every_scenario() {
     let defs = harness_defs();
-    assert_eq!(defs.len(), 5);
+    assert_eq!(defs.len(), 6);
     let s = explore(&defs, 0..100, &[], &[], 2, None, |_, _| {}).unwrap();
     let failures: Vec<String> = s
         .failures
@@ -24,13 +24,13 @@ fn unmutated_harness_passes_100_seeds_of_every_scenario() {
         .map(|f| format!("{} seed {}: {}", f.scenario, f.seed, f.message))
         .collect();
     assert!(failures.is_empty(), "{failures:#?}");
-    assert_eq!(s.runs, 500);
+    assert_eq!(s.runs, 600);
 }
 
 #[test]
 fn every_harness_mutant_is_caught_within_50_seeds() {
     let results = hunt_mutants(&harness_defs(), 50, 2);
-    assert_eq!(results.len(), 5);
+    assert_eq!(results.len(), 6);
     for r in results {
         assert!(
             r.caught_at_seed.is_some(),

@@ -13,6 +13,9 @@ const IDS: &[&str] = &[
     "streaming.coordinator_failover_during_streaming",
     "streaming.pending_node_crash",
     "barrier.blocks_until_drained",
+    "streaming.revert_with_consumer_paused",
+    "migration.late_write_fenced",
+    "migration.exclude_node_fallback_cleanup",
     "raft.leader_crash_mid_migration",
     "topology.swarm",
 ];
@@ -52,6 +55,12 @@ fn every_topology_mutant_is_caught_within_50_seeds() {
         "barrier-skips-drain",
         "stream-ignores-closed-session",
         "coordinator-ignores-term",
+        "barrier-skips-stale-erm-wait",
+        "barrier-skips-version-check",
+        "fence-version-not-advanced",
+        "receiver-ignores-guard-check",
+        "rollback-skips-barrier",
+        "session-not-deleted-after-streaming",
     ] {
         assert!(mutants.contains(m), "no scenario declares {m}");
     }
@@ -62,7 +71,63 @@ fn every_topology_mutant_is_caught_within_50_seeds() {
             r.mutant,
             r.scenario
         );
+        // A receiver that never checks its guard deadlocks the barrier (SPEC §3): liveness.
+        let expected = if r.mutant == "receiver-ignores-guard-check" {
+            Verdict::Liveness
+        } else {
+            Verdict::Safety
+        };
+        assert_eq!(r.verdict, Some(expected), "{r:?}");
+    }
+}
+
+/// Issue 11 item 5: the swarm alone, without any scripted story, catches the fencing and drain
+/// mutants within 200 seeds.
+#[test]
+fn the_swarm_alone_catches_no_fencing_and_barrier_skips_drain() {
+    let swarm: Vec<ScenarioDef> = defs()
+        .into_iter()
+        .filter(|d| d.id == "topology.swarm")
+        .collect();
+    let results = hunt_mutants(&swarm, 200, 2);
+    for m in ["no-fencing", "barrier-skips-drain"] {
+        let r = results
+            .iter()
+            .find(|r| r.mutant == m)
+            .unwrap_or_else(|| panic!("topology.swarm does not declare {m}"));
+        assert!(
+            r.caught_at_seed.is_some(),
+            "{m} not caught by the swarm in 200 seeds"
+        );
         assert_eq!(r.verdict, Some(Verdict::Safety), "{r:?}");
+    }
+}
+
+/// The swarm reaches the hard states (issue 11 item 5) in a measurable share of seeds.
+#[test]
+fn the_swarm_reaches_fencing_drain_revert_and_a_stale_master() {
+    let swarm: Vec<ScenarioDef> = defs()
+        .into_iter()
+        .filter(|d| d.id == "topology.swarm")
+        .collect();
+    let s = explore(&swarm, 0..60, &[], &[], 2, None, |_, _| {}).unwrap();
+    assert!(
+        s.failures.is_empty(),
+        "{:?}",
+        s.failures.first().map(|f| &f.message)
+    );
+    let json = serde_json::to_value(&s).unwrap();
+    let text = json.to_string();
+    for mark in [
+        "stale stream refused",
+        "barrier waited for drain",
+        "migration reverted",
+        "stream master stopped: tablet metadata guard went stale",
+    ] {
+        assert!(
+            text.contains(mark),
+            "topology.swarm never reached {mark:?} in 60 seeds"
+        );
     }
 }
 

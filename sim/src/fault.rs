@@ -14,6 +14,7 @@
 
 use crate::history::SimEvent;
 use crate::ids::NodeId;
+use crate::injection::Injections;
 use crate::world::Sim;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -101,6 +102,19 @@ pub enum Fault {
     },
     /// Crash whichever node leads group0 when the fault fires (restarted when it ends).
     KillLeader,
+    /// Buggify: enable the model's injection point `name` on `node` (disabled when the fault
+    /// ends, which releases whoever waits there). What it does is the point's: a fail point
+    /// returns its error, a sleep point sleeps (abortably), a wait-for-message point holds its
+    /// caller until the fault ends.
+    Injection {
+        /// The node.
+        node: NodeId,
+        /// Injection point name, as the model declares it.
+        name: String,
+        /// Consumed by the first pass (a one-shot error, one held call).
+        #[serde(default)]
+        one_shot: bool,
+    },
 }
 
 impl Fault {
@@ -118,6 +132,7 @@ impl Fault {
             Fault::DiskError { .. } => FaultKind::DiskError,
             Fault::DiskLatency { .. } => FaultKind::DiskLatency,
             Fault::KillLeader => FaultKind::KillLeader,
+            Fault::Injection { .. } => FaultKind::Injection,
         }
     }
 }
@@ -164,6 +179,15 @@ impl fmt::Display for Fault {
             Fault::DiskError { node, count } => write!(f, "disk error {node} x{count}"),
             Fault::DiskLatency { node, ms } => write!(f, "disk latency {node} {ms}ms"),
             Fault::KillLeader => write!(f, "kill group0 leader"),
+            Fault::Injection {
+                node,
+                name,
+                one_shot,
+            } => write!(
+                f,
+                "injection {name} on {node}{}",
+                if *one_shot { " (one-shot)" } else { "" }
+            ),
         }
     }
 }
@@ -194,6 +218,8 @@ pub enum FaultKind {
     DiskLatency,
     /// [`Fault::KillLeader`].
     KillLeader,
+    /// [`Fault::Injection`].
+    Injection,
 }
 
 impl Fault {
@@ -215,7 +241,8 @@ impl Fault {
             | Fault::Pause { node }
             | Fault::DiskStall { node }
             | Fault::DiskError { node, .. }
-            | Fault::DiskLatency { node, .. } => vec![*node],
+            | Fault::DiskLatency { node, .. }
+            | Fault::Injection { node, .. } => vec![*node],
             Fault::KillLeader => vec![],
         };
         v.sort();
@@ -288,6 +315,11 @@ impl Sim {
             Fault::DiskStall { node } => self.disk(*node).stall_now(),
             Fault::DiskError { node, count } => self.disk(*node).fail_syncs_now(*count),
             Fault::DiskLatency { node, ms } => self.disk(*node).set_latency_now(*ms),
+            Fault::Injection {
+                node,
+                name,
+                one_shot,
+            } => Injections::of(self).enable(self, *node, name, *one_shot, BTreeMap::new()),
             Fault::KillLeader => unreachable!("asserted above"),
         }
         id
@@ -321,6 +353,7 @@ impl Sim {
             Fault::DiskStall { node } => self.disk(*node).release_now(),
             Fault::DiskError { node, .. } => self.disk(*node).fail_syncs_now(0),
             Fault::DiskLatency { node, .. } => self.disk(*node).set_latency_now(0),
+            Fault::Injection { node, name, .. } => Injections::of(self).disable(self, *node, name),
         }
         true
     }

@@ -453,7 +453,12 @@ impl History {
 
     /// Count a coverage mark.
     pub fn mark(&self, name: &'static str) {
-        *self.0.borrow_mut().marks.entry(name).or_default() += 1;
+        let mut inner = self.0.borrow_mut();
+        if inner.closed {
+            // As for events: tasks dropped while the world is torn down count nothing.
+            return;
+        }
+        *inner.marks.entry(name).or_default() += 1;
     }
 
     /// Coverage marks hit, with counts.

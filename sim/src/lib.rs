@@ -11,6 +11,7 @@ pub mod encode;
 pub mod fault;
 pub mod history;
 pub mod ids;
+pub mod injection;
 pub mod log;
 pub mod net;
 pub mod rng;

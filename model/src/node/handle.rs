@@ -61,8 +61,6 @@ pub struct NodeHandle {
     pub shards: Vec<Shard>,
     /// Injection registry of the run.
     pub inj: Rc<Injections>,
-    /// Version of the last barrier this node answered (acts as a local fence).
-    pub barrier_fence: Cell<u64>,
     /// The last barrier (term, id) this node saw, for the command-index check.
     pub last_barrier: Cell<(u64, u64)>,
     ops: RefCell<BTreeMap<(TabletId, &'static str), Rc<JoinSlot>>>,
@@ -94,7 +92,6 @@ impl NodeHandle {
             g0,
             erm,
             shards,
-            barrier_fence: Cell::new(0),
             last_barrier: Cell::new((0, 0)),
             ops: RefCell::new(BTreeMap::new()),
         }
@@ -109,11 +106,10 @@ impl NodeHandle {
             .sessions
     }
 
-    /// Writes routed with a version below this are rejected.
+    /// Writes routed with a version below this are rejected: group0's `fence_version` as this
+    /// node has applied it (upstream keeps no other, local fence; SPEC §2.4 step 5).
     pub fn fence(&self) -> u64 {
-        self.g0
-            .with_state(|s| s.fence_version)
-            .max(self.barrier_fence.get())
+        self.g0.with_state(|s| s.fence_version)
     }
 
     /// Run a replica-side tablet operation, or join the one already running for the same

@@ -91,6 +91,9 @@ pub struct HardState {
 pub const MARK_CONFLICT_TRUNCATED: &str = "raft follower truncated conflicting entries";
 /// Coverage mark: a leader without a majority's contact stepped down (check-quorum).
 pub const MARK_STEPPED_DOWN: &str = "raft leader stepped down without quorum";
+/// Coverage mark: a node won an election holding entries of an older term past its commit index.
+pub const MARK_LEADER_INHERITS_UNCOMMITTED: &str =
+    "raft new leader holds uncommitted entries of an older term";
 /// Coverage mark: a majority stored an older-term entry and the leader did not count it.
 pub const MARK_OLD_TERM_NOT_COUNTED: &str = "raft old-term entry not committed by counting";
 

@@ -13,6 +13,12 @@
 //! - Apply order: committed entries are applied in index order, each exactly once per
 //!   incarnation, and recorded as [`RaftEvent::Applied`].
 //!
+//! - The window between a durable write and its acknowledgement: injection point
+//!   [`INJ_DELAY_ACK_AFTER_SYNC`] (an abortless sleep after a sync that made something durable,
+//!   before the messages that acknowledge it leave) widens it, so a crash can land inside; a
+//!   crash that does is counted as [`MARK_CRASH_BEFORE_ACK`]. Upstream has no such point; it
+//!   only stretches a window that a slow node has anyway, and is off unless a test enables it.
+//!
 //! Many groups may run on one node: each has its own id, storage, timers and random stream;
 //! they share the node's verbs (dispatched by group id) and its disk.
 
@@ -39,10 +45,39 @@ use super::verbs::{
     HeartbeatVerb, ReadIndexVerb, RequestVoteVerb,
 };
 use super::{GroupId, RaftConfig, RaftError, StateMachine, MUTANT_COMMIT_WITHOUT_MAJORITY};
+use sim::injection::Injections;
 
 pub use super::verbs::VERBS;
 
 // ----- answers of the leader ---------------------------------------------------------
+
+/// Injection point (a sleep): after a sync that made something durable, hold the messages
+/// that acknowledge it for a heartbeat interval.
+pub const INJ_DELAY_ACK_AFTER_SYNC: &str = "raft_delay_ack_after_sync";
+/// Coverage mark: a node crashed after a write was durable and before its acknowledgement left.
+pub const MARK_CRASH_BEFORE_ACK: &str = "raft crashed between a durable write and its ack";
+
+/// Open from a sync that made something durable until the messages acknowledging it are sent.
+/// A crash drops the driver's future with it open: that is the window, and it is counted.
+struct AckWindow {
+    sim: Sim,
+    node: NodeId,
+    open: bool,
+}
+
+impl AckWindow {
+    fn close(mut self) {
+        self.open = false;
+    }
+}
+
+impl Drop for AckWindow {
+    fn drop(&mut self) {
+        if self.open && !self.sim.is_up(self.node) {
+            self.sim.mark(MARK_CRASH_BEFORE_ACK);
+        }
+    }
+}
 
 /// Answer of the leader to a forwarded proposal.
 #[derive(Clone, Debug)]
@@ -452,11 +487,14 @@ impl<S: StateMachine> Inner<S> {
         Ok(())
     }
 
-    /// Like [`Inner::sync`], retrying failed syncs (I/O errors) until one succeeds.
-    async fn sync_retry(&self) {
+    /// Like [`Inner::sync`], retrying failed syncs (I/O errors) until one succeeds. True if it
+    /// made something new durable.
+    async fn sync_retry(&self) -> bool {
+        let before = self.io.borrow().synced_seq;
         while self.sync().await.is_err() {
             sleep(Duration::from_millis(self.cfg.tick_ms)).await;
         }
+        self.io.borrow().synced_seq > before
     }
 
     async fn tick_loop(self: Rc<Self>) {
@@ -488,10 +526,12 @@ impl<S: StateMachine> Inner<S> {
                 }
             }
             if !rd.messages.is_empty() {
-                self.sync_retry().await;
+                let wrote = self.sync_retry().await;
+                let window = self.hold_ack(wrote).await;
                 for m in rd.messages {
                     self.send(m);
                 }
+                window.close();
             }
         }
     }
@@ -636,9 +676,30 @@ impl<S: StateMachine> Inner<S> {
     /// Steps a request from a peer, then syncs before the response may leave.
     async fn handle(&self, from: NodeId, req: Request<S::Command>) -> Response {
         let resp = self.with_core(|c| c.step_request(from, req));
-        self.sync_retry().await;
+        let wrote = self.sync_retry().await;
+        let window = self.hold_ack(wrote).await;
         // The term may have moved on while we synced: never acknowledge a log we dropped.
-        self.core.borrow().revalidate(resp)
+        let resp = self.core.borrow().revalidate(resp);
+        window.close();
+        resp
+    }
+
+    /// After a sync that made something durable (`wrote`): the acknowledgement window opens,
+    /// held for a heartbeat interval if [`INJ_DELAY_ACK_AFTER_SYNC`] is enabled here.
+    async fn hold_ack(&self, wrote: bool) -> AckWindow {
+        let window = AckWindow {
+            sim: self.sim.clone(),
+            node: self.node,
+            open: wrote,
+        };
+        if wrote {
+            let inj = Injections::of(&self.sim);
+            let hold = Duration::from_millis(self.cfg.heartbeat_ms);
+            let _ = inj
+                .sleep(&self.sim, self.node, INJ_DELAY_ACK_AFTER_SYNC, hold, None)
+                .await;
+        }
+        window
     }
 
     /// Registers this member's handlers with the node's group dispatch.

@@ -144,9 +144,7 @@ impl ScCluster {
     /// The harness fault of SPEC §7.4: restart `node` with `shards` shards.
     pub fn restart_with_shards(&self, node: NodeId, shards: u32) {
         assert!(shards >= 1);
-        // The crash and restart below are typed faults in the record; the new shard count
-        // shows in the next incarnation's `Boot` (or `BootRefused`) event.
-        tracing::info!(%node, shards, "restart {node} with {shards} shards");
+        // Recorded as a crash and a restart; the new count shows in the next `sc_boot`.
         self.shared.shards.borrow_mut().insert(node, shards);
         if self.sim.is_up(node) {
             self.sim.crash(node);

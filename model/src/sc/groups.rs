@@ -70,7 +70,7 @@ pub async fn start_raft_group(
     let sim = &ctx.sim;
     let g = tablet.raft_group_id;
     let part = GroupPartition::route(Routing::of(sim), g, shard, shard_count);
-    let store = ShardStore::new(sim.disk(ctx.node));
+    let store = ShardStore::new(sim, ctx.node);
     let storage = RaftGroupsStorage::open::<ScCmd>(sim, ctx.node, ctx.incarnation, store, part);
     let bootstrapped = storage.load_snapshot_descriptor().is_none();
     if bootstrapped {

@@ -13,8 +13,8 @@
 //! client: key → tablet → a replica node → propose / read barrier + local read  cluster.rs
 //! ```
 //!
-//! Simplifications (each noted where it lives): shards are logical (a shard is an address
-//! space of the node's one disk: its own rows and commitlog); the tablet map of strongly
+//! Simplifications (each noted where it lives): shards are logical (a shard is its own set of
+//! table instances in the node's storage engine, [`crate::storage`]); the tablet map of strongly
 //! consistent tables is held by the harness as the stand-in for group0 (which the topology
 //! area models) and written to each node's `system.tablets`; there is no table creation or
 //! drop during a run and no migration of a strongly consistent tablet (upstream has no

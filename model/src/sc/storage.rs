@@ -31,6 +31,8 @@ use crate::raft::log::Entry;
 use crate::raft::{GroupId, RaftStorage};
 use futures::future::LocalBoxFuture;
 use rand::Rng;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use sim::{DiskError, NodeId, Sim};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -77,13 +79,14 @@ pub struct RaftGroupsStorage {
 }
 
 fn index_ck(index: u64) -> String {
-    format!("{index:020}")
+    // After the static row (""), in index order.
+    format!("i{index:020}")
 }
 
 impl RaftGroupsStorage {
     /// Opens the storage of `part.group`'s server on `node` (incarnation `inc`), recording
     /// where its partition is routed. `C` is the group's command type (of its log entries).
-    pub fn open<C: Clone + 'static>(
+    pub fn open<C: Clone + Serialize + DeserializeOwned + 'static>(
         sim: &Sim,
         node: NodeId,
         inc: u32,
@@ -142,14 +145,14 @@ impl RaftGroupsStorage {
         &self.inner.part
     }
 
-    fn read<T: Clone + 'static>(&self, table: &str, ck: &str) -> Option<T> {
+    fn read<T: DeserializeOwned>(&self, table: &str, ck: &str) -> Option<T> {
         let p = &self.inner.part;
         self.inner
             .store
             .get(p.read_shard, table, p.read_token, &p.key, ck)
     }
 
-    fn write<T: Clone + 'static>(&self, table: &str, ck: &str, row: T) {
+    fn write<T: Serialize + Clone>(&self, table: &str, ck: &str, row: T) {
         let p = &self.inner.part;
         for &shard in &p.write_shards {
             self.inner
@@ -220,7 +223,7 @@ impl RaftGroupsStorage {
         // 2. Old configuration rows out, CURRENT and PREVIOUS in.
         let p = &self.inner.part;
         for &shard in &p.write_shards {
-            self.inner.store.delete_partition::<ConfigRow>(
+            self.inner.store.delete_partition(
                 shard,
                 RAFT_GROUPS_SNAPSHOT_CONFIG,
                 p.write_token,
@@ -315,7 +318,7 @@ impl RaftGroupsStorage {
     }
 }
 
-impl<C: Clone + 'static> RaftStorage<C> for RaftGroupsStorage {
+impl<C: Clone + Serialize + DeserializeOwned + 'static> RaftStorage<C> for RaftGroupsStorage {
     fn load_hard_state(&self) -> HardState {
         let s = self.statics();
         HardState {
@@ -330,7 +333,7 @@ impl<C: Clone + 'static> RaftStorage<C> for RaftGroupsStorage {
         let rows: Vec<(String, Entry<C>)> =
             self.inner
                 .store
-                .scan(p.read_shard, COMMITLOG, p.read_token, &p.key);
+                .scan_prefix(p.read_shard, COMMITLOG, p.read_token, &p.key, "i");
         // The log the shell recovers is contiguous from index 1.
         rows.into_iter()
             .map(|(_, e)| e)
@@ -423,6 +426,9 @@ mod tests {
         let mutants: Vec<String> = mutants.iter().map(|s| s.to_string()).collect();
         let out = sim::runtime::run_seed(1, move |history| async move {
             let sim = Sim::new(1, &mutants, NetConfig::default(), history);
+            let n = sim.add_node(|_ctx| Box::pin(std::future::pending::<()>()));
+            assert_eq!(n, NodeId(1));
+            sim::time::sleep(sim::time::Duration::from_millis(1)).await;
             let s2 = sim.clone();
             let open = Box::new(move |shard: u32, count: u32| {
                 let part = GroupPartition::route(Routing::of(&s2), GroupId(42), shard, count);
@@ -430,7 +436,7 @@ mod tests {
                     &s2,
                     NodeId(1),
                     0,
-                    ShardStore::new(s2.disk(NodeId(1))),
+                    ShardStore::new(&s2, NodeId(1)),
                     part,
                 )
             });

@@ -1,41 +1,95 @@
-//! The per-shard row store the Raft-group tables are written to: each shard of a node owns
-//! its own rows (and its own commitlog), all kept on the node's one simulated disk under the
-//! shard's prefix, so a row written to shard 2 is found only by a read of shard 2.
+//! The Raft-group tables on the shared storage engine ([`crate::storage`]): each shard of a
+//! node has its own instance of each table (memtable, sstables, commitlog under
+//! `st/<shard>/<table>/`), so a row written to shard 2 is found only by a read of shard 2.
 //!
-//! This is a deliberately small interface (put / get / scan / delete of a partition's rows,
-//! sync) so that moving onto the shared storage engine model is one adapter. Rows are keyed
-//! by (shard, table, token, partition key, clustering key) and, like every disk write, are
-//! buffered until a sync.
+//! [`ShardStore`] is the small interface the Raft-group storage uses (put / get / scan /
+//! delete of a partition's rows, sync); this file is the adapter onto [`Engine`]. Partitions
+//! are keyed by (token, serialized partition key), so they sort in token order as upstream's
+//! do; rows by their clustering key; a row's cells are its JSON form (one value per row, as
+//! the engine models cells). Every write is one engine mutation with a timestamp that only
+//! grows (the run's clock in ns, bumped past the last one issued), so a later write or delete
+//! of the same row always wins.
+//!
+//! Log entries are rows of `raft_groups` keyed by index (the layout the feature first landed
+//! with; upstream now keeps them in the shard's commitlog as special entries, which this
+//! engine's per-table commitlog stands for: a synced entry survives a crash either way).
 
 use crate::dht::Token;
+use crate::schema::TableId;
+use crate::storage::{Engine, Keys, Mutation, TableConfig, TableRef};
+use crate::topology::ids::ShardId;
 use futures::future::LocalBoxFuture;
-use sim::{Disk, DiskError};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use sim::{DiskError, NodeId, Sim};
+use std::cell::Cell;
+use std::rc::Rc;
 
-/// The rows of one node, per shard.
+/// Keys of the Raft-group tables on the engine.
+#[derive(Clone, Debug)]
+pub struct RaftGroupKeys;
+
+impl Keys for RaftGroupKeys {
+    /// (token, serialized `(shard, group_id)`).
+    type Pk = (Token, Vec<u8>);
+    /// The clustering key (`""` for the static row).
+    type Ck = String;
+    type Bound = ();
+    /// The row, as JSON.
+    type Cell = serde_json::Value;
+    fn bound_of(_: &String) {}
+}
+
+/// The Raft-group rows of one node incarnation, per shard.
 #[derive(Clone)]
 pub struct ShardStore {
-    disk: Disk,
+    sim: Sim,
+    engine: Rc<Engine>,
+    last_ts: Rc<Cell<u64>>,
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The disk prefix of a partition: ordered by shard, table, token (as an unsigned ring
-/// position) and key.
-fn partition_prefix(shard: u32, table: &str, token: Token, pk: &[u8]) -> String {
-    let ring = (token.0 as u64) ^ (1 << 63);
-    format!("sc/s{shard:05}/{table}/{ring:016x}/{}/", hex(pk))
+fn table_id(table: &str) -> TableId {
+    let id = crate::schema::RAFT_GROUP_TABLES
+        .iter()
+        .find(|(_, n)| *n == table)
+        .unwrap_or_else(|| panic!("{table} is not a Raft-group table"))
+        .0;
+    TableId(id)
 }
 
 impl ShardStore {
-    /// The store on `disk`.
-    pub fn new(disk: Disk) -> Self {
-        ShardStore { disk }
+    /// The store of `node`'s current incarnation.
+    pub fn new(sim: &Sim, node: NodeId) -> Self {
+        ShardStore {
+            sim: sim.clone(),
+            engine: Engine::of(sim, node),
+            last_ts: Rc::new(Cell::new(0)),
+        }
+    }
+
+    fn table(&self, shard: u32, table: &str) -> (TableRef<RaftGroupKeys>, ShardId, TableId) {
+        let (s, t) = (ShardId(shard), table_id(table));
+        (
+            self.engine
+                .table::<RaftGroupKeys>(s, t, &TableConfig::default()),
+            s,
+            t,
+        )
+    }
+
+    fn ts(&self) -> u64 {
+        let ts = self.sim.now().0.max(self.last_ts.get() + 1);
+        self.last_ts.set(ts);
+        ts
+    }
+
+    fn apply(&self, shard: u32, table: &str, m: Mutation<RaftGroupKeys>) {
+        let (t, s, id) = self.table(shard, table);
+        self.engine.apply(&t, s, id, vec![m]);
     }
 
     /// Buffers a write of row `ck` of partition (`token`, `pk`) of `table` on `shard`.
-    pub fn put<T: Clone + 'static>(
+    pub fn put<T: Serialize>(
         &self,
         shard: u32,
         table: &str,
@@ -44,12 +98,22 @@ impl ShardStore {
         ck: &str,
         row: T,
     ) {
-        let key = format!("{}{ck}", partition_prefix(shard, table, token, pk));
-        self.disk.put(&key, row);
+        let data = serde_json::to_value(row).expect("rows serialise");
+        let ts = self.ts();
+        self.apply(
+            shard,
+            table,
+            Mutation::Insert {
+                pk: (token, pk.to_vec()),
+                ck: ck.to_string(),
+                ts,
+                data,
+            },
+        );
     }
 
-    /// Row `ck` of the partition on `shard`, seeing buffered writes.
-    pub fn get<T: Clone + 'static>(
+    /// Row `ck` of the partition on `shard`, seeing unsynced writes.
+    pub fn get<T: DeserializeOwned>(
         &self,
         shard: u32,
         table: &str,
@@ -57,49 +121,81 @@ impl ShardStore {
         pk: &[u8],
         ck: &str,
     ) -> Option<T> {
-        let key = format!("{}{ck}", partition_prefix(shard, table, token, pk));
-        self.disk.get(&key)
+        let (t, _, _) = self.table(shard, table);
+        let (rows, _cost) = t.borrow().read_partition(&(token, pk.to_vec()));
+        rows.into_iter()
+            .find(|r| r.ck == ck)
+            .map(|r| serde_json::from_value(r.data).expect("a row of the table's type"))
     }
 
     /// Every row of the partition on `shard`, in clustering order.
-    pub fn scan<T: Clone + 'static>(
+    pub fn scan<T: DeserializeOwned>(
         &self,
         shard: u32,
         table: &str,
         token: Token,
         pk: &[u8],
     ) -> Vec<(String, T)> {
-        let prefix = partition_prefix(shard, table, token, pk);
-        self.disk
-            .scan::<T>(&prefix)
-            .into_iter()
-            .map(|(k, v)| (k[prefix.len()..].to_string(), v))
+        let (t, _, _) = self.table(shard, table);
+        let (rows, _cost) = t.borrow().read_partition(&(token, pk.to_vec()));
+        rows.into_iter()
+            .map(|r| {
+                let v = serde_json::from_value(r.data).expect("a row of the table's type");
+                (r.ck, v)
+            })
             .collect()
     }
 
-    /// Buffers the delete of row `ck`.
-    pub fn delete(&self, shard: u32, table: &str, token: Token, pk: &[u8], ck: &str) {
-        let key = format!("{}{ck}", partition_prefix(shard, table, token, pk));
-        self.disk.delete(&key);
-    }
-
-    /// Buffers the delete of every row (all of type `T`) of the partition on `shard`.
-    pub fn delete_partition<T: Clone + 'static>(
+    /// The rows of the partition on `shard` whose clustering key starts with `prefix`.
+    pub fn scan_prefix<T: DeserializeOwned>(
         &self,
         shard: u32,
         table: &str,
         token: Token,
         pk: &[u8],
-    ) {
-        let prefix = partition_prefix(shard, table, token, pk);
-        for (k, _) in self.disk.scan::<T>(&prefix) {
-            self.disk.delete(&k);
-        }
+        prefix: &str,
+    ) -> Vec<(String, T)> {
+        let (t, _, _) = self.table(shard, table);
+        let (rows, _cost) = t.borrow().read_partition(&(token, pk.to_vec()));
+        rows.into_iter()
+            .filter(|r| r.ck.starts_with(prefix))
+            .map(|r| {
+                let v = serde_json::from_value(r.data).expect("a row of the table's type");
+                (r.ck, v)
+            })
+            .collect()
+    }
+
+    /// Buffers the delete of row `ck`.
+    pub fn delete(&self, shard: u32, table: &str, token: Token, pk: &[u8], ck: &str) {
+        let ts = self.ts();
+        self.apply(
+            shard,
+            table,
+            Mutation::DeleteRow {
+                pk: (token, pk.to_vec()),
+                ck: ck.to_string(),
+                ts,
+            },
+        );
+    }
+
+    /// Buffers the delete of every row of the partition on `shard`.
+    pub fn delete_partition(&self, shard: u32, table: &str, token: Token, pk: &[u8]) {
+        let ts = self.ts();
+        self.apply(
+            shard,
+            table,
+            Mutation::DeletePartition {
+                pk: (token, pk.to_vec()),
+                ts,
+            },
+        );
     }
 
     /// Makes every buffered write of the node durable.
     pub fn sync(&self) -> LocalBoxFuture<'static, Result<(), DiskError>> {
-        let disk = self.disk.clone();
-        Box::pin(async move { disk.sync().await })
+        let engine = self.engine.clone();
+        Box::pin(async move { engine.sync().await })
     }
 }

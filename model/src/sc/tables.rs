@@ -7,9 +7,9 @@
 //! | `raft_groups_snapshots` | `(shard, group_id)` | — | `snapshot_id`, `idx`, `term` |
 //! | `raft_groups_snapshot_config` | `(shard, group_id)` | `disposition`, `server_id` | `can_vote` |
 //!
-//! Log entries are not rows of `raft_groups` (the current upstream layout keeps them in the
-//! shard's commitlog): they are kept in the shard's commitlog space, addressed by the same
-//! partition, so they follow the same routing.
+//! Log entries are rows of the group's `raft_groups` partition clustered by index (the first
+//! layout; upstream now writes them to the shard's commitlog): either way they follow the
+//! partition's routing.
 //!
 //! Routing ([`GroupPartition`]): the key's token comes from the fixed-shard partitioner and
 //! both reads and writes go to the one shard the fixed-shard sharder gives. The mutants of
@@ -31,8 +31,9 @@ pub const RAFT_GROUPS: &str = "raft_groups";
 pub const RAFT_GROUPS_SNAPSHOTS: &str = "raft_groups_snapshots";
 /// `system.raft_groups_snapshot_config`.
 pub const RAFT_GROUPS_SNAPSHOT_CONFIG: &str = "raft_groups_snapshot_config";
-/// The shard's commitlog (Raft log entries of its groups).
-pub const COMMITLOG: &str = "commitlog";
+/// Where log entries are kept: rows of `raft_groups` clustered by index (see
+/// [`super::store`]).
+pub const COMMITLOG: &str = RAFT_GROUPS;
 
 /// The static row of a group's `raft_groups` partition.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

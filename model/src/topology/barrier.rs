@@ -6,7 +6,9 @@
 //! on it, (2) no in-flight operation holds a token-metadata version older than its current one,
 //! and (3) every closing session has been drained (no live guard). Hence after a successful
 //! global barrier only operations under still-open sessions can run. The `barrier-skips-drain`
-//! mutant skips (3).
+//! mutant skips (3), [`BARRIER_SKIPS_STALE_ERM_WAIT`] skips (2), [`BARRIER_SKIPS_VERSION_CHECK`]
+//! skips (1). The handler sets no fence of its own: replicas fence only on group0's
+//! `fence_version`, which the coordinator commits after the barrier (see `coordinator.rs`).
 
 use super::events::TopologyEvent;
 use super::ids::{NodeId, TabletId};
@@ -14,6 +16,17 @@ use crate::node::NodeHandle;
 use sim::time::Duration;
 use sim::{RpcError, Verb};
 use std::rc::Rc;
+
+/// Mutant: the handler answers without waiting for operations that hold an older erm (step
+/// (a)), so writes routed by the previous stage may still be running after the barrier.
+pub const BARRIER_SKIPS_STALE_ERM_WAIT: &str = "barrier-skips-stale-erm-wait";
+
+/// Mutant: the handler skips its read barrier and the local-version check, answering from
+/// whatever group0 state it has applied.
+pub const BARRIER_SKIPS_VERSION_CHECK: &str = "barrier-skips-version-check";
+
+/// Injection: the handler refuses the command (upstream `raft_topology_barrier_and_drain_fail`).
+pub const BARRIER_AND_DRAIN_FAIL: &str = "raft_topology_barrier_and_drain_fail";
 
 /// `raft_topology_cmd(barrier_and_drain)`.
 pub struct BarrierAndDrain;
@@ -72,8 +85,12 @@ async fn barrier_and_drain(svc: &NodeHandle, req: BarrierReq) -> Result<(), RpcE
         req.barrier,
         req.version
     );
-    if svc.g0.read_barrier().await.is_err() {
+    let skips_version_check = svc.sim.mutant(BARRIER_SKIPS_VERSION_CHECK);
+    if !skips_version_check && svc.g0.read_barrier().await.is_err() {
         return refuse(svc, &req, "read barrier failed".into());
+    }
+    if svc.inj.enter(&svc.sim, svc.node, BARRIER_AND_DRAIN_FAIL) {
+        return refuse(svc, &req, format!("{BARRIER_AND_DRAIN_FAIL} injected"));
     }
     // Term and command-index checks (SPEC §1.9).
     let term = svc.g0.term();
@@ -86,11 +103,11 @@ async fn barrier_and_drain(svc: &NodeHandle, req: BarrierReq) -> Result<(), RpcE
     }
     svc.last_barrier.set((req.term, req.barrier));
     let local = svc.g0.with_state(|s| s.version);
-    if local != req.version {
+    if local != req.version && !skips_version_check {
         return refuse(svc, &req, format!("version {local} != {}", req.version));
     }
     // (a) wait for in-flight operations holding an older erm.
-    if svc.erm.wait_for_stale_versions().await {
+    if !svc.sim.mutant(BARRIER_SKIPS_STALE_ERM_WAIT) && svc.erm.wait_for_stale_versions().await {
         tracing::debug!(
             barrier = req.barrier,
             "barrier {} waited for operations holding an older token metadata version",
@@ -139,8 +156,6 @@ async fn barrier_and_drain(svc: &NodeHandle, req: BarrierReq) -> Result<(), RpcE
             svc.sim.mark("barrier waited for drain");
         }
     }
-    svc.barrier_fence
-        .set(svc.barrier_fence.get().max(req.version));
     // Union over shards (each mirrors the same open set; closing must be empty everywhere).
     let mut open = std::collections::BTreeSet::new();
     let mut closing = std::collections::BTreeSet::new();

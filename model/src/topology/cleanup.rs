@@ -10,6 +10,7 @@ use super::data::Storage;
 use super::events::TopologyEvent;
 use super::ids::TabletId;
 use super::stage::Stage;
+use super::tablet_guard;
 use crate::node::NodeHandle;
 use sim::{RpcError, Verb};
 use std::rc::Rc;
@@ -67,9 +68,30 @@ async fn cleanup_tablet(svc: &NodeHandle, tablet: TabletId) -> Result<u64, RpcEr
             migration,
         },
     );
+    // Under the tablet metadata guard (SPEC §1.6 step 3): the deletion holds the erm, so a
+    // barrier of a later stage of the tablet waits for it.
     let storage = Storage::of(&svc.sim, svc.node);
-    let rows = storage.delete_tablet(replica.shard, tablet);
-    storage.sync().await?;
+    let run = async {
+        let rows = storage.delete_tablet(replica.shard, tablet);
+        storage.sync().await.map(|()| rows)
+    };
+    let res = tablet_guard::guarded(svc, tablet, run)
+        .await
+        .unwrap_or_else(|| Err(RpcError::Remote("tablet metadata changed".into())));
+    let rows = match res {
+        Ok(rows) => rows,
+        Err(e) => {
+            svc.sim.record(
+                Some(svc.node),
+                TopologyEvent::CleanupDone {
+                    tablet,
+                    replica,
+                    rows: 0,
+                },
+            );
+            return Err(e);
+        }
+    };
     svc.sim.record(
         Some(svc.node),
         TopologyEvent::CleanupDone {

@@ -34,6 +34,10 @@ pub struct TopologyConfig {
     pub barrier_timeout_ms: u64,
     /// Pause between two streamed fragments at the source.
     pub stream_fragment_interval_ms: u64,
+    /// Cluster feature `tablets_intermediate_fallback_cleanup`: a rollback from
+    /// `write_both_read_new` goes through `write_both_read_old_fallback_cleanup` (on), or to
+    /// `cleanup_target` after a barrier (off).
+    pub tablets_intermediate_fallback_cleanup: bool,
 }
 
 impl Default for TopologyConfig {
@@ -51,6 +55,7 @@ impl Default for TopologyConfig {
             stream_timeout_ms: 30_000,
             barrier_timeout_ms: 10_000,
             stream_fragment_interval_ms: 1,
+            tablets_intermediate_fallback_cleanup: true,
         }
     }
 }

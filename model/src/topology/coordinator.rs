@@ -50,8 +50,15 @@ struct Instance {
     pump: RefCell<Pump>,
     wake: Notify,
     barrier_seq: Cell<u64>,
-    last_barrier_version: Cell<Option<u64>>,
 }
+
+/// Mutant: the coordinator skips the "advance fence version" commit after a barrier, so
+/// replicas keep admitting writes routed at versions the barrier cut off.
+pub const FENCE_VERSION_NOT_ADVANCED: &str = "fence-version-not-advanced";
+
+/// Injection that makes the streaming action fail and the failure a rollback reason (SPEC
+/// §1.5); upstream consults it inside the streaming action and again when deciding.
+pub const STREAM_TABLET_MOVE_TO_CLEANUP: &str = "stream_tablet_move_to_cleanup";
 
 fn leads(svc: &NodeHandle, term: u64) -> bool {
     svc.g0.is_leader() && svc.g0.term() == term
@@ -98,7 +105,6 @@ async fn run_term(svc: &Rc<NodeHandle>, term: u64) {
         pump: RefCell::new(Pump::new()),
         wake: Notify::new(),
         barrier_seq: Cell::new(0),
-        last_barrier_version: Cell::new(None),
     });
     loop {
         if !ignores_term && !leads(svc, term) {
@@ -143,9 +149,12 @@ async fn pass(svc: &Rc<NodeHandle>, inst: &Rc<Instance>, ignores_term: bool) -> 
     let (base, st) = svc.g0.with_state(|s| (s.state_id, s.clone()));
     let ctx = DecideCtx {
         excluded: st.excluded.clone(),
-        move_to_cleanup: svc
-            .inj
-            .is_enabled(svc.node, "stream_tablet_move_to_cleanup"),
+        move_to_cleanup: svc.inj.is_enabled(svc.node, STREAM_TABLET_MOVE_TO_CLEANUP),
+        fallback_cleanup: svc.cfg.tablets_intermediate_fallback_cleanup,
+        rollback_skips_barrier: svc.sim.mutant(super::pump::ROLLBACK_SKIPS_BARRIER),
+        keep_session_after_streaming: svc
+            .sim
+            .mutant(super::pump::SESSION_NOT_DELETED_AFTER_STREAMING),
     };
     let mut plan = inst.pump.borrow_mut().plan(&st, &ctx);
     let mut updates = std::mem::take(&mut plan.updates);
@@ -161,6 +170,14 @@ async fn pass(svc: &Rc<NodeHandle>, inst: &Rc<Instance>, ignores_term: bool) -> 
         {
             svc.sim.mark("streaming rolled back to cleanup_target");
         }
+        if let super::state::TabletUpdate::Stage {
+            to: Stage::WriteBothReadOldFallbackCleanup,
+            ..
+        } = u
+        {
+            svc.sim
+                .mark("rolled back through write_both_read_old_fallback_cleanup");
+        }
     }
     let finished: Vec<Stage> = updates
         .iter()
@@ -175,7 +192,7 @@ async fn pass(svc: &Rc<NodeHandle>, inst: &Rc<Instance>, ignores_term: bool) -> 
             base_state_id: base,
             term: Some(term),
             updates,
-            fence_version: inst.last_barrier_version.get(),
+            fence_version: None,
             set_balancing: None,
             exclude: vec![],
             origin: "coordinator".into(),
@@ -238,10 +255,12 @@ async fn pass(svc: &Rc<NodeHandle>, inst: &Rc<Instance>, ignores_term: bool) -> 
             .iter()
             .filter_map(|t| st.tablets[t].stage().map(|s| (*t, s)))
             .collect();
-        let ok = global_tablet_barrier(svc, term, id, plan.barrier.clone()).await;
+        let mut ok = global_tablet_barrier(svc, term, id, plan.barrier.clone()).await;
         if ok {
-            inst.last_barrier_version.set(Some(version));
-        } else {
+            // SPEC §2.4 step 5: the fence is its own group0 commit, right after the barrier.
+            ok = advance_fence_version(svc, term, version, ignores_term).await;
+        }
+        if !ok {
             tracing::info!(
                 term,
                 barrier = id,
@@ -265,6 +284,57 @@ async fn pass(svc: &Rc<NodeHandle>, inst: &Rc<Instance>, ignores_term: bool) -> 
     }
 }
 
+/// Commit `fence_version := version` as its own guarded group0 change ("advance fence
+/// version"), retaking the guard on a concurrent modification. Returns whether the fence is
+/// at least `version` when it returns; a failure fails the barrier action (it is retried).
+async fn advance_fence_version(
+    svc: &Rc<NodeHandle>,
+    term: u64,
+    version: u64,
+    ignores_term: bool,
+) -> bool {
+    if svc.sim.mutant(FENCE_VERSION_NOT_ADVANCED) {
+        return true;
+    }
+    for _ in 0..5 {
+        if !ignores_term && !leads(svc, term) {
+            return false;
+        }
+        let (base, fence) = svc.g0.with_state(|s| (s.state_id, s.fence_version));
+        if fence >= version {
+            return true;
+        }
+        let cmd = Group0Command::Change(TopologyChange {
+            base_state_id: base,
+            term: Some(term),
+            updates: vec![],
+            fence_version: Some(version),
+            set_balancing: None,
+            exclude: vec![],
+            origin: "advance fence version".into(),
+        });
+        let res = if ignores_term {
+            svc.g0.propose(cmd).await
+        } else {
+            svc.g0.propose_in_term(term, cmd).await
+        };
+        match res {
+            Ok(index) => {
+                if svc
+                    .g0
+                    .with_state(|s| s.outcome(index) == Some(&ApplyOutcome::Applied))
+                {
+                    tracing::info!(term, version, "fence version advanced to v{version}");
+                    return true;
+                }
+            }
+            Err(Group0Error::TermChanged) => return false,
+            Err(Group0Error::Unavailable) => sleep(Duration::from_millis(100)).await,
+        }
+    }
+    false
+}
+
 fn start_streaming(
     svc: &Rc<NodeHandle>,
     inst: &Rc<Instance>,
@@ -281,16 +351,23 @@ fn start_streaming(
     let (svc, inst) = (svc.clone(), inst.clone());
     tracing::info!(%tablet, %session, dst = %dst, "streaming {tablet} to pending replica {dst} under session {session}: tablet_stream_data sent");
     sim::spawn(async move {
-        let res = svc
-            .sim
-            .net()
-            .call::<TabletStreamData>(
-                svc.node,
-                dst.node,
-                tablet,
-                Duration::from_millis(svc.cfg.stream_timeout_ms),
-            )
-            .await;
+        // Upstream throws inside the streaming action too: no tablet_stream_data is sent.
+        let res = if svc.inj.is_enabled(svc.node, STREAM_TABLET_MOVE_TO_CLEANUP) {
+            svc.inj
+                .enter(&svc.sim, svc.node, STREAM_TABLET_MOVE_TO_CLEANUP);
+            tracing::info!(%tablet, "streaming {tablet}: {STREAM_TABLET_MOVE_TO_CLEANUP} injected, no tablet_stream_data sent");
+            Err(sim::RpcError::Remote(STREAM_TABLET_MOVE_TO_CLEANUP.into()))
+        } else {
+            svc.sim
+                .net()
+                .call::<TabletStreamData>(
+                    svc.node,
+                    dst.node,
+                    tablet,
+                    Duration::from_millis(svc.cfg.stream_timeout_ms),
+                )
+                .await
+        };
         match &res {
             Ok(rows) => {
                 tracing::info!(%tablet, %session, rows, "streaming {tablet} under session {session} succeeded ({rows} rows)")

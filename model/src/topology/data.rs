@@ -3,11 +3,13 @@
 //! routes each operation by its tablet's stage (SPEC §1.3).
 //!
 //! Promises kept here:
-//! - a client operation holds the erm version it routed with until it completes, so a barrier
-//!   waits for it (SPEC §2.4 step (a));
-//! - a replica rejects writes routed with a version below its fence (group0 `fence_version`, or
-//!   the version of the last barrier it answered), so a stale coordinator's late write cannot
-//!   land after the barrier that cut it off;
+//! - a client operation holds the erm version it routed with until it completes, and a replica
+//!   holds its own erm for the whole apply of a write, so a barrier waits for both (SPEC §2.4
+//!   step (a));
+//! - a replica rejects writes routed with a version below group0's `fence_version` as it has
+//!   applied it — before the apply and again after it (upstream `run_fenceable_write`). There is
+//!   no other, local fence: as upstream, a write routed at the previous version may still be
+//!   admitted after a barrier until the "advance fence version" commit reaches the replica;
 //! - client outcomes are three-valued: ok, failed (rejected before any replica applied it),
 //!   unknown (timeouts, killed connections, crashes);
 //! - a replica write that carries a [`BatchTag`] (a logged batch's member mutation, from the
@@ -231,8 +233,12 @@ impl Verb for ReplicaTruncate {
     type Resp = u64;
 }
 
-/// Text of the fence rejection (a client turns "all replicas fenced" into `failed`).
+/// Text of the fence rejection before the apply (a client turns "all replicas fenced" into
+/// `failed`).
 pub const STALE_VERSION: &str = "stale topology version";
+/// Text of the fence rejection after the apply: the row was written, so the client's outcome is
+/// `unknown`, never `failed`.
+pub const STALE_AFTER_APPLY: &str = "stale topology version (fence advanced during the apply)";
 
 /// Register the replica handlers on a node.
 pub fn serve(svc: &Rc<NodeHandle>) {
@@ -247,9 +253,27 @@ pub fn serve(svc: &Rc<NodeHandle>) {
                     req.tablet.table
                 )));
             }
+            // Fence check before the apply: group0's fence_version as this node applied it.
             if req.version < s.fence() {
+                tracing::debug!(tablet = %req.tablet, key = req.key, "write of {} routed at v{} refused by fence v{}", req.key, req.version, s.fence());
+                s.sim.mark("write refused by fence");
                 return Err(RpcError::Remote(STALE_VERSION.into()));
             }
+            // Hold the replica's erm for the whole apply, so a barrier's stale-version wait
+            // waits for it (upstream `run_fenceable_write`).
+            let erm = s.erm.acquire();
+            let begun = s.sim.record(
+                Some(s.node),
+                TopologyEvent::ReplicaWriteBegun {
+                    tablet: req.tablet,
+                    replica: Replica {
+                        node: s.node,
+                        shard: req.shard,
+                    },
+                    key: req.key,
+                    version: req.version,
+                },
+            ) as u64;
             let st = Storage::of(&s.sim, s.node);
             st.put(
                 req.shard,
@@ -260,8 +284,21 @@ pub fn serve(svc: &Rc<NodeHandle>) {
                     value: req.value,
                 },
             );
-            st.sync().await?;
+            let synced = st.sync().await;
+            // Fence check after the apply: a fence that advanced meanwhile turns the answer
+            // into an error (the row stays; the coordinator cannot count it).
+            let fenced_after_apply = req.version < s.fence();
+            s.sim.record(
+                Some(s.node),
+                TopologyEvent::ReplicaWriteDone {
+                    begun,
+                    fenced_after_apply,
+                },
+            );
+            drop(erm);
+            synced?;
             if let Some(tag) = req.batch {
+                // Durable on this replica, whatever the answer below says.
                 s.sim.record(
                     Some(s.node),
                     BatchlogEvent::MutationApplied {
@@ -270,6 +307,10 @@ pub fn serve(svc: &Rc<NodeHandle>) {
                         replay: tag.replay,
                     },
                 );
+            }
+            if fenced_after_apply {
+                s.sim.mark("write fenced after apply");
+                return Err(RpcError::Remote(STALE_AFTER_APPLY.into()));
             }
             Ok(())
         })

@@ -57,6 +57,22 @@ pub enum TopologyEvent {
         /// Who wrote it.
         origin: String,
     },
+    /// A group0 topology change was applied (recorded once per index, for every applied change,
+    /// also those that touch no tablet row: balancing, exclusion, the "advance fence version"
+    /// commit). With [`TopologyEvent::StageCommitted`] and the harness's per-node Raft apply
+    /// events, checkers know each node's group0 version and fence at any point of the history.
+    TopologyCommitted {
+        /// group0 index of the command.
+        index: u64,
+        /// `system.topology.version` after the command.
+        version: u64,
+        /// `system.topology.fence_version` after the command.
+        fence_version: u64,
+        /// Nodes in `ignored_nodes` after the command.
+        excluded: Vec<NodeId>,
+        /// Who wrote it ("coordinator", "advance fence version", "move_tablet", …).
+        origin: String,
+    },
     /// A group0 topology command was rejected on apply (recorded once per index).
     CommandRejected {
         /// group0 index.
@@ -213,6 +229,26 @@ pub enum TopologyEvent {
         /// Rows deleted.
         rows: u64,
     },
+    /// A replica admitted a write (the fence check passed) and holds its erm until
+    /// [`TopologyEvent::ReplicaWriteDone`].
+    ReplicaWriteBegun {
+        /// Tablet.
+        tablet: TabletId,
+        /// The replica written.
+        replica: Replica,
+        /// Key.
+        key: Key,
+        /// The erm version the coordinator routed the write with.
+        version: u64,
+    },
+    /// A replica finished a write it admitted (its erm is released).
+    ReplicaWriteDone {
+        /// History index of the matching [`TopologyEvent::ReplicaWriteBegun`].
+        begun: u64,
+        /// The write was applied, then the fence check after the apply refused it (the
+        /// coordinator sees an error; the row stays).
+        fenced_after_apply: bool,
+    },
     /// A client operation was invoked.
     OpInvoke {
         /// Operation id (unique per run).
@@ -250,6 +286,7 @@ impl EventKind for TopologyEvent {
     fn kind(&self) -> &'static str {
         match self {
             TopologyEvent::StageCommitted { .. } => "stage_committed",
+            TopologyEvent::TopologyCommitted { .. } => "topology_committed",
             TopologyEvent::CommandRejected { .. } => "group0_command_rejected",
             TopologyEvent::CoordinatorFenced { .. } => "coordinator_fenced",
             TopologyEvent::CoordinatorStarted { .. } => "coordinator_started",
@@ -267,6 +304,8 @@ impl EventKind for TopologyEvent {
             TopologyEvent::FragmentRefused { .. } => "fragment_refused",
             TopologyEvent::CleanupBegun { .. } => "cleanup_begun",
             TopologyEvent::CleanupDone { .. } => "cleanup_done",
+            TopologyEvent::ReplicaWriteBegun { .. } => "replica_write_begun",
+            TopologyEvent::ReplicaWriteDone { .. } => "replica_write_done",
             TopologyEvent::OpInvoke { .. } => "op_invoke",
             TopologyEvent::OpComplete { .. } => "op_complete",
             TopologyEvent::MigrationRequested { .. } => "migration_requested",

@@ -130,6 +130,16 @@ impl TopologySm {
                     );
                 }
                 (ApplyOutcome::Applied, Group0Command::Change(ch)) => {
+                    self.sim.record(
+                        node,
+                        TopologyEvent::TopologyCommitted {
+                            index,
+                            version: self.state.version,
+                            fence_version: self.state.fence_version,
+                            excluded: self.state.excluded.iter().copied().collect(),
+                            origin: ch.origin.clone(),
+                        },
+                    );
                     for c in &commits {
                         tracing::info!(index, term = %sim::log::opt(&ch.term), version = self.state.version, tablet = %c.tablet, session = %sim::log::opt(&c.session), "{} stage {} -> {} committed at v{} by {} (group0 index {index}); replicas {}, new replicas {}", c.tablet, sim::log::opt(&c.from), sim::log::opt(&c.stage), self.state.version, ch.origin, sim::log::list(&c.replicas), sim::log::list(&c.new_replicas));
                         self.sim.record(

@@ -5,7 +5,7 @@
 //! Pure cores: [`stage`] (stages, selectors, legal transitions), [`session`] (registry),
 //! [`state`] (group0 state and guarded apply), [`pump`] (coordinator decisions), [`balancer`].
 //! Async shells: [`group0`], [`coordinator`], [`barrier`], [`stream`], [`cleanup`],
-//! [`data`], [`api`]; the erm tracker [`erm`]. History events: [`events`].
+//! [`data`], [`api`]; the erm tracker [`erm`] and the tablet metadata guard [`tablet_guard`]. History events: [`events`].
 //!
 //! A node is assembled in [`crate::node`]; every service here receives its low-level handle
 //! [`crate::node::NodeHandle`].
@@ -26,6 +26,7 @@ pub mod session;
 pub mod stage;
 pub mod state;
 pub mod stream;
+pub mod tablet_guard;
 
 pub use config::TopologyConfig;
 pub use ids::*;

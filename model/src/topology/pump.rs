@@ -53,6 +53,9 @@ pub struct TabletActions {
     pub streaming: ActionStatus,
     /// The cleanup action (in `cleanup` and `cleanup_target`).
     pub cleanup: ActionStatus,
+    /// `write_both_read_new` without the fallback feature: the barrier failed with more new
+    /// replicas excluded than old, so the next successful barrier leads to `cleanup_target`.
+    pub rollback_after_barrier: bool,
 }
 
 impl TabletActions {
@@ -62,6 +65,7 @@ impl TabletActions {
             barrier: ActionStatus::NotStarted,
             streaming: ActionStatus::NotStarted,
             cleanup: ActionStatus::NotStarted,
+            rollback_after_barrier: false,
         }
     }
 
@@ -97,7 +101,23 @@ pub struct DecideCtx {
     pub excluded: BTreeSet<NodeId>,
     /// Injection `stream_tablet_move_to_cleanup` is enabled on the coordinator.
     pub move_to_cleanup: bool,
+    /// Feature `tablets_intermediate_fallback_cleanup`: roll back from `write_both_read_new`
+    /// through `write_both_read_old_fallback_cleanup`.
+    pub fallback_cleanup: bool,
+    /// Mutant [`ROLLBACK_SKIPS_BARRIER`].
+    pub rollback_skips_barrier: bool,
+    /// Mutant [`SESSION_NOT_DELETED_AFTER_STREAMING`].
+    pub keep_session_after_streaming: bool,
 }
+
+/// Mutant: the rollback from `write_both_read_new` commits `cleanup_target` at once — no
+/// fallback stage, no barrier — so a node still reading the new replica can miss writes that
+/// now go to the old one only.
+pub const ROLLBACK_SKIPS_BARRIER: &str = "rollback-skips-barrier";
+
+/// Mutant: the streaming→write_both_read_new commit keeps the session, so the barrier of
+/// `write_both_read_new` neither closes nor drains it.
+pub const SESSION_NOT_DELETED_AFTER_STREAMING: &str = "session-not-deleted-after-streaming";
 
 fn has_excluded_replica(info: &TabletInfo, excluded: &BTreeSet<NodeId>) -> bool {
     let mut all = info.replicas.clone();
@@ -122,7 +142,7 @@ fn stage_to(tablet: TabletId, from: Stage, to: Stage, session: Option<SessionId>
 pub fn decide(
     tablet: TabletId,
     info: &TabletInfo,
-    acts: &TabletActions,
+    acts: &mut TabletActions,
     ctx: &DecideCtx,
     fresh_session: SessionId,
 ) -> Step {
@@ -158,7 +178,16 @@ pub fn decide(
         Streaming => match acts.streaming {
             Running => Step::Wait,
             NotStarted => Step::Stream,
-            Succeeded => stage_to(tablet, stage, WriteBothReadNew, None),
+            Succeeded => stage_to(
+                tablet,
+                stage,
+                WriteBothReadNew,
+                if ctx.keep_session_after_streaming {
+                    tr.session
+                } else {
+                    None
+                },
+            ),
             Failed if ctx.move_to_cleanup || excluded => {
                 stage_to(tablet, stage, CleanupTarget, None)
             }
@@ -175,10 +204,26 @@ pub fn decide(
                 .iter()
                 .filter(|r| ctx.excluded.contains(&r.node))
                 .count();
-            barrier_then(
-                stage_to(tablet, stage, UseNew, None),
-                (new_excluded > old_excluded).then(|| stage_to(tablet, stage, CleanupTarget, None)),
-            )
+            let roll_back = new_excluded > old_excluded;
+            match acts.barrier {
+                Failed if roll_back && ctx.rollback_skips_barrier => {
+                    stage_to(tablet, stage, CleanupTarget, None)
+                }
+                // The feature on: the fallback stage (writes both, reads previous) with its own
+                // barrier before `cleanup_target`.
+                Failed if roll_back && ctx.fallback_cleanup => {
+                    stage_to(tablet, stage, WriteBothReadOldFallbackCleanup, None)
+                }
+                // The feature off: `cleanup_target` after a barrier.
+                Failed if roll_back => {
+                    acts.rollback_after_barrier = true;
+                    Step::Barrier
+                }
+                Succeeded if acts.rollback_after_barrier => {
+                    stage_to(tablet, stage, CleanupTarget, None)
+                }
+                _ => barrier_then(stage_to(tablet, stage, UseNew, None), None),
+            }
         }
         UseNew => barrier_then(stage_to(tablet, stage, Cleanup, None), None),
         Cleanup => match acts.cleanup {
@@ -281,7 +326,7 @@ impl Pump {
                 continue;
             }
             let acts = self.actions.get_mut(t).expect("synced");
-            match decide(*t, info, acts, ctx, SessionId(next_session)) {
+            match decide(*t, info, &mut *acts, ctx, SessionId(next_session)) {
                 Step::Wait => {}
                 Step::Barrier => {
                     acts.barrier = ActionStatus::Running;

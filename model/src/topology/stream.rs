@@ -10,7 +10,8 @@
 //! change that removes the session, no new fragment is applied there, and the barrier's drain
 //! waits for the fragments already past their check.
 //!
-//! Mutants: `no-fencing` (the receiver takes no guard and never checks), and
+//! Mutants: `no-fencing` (the receiver takes no guard and never checks),
+//! [`RECEIVER_IGNORES_GUARD_CHECK`] (it takes the guard but never checks), and
 //! `stream-ignores-closed-session` (the master neither holds nor watches the session and streams
 //! under the default session, which is never closed).
 
@@ -19,11 +20,17 @@ use super::events::TopologyEvent;
 use super::ids::{Key, Replica, SessionId, TabletId};
 use super::session::FrozenTopologyGuard;
 use super::stage::Stage;
+use super::tablet_guard;
 use crate::node::NodeHandle;
 use futures::future::{select, Either};
 use sim::time::{sleep, Duration};
 use sim::{RpcError, StreamVerb, Verb};
 use std::rc::Rc;
+
+/// Mutant: the receiver takes its guard but never calls `check()`, so a receiver blocked in
+/// the injection never notices that its session closed and the barrier's drain waits for it
+/// forever (the SPEC §3 deadlock).
+pub const RECEIVER_IGNORES_GUARD_CHECK: &str = "receiver-ignores-guard-check";
 
 /// `tablet_stream_data(dst_id, gid)`: coordinator → pending replica's host.
 pub struct TabletStreamData;
@@ -151,16 +158,29 @@ async fn stream_tablet(svc: &NodeHandle, tablet: TabletId) -> Result<u64, RpcErr
         plan,
         Duration::from_millis(svc.cfg.stream_timeout_ms),
     );
-    let res = match &guard {
-        None => call.await,
-        Some(g) => match select(Box::pin(call), Box::pin(g.aborted())).await {
-            Either::Left((r, _)) => r.and_then(|n| g.check().map(|()| n).map_err(remote)),
-            Either::Right(((), _)) => {
-                tracing::info!(%tablet, %session, "stream master for {tablet} aborted: session {session} is closing");
-                svc.sim.mark("stream master aborted by session close");
-                Err(remote("session closed"))
-            }
-        },
+    let run = async {
+        match &guard {
+            None => call.await,
+            Some(g) => match select(Box::pin(call), Box::pin(g.aborted())).await {
+                Either::Left((r, _)) => r.and_then(|n| g.check().map(|()| n).map_err(remote)),
+                Either::Right(((), _)) => {
+                    tracing::info!(%tablet, %session, "stream master for {tablet} aborted: session {session} is closing");
+                    svc.sim.mark("stream master aborted by session close");
+                    Err(remote("session closed"))
+                }
+            },
+        }
+    };
+    // The tablet metadata guard (SPEC §1.6 step 3): held for the whole operation; when the
+    // tablet's stage moves on it keeps the old erm, so the next barrier waits for the master,
+    // and stops it.
+    let res = match tablet_guard::guarded(svc, tablet, run).await {
+        Some(r) => r,
+        None => {
+            svc.sim
+                .mark("stream master stopped: tablet metadata guard went stale");
+            Err(remote("tablet metadata changed"))
+        }
     };
     drop(guard);
     match &res {
@@ -241,10 +261,11 @@ async fn receive_fragments(
     } else {
         None
     };
+    let ignores_check = svc.sim.mutant(RECEIVER_IGNORES_GUARD_CHECK);
     let check = |g: &Option<super::session::TopologyGuard>| -> Result<(), RpcError> {
         match g {
-            Some(g) => g.check().map_err(|e| refused(svc, &plan, e.to_string())),
-            None => Ok(()),
+            Some(g) if !ignores_check => g.check().map_err(|e| refused(svc, &plan, e.to_string())),
+            _ => Ok(()),
         }
     };
     let storage = Storage::of(&svc.sim, svc.node);

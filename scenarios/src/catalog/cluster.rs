@@ -102,7 +102,7 @@ fn config(cfg: &mut RunConfig) {
         max_duration_ms: 1_500,
         verbs: Vec::new(),
         max_down: 1,
-        triggered: Vec::new(),
+        ..FaultModel::default()
     };
 }
 

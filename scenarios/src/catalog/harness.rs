@@ -8,7 +8,9 @@ use crate::checkers::harness as chk;
 use crate::config::RunConfig;
 use crate::phases;
 use crate::scenario::{RunEnd, ScenarioDef, Tier};
-use fault_injection::{Fault, FaultSchedule, Injections, ScheduledFault};
+use fault_injection::{
+    BuggifyPoint, Fault, FaultKind, FaultModel, FaultSchedule, Injections, ScheduledFault,
+};
 use futures::FutureExt;
 use rand::Rng;
 use serde::Serialize;
@@ -132,6 +134,16 @@ pub fn scenarios() -> Vec<ScenarioDef> {
             checkers: &[&chk::InjectionBlocks],
         },
         ScenarioDef {
+            id: "harness.buggify_holds_calls",
+            tier: Tier::Harness,
+            description: "buggify: the swarm enables a wait-for-message injection point as a fault; calls reaching it are held until the fault ends, and the fault's record covers it",
+            mutants: &["harness-injection-no-wait"],
+            marks: &[],
+            config: config_buggify,
+            run: |sim, cfg| run_buggify(sim, cfg).boxed_local(),
+            checkers: &[&chk::BuggifyHolds],
+        },
+        ScenarioDef {
             id: "harness.partition_heals",
             tier: Tier::Harness,
             description: "nothing crosses a partition while it lasts, and traffic flows again once it heals",
@@ -212,6 +224,49 @@ fn config_crash(cfg: &mut RunConfig) {
 fn config_injection(cfg: &mut RunConfig) {
     short_phases(cfg);
     cfg.nodes = 2;
+}
+
+/// The wait-for-message point of `harness.buggify_holds_calls`, and its deadline: a handler
+/// still held after it is a test failure (a forgotten release).
+pub const BUGGIFY_POINT: &str = "harness_hold";
+const BUGGIFY_DEADLINE_MS: u64 = 2_000;
+
+fn config_buggify(cfg: &mut RunConfig) {
+    short_phases(cfg);
+    cfg.nodes = 3;
+    cfg.fault_model = FaultModel {
+        kinds: vec![FaultKind::Injection],
+        min_faults: 1,
+        max_faults: 4,
+        window_ms: 2_000,
+        max_duration_ms: 1_500,
+        injections: vec![BuggifyPoint {
+            name: BUGGIFY_POINT.into(),
+            max_hold_ms: BUGGIFY_DEADLINE_MS - 500,
+        }],
+        ..FaultModel::default()
+    };
+}
+
+async fn run_buggify(sim: Sim, cfg: Rc<RunConfig>) -> RunEnd {
+    idle_nodes(&sim, &cfg, |sim, node| {
+        let s = sim.clone();
+        sim.net().serve::<Work>(node, move |from, call| {
+            let sim = s.clone();
+            async move {
+                sim.record(Some(node), HarnessEvent::HandlerStart { call, from });
+                if let Some(h) = Injections::of(&sim).handler(&sim, node, BUGGIFY_POINT) {
+                    let deadline = Duration::from_millis(BUGGIFY_DEADLINE_MS);
+                    let _ = h.wait_for_message(deadline, None).await;
+                    sim.mark("buggified call held then released");
+                }
+                sim.record(Some(node), HarnessEvent::HandlerApplied { call });
+                Ok(call)
+            }
+            .boxed_local()
+        });
+    });
+    run_workload(sim, cfg, 2_500).await
 }
 
 fn config_partition(cfg: &mut RunConfig) {
@@ -351,6 +406,11 @@ async fn run_kill(sim: Sim, cfg: Rc<RunConfig>) -> RunEnd {
 /// A steady stream of calls between random nodes for `duration_ms` (stall and partition).
 async fn run_calls(sim: Sim, cfg: Rc<RunConfig>, duration_ms: u64) -> RunEnd {
     idle_nodes(&sim, &cfg, |sim, node| serve_work(sim, node, (0, 0)));
+    run_workload(sim, cfg, duration_ms).await
+}
+
+/// Random calls between the nodes for `duration_ms` (and a second after the heal).
+async fn run_workload(sim: Sim, cfg: Rc<RunConfig>, duration_ms: u64) -> RunEnd {
     phases::warmup(&sim, &cfg).await;
     let open = Rc::new(RefCell::new(BTreeMap::new()));
     let s = sim.clone();

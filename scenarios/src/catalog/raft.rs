@@ -17,11 +17,15 @@ use crate::config::RunConfig;
 use crate::phases;
 use crate::scenario::{RunEnd, ScenarioDef, Tier};
 use crate::story::Story;
-use fault_injection::{FaultKind, FaultModel, LeaderProbe};
+use fault_injection::{
+    BuggifyPoint, EventTrigger, Fault, FaultKind, FaultModel, LeaderProbe, TriggeredFault,
+};
 use futures::future::LocalBoxFuture;
 use futures::FutureExt;
 use model::raft::{
-    command_hash, service::VERBS, DiskStorage, GroupId, Raft, RaftConfig, RaftError, StateMachine,
+    command_hash,
+    service::{INJ_DELAY_ACK_AFTER_SYNC, VERBS},
+    DiskStorage, GroupId, Raft, RaftConfig, RaftError, StateMachine,
     MUTANT_COMMIT_WITHOUT_MAJORITY,
 };
 use model::Outcome;
@@ -139,6 +143,7 @@ fn config_swarm(cfg: &mut RunConfig) {
             FaultKind::DiskStall,
             FaultKind::DiskError,
             FaultKind::DiskLatency,
+            FaultKind::Injection,
         ],
         min_faults: 3,
         max_faults: 10,
@@ -146,7 +151,25 @@ fn config_swarm(cfg: &mut RunConfig) {
         max_duration_ms: 1_500,
         verbs: VERBS.iter().map(|v| v.to_string()).collect(),
         max_down: (cfg.nodes - 1) / 2,
-        ..FaultModel::default()
+        // Buggify: a node holds its acknowledgements after each durable write (a sleep point).
+        injections: vec![BuggifyPoint {
+            name: INJ_DELAY_ACK_AFTER_SYNC.into(),
+            max_hold_ms: 1_500,
+        }],
+        // ... and sometimes crashes right inside that window: between a durable write and
+        // its acknowledgement.
+        triggered: vec![TriggeredFault {
+            trigger: EventTrigger {
+                fields: [("name".to_string(), INJ_DELAY_ACK_AFTER_SYNC.into())].into(),
+                bind: [("node".to_string(), "@node".to_string())].into(),
+                ..EventTrigger::on("injection_entered", 3)
+            },
+            fault: Fault::Crash {
+                node: sim::NodeId(1),
+            },
+            probability: 0.7,
+            max_delay_ms: 20,
+        }],
     };
     cfg.set_section("raft", &RaftParams::default());
 }

@@ -613,6 +613,10 @@ async fn run_fewer(sim: Sim, cfg: Rc<RunConfig>) -> RunEnd {
     ) {
         sim.mark(MARK_REFUSED);
     }
+    let note = match &msg {
+        Some(m) => format!("{node} restarted with {top} shards refused to start: {m}"),
+        None => format!("{node} restarted with {top} shards started"),
+    };
     // The others keep serving: every group still has a majority.
     if !a.story.expect(
         read_back(&a, &last).await,
@@ -632,7 +636,9 @@ async fn run_fewer(sim: Sim, cfg: Rc<RunConfig>) -> RunEnd {
     }
     phases::heal(&sim);
     let pending = phases::converge(&sim, &cfg, 50, || a.cluster.pending()).await;
-    end_of(&a, pending)
+    let mut state = a.cluster.final_state();
+    state["notes"] = serde_json::json!([note]);
+    a.story.end(state, pending)
 }
 
 async fn run_reshard(sim: Sim, cfg: Rc<RunConfig>) -> RunEnd {

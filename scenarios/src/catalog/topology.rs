@@ -6,18 +6,22 @@
 
 use crate::checkers::topology::{
     barrier::BarrierHoldsGroup0Sessions, data::Data, expectations::Expectations, fencing::Fencing,
-    liveness::Liveness, stage::StageMonotonicity,
+    liveness::Liveness, routing::BarrierBeforeRoutingChange, scoping::SessionScoping,
+    skew::SkewBound, stage::StageMonotonicity,
 };
 use crate::config::RunConfig;
 use crate::phases;
 use crate::scenario::{Checker, RunEnd, ScenarioDef, Tier};
 use crate::story::Story;
 use crate::workload::{self, KvLoad};
+use fault_injection::injection::Injections;
 use fault_injection::{EventTrigger, Fault, FaultKind, FaultModel, FaultSchedule, ScheduledFault};
 use futures::future::LocalBoxFuture;
 use futures::FutureExt;
 use model::node::Cluster;
 use model::topology::api;
+use model::topology::barrier::BARRIER_AND_DRAIN_FAIL;
+use model::topology::coordinator::STREAM_TABLET_MOVE_TO_CLEANUP;
 use model::topology::data::{Client, Storage};
 use model::topology::events::OpOutcome;
 use model::topology::group0::current_leader;
@@ -39,6 +43,9 @@ const CHECKERS: &[&dyn Checker] = &[
     &crate::checkers::raft::LogAgreement,
     &Fencing,
     &BarrierHoldsGroup0Sessions,
+    &BarrierBeforeRoutingChange,
+    &SessionScoping,
+    &SkewBound,
     &Data,
     &StageMonotonicity,
     &Liveness,
@@ -52,7 +59,12 @@ pub fn scenarios() -> Vec<ScenarioDef> {
             id: "migration.happy_path",
             tier: Tier::Scripted,
             description: "the balancer moves tablets through every stage under client load; every acknowledged write stays readable",
-            mutants: &[],
+            mutants: &[
+                "barrier-skips-stale-erm-wait",
+                "barrier-skips-version-check",
+                "fence-version-not-advanced",
+                "session-not-deleted-after-streaming",
+            ],
             marks: &["migration completed"],
             config: config_load,
             run: |sim, cfg| run_load(sim, cfg).boxed_local(),
@@ -62,7 +74,7 @@ pub fn scenarios() -> Vec<ScenarioDef> {
             id: "streaming.fenced_after_kill_connection",
             tier: Tier::Scripted,
             description: "SPEC §3: a receiver blocked before applying outlives its killed stream; streaming is retried under the same session and completes; after TRUNCATE the released receiver is refused and nothing is resurrected",
-            mutants: &["no-fencing", "stream-ignores-closed-session"],
+            mutants: &["no-fencing", "stream-ignores-closed-session", "receiver-ignores-guard-check", "session-not-deleted-after-streaming"],
             marks: &["stale stream refused", "streaming failed, will retry or roll back", "migration completed"],
             config: config_two_nodes,
             run: |sim, cfg| run_scripted(sim, cfg, story_fenced_after_kill).boxed_local(),
@@ -119,6 +131,36 @@ pub fn scenarios() -> Vec<ScenarioDef> {
             checkers: CHECKERS,
         },
         ScenarioDef {
+            id: "streaming.revert_with_consumer_paused",
+            tier: Tier::Scripted,
+            description: "revert with the stream consumer's write paused while it holds the guard: the cleanup_target barrier drains it before the pending replica is cleaned, so its row never lands on a cleaned replica",
+            mutants: &["barrier-skips-drain"],
+            marks: &["consumer write paused", "barrier waited for drain", "pending replica cleaned", "migration reverted"],
+            config: config_two_nodes,
+            run: |sim, cfg| run_scripted(sim, cfg, story_revert_consumer_paused).boxed_local(),
+            checkers: CHECKERS,
+        },
+        ScenarioDef {
+            id: "migration.late_write_fenced",
+            tier: Tier::Scripted,
+            description: "a client write stalled on its way to the leaving replica outlives the whole migration; released after the cleanup, it is refused by group0's fence_version, which the coordinator advanced after the barrier",
+            mutants: &["fence-version-not-advanced"],
+            marks: &["write refused by fence", "migration completed"],
+            config: config_three_nodes,
+            run: |sim, cfg| run_scripted(sim, cfg, story_late_write_fenced).boxed_local(),
+            checkers: CHECKERS,
+        },
+        ScenarioDef {
+            id: "migration.exclude_node_fallback_cleanup",
+            tier: Tier::Scripted,
+            description: "the pending replica's node dies in write_both_read_new and is excluded through the API: the migration rolls back through write_both_read_old_fallback_cleanup and its barrier before cleanup_target",
+            mutants: &["rollback-skips-barrier"],
+            marks: &["rolled back through write_both_read_old_fallback_cleanup", "migration reverted"],
+            config: config_exclude,
+            run: |sim, cfg| run_scripted(sim, cfg, story_exclude_fallback).boxed_local(),
+            checkers: CHECKERS,
+        },
+        ScenarioDef {
             id: "raft.leader_crash_mid_migration",
             tier: Tier::Scripted,
             description: "the group0 leader (the coordinator) crashes while tablets stream; the next leader resumes every migration from group0 state",
@@ -131,8 +173,8 @@ pub fn scenarios() -> Vec<ScenarioDef> {
         ScenarioDef {
             id: "topology.swarm",
             tier: Tier::Randomised,
-            description: "balancer on, random move_tablet calls, client load, swarm faults (killed connections, stalls, partitions, crashes, leader kills, disk stalls)",
-            mutants: &[],
+            description: "balancer on, random move_tablet calls, client load, swarm faults (killed connections, stalls, partitions, crashes, leader kills, disk stalls) and the model's injection points with random release (blocked receivers, paused consumers, rollback windows)",
+            mutants: &["no-fencing", "barrier-skips-drain", "barrier-skips-stale-erm-wait"],
             marks: &[],
             config: config_swarm,
             run: |sim, cfg| run_load(sim, cfg).boxed_local(),
@@ -187,6 +229,19 @@ fn config_stalled(cfg: &mut RunConfig) {
     );
 }
 
+fn config_exclude(cfg: &mut RunConfig) {
+    config_two_nodes(cfg);
+    topo_defaults(
+        cfg,
+        TopologyConfig {
+            nodes: 3,
+            stream_timeout_ms: 5_000,
+            barrier_timeout_ms: 1_000,
+            ..TopologyConfig::default()
+        },
+    );
+}
+
 fn load_topology() -> TopologyConfig {
     TopologyConfig {
         nodes: 3,
@@ -233,6 +288,7 @@ fn config_swarm(cfg: &mut RunConfig) {
     config_load(cfg);
     cfg.phases.chaos_ms = 5_000;
     cfg.params.insert("moves".into(), serde_json::json!(true));
+    cfg.params.insert("buggify".into(), serde_json::json!(true));
     cfg.fault_model = FaultModel {
         kinds: vec![
             FaultKind::KillConnection,
@@ -501,12 +557,14 @@ fn story_fenced_after_revert(st: Rc<Topo>) -> LocalBoxFuture<'static, ()> {
         let sim = st.sim().clone();
         let a = st.client(1);
         st.expect(st.write(&a, 7, 0).await == OpOutcome::Ok, "insert pk=7");
-        for n in [1, 2] {
-            api::enable_injection(&sim, NodeId(n), "stream_tablet_move_to_cleanup", false);
-        }
         api::enable_injection(&sim, NodeId(2), "stream_mutation_fragments", true);
         let done = st.spawn_move(T0, r(1, 0), r(2, 0));
         api::wait_for_injection_enter(&sim, NodeId(2), "stream_mutation_fragments", 1).await;
+        // Only now: upstream also throws inside the streaming action, so enabled earlier it
+        // would fail streaming before any receiver started.
+        for n in [1, 2] {
+            api::enable_injection(&sim, NodeId(n), "stream_tablet_move_to_cleanup", false);
+        }
         api::inject_disconnect(&sim, NodeId(1), NodeId(2));
         if st
             .wait_until("migration reverted", 60_000, || done.get())
@@ -548,12 +606,20 @@ fn story_stalled_then_revert(st: Rc<Topo>) -> LocalBoxFuture<'static, ()> {
         let sim = st.sim().clone();
         let a = st.client(1);
         st.expect(st.write(&a, 7, 0).await == OpOutcome::Ok, "insert pk=7");
-        for n in [1, 2] {
-            api::enable_injection(&sim, NodeId(n), "stream_tablet_move_to_cleanup", false);
-        }
         sim.net()
             .stall(NodeId(1), NodeId(2), "stream_mutation_fragments");
         let done = st.spawn_move(T0, r(1, 0), r(2, 0));
+        // The rollback reason, once the streaming action has sent tablet_stream_data (the
+        // injection also fails a streaming action that starts while it is enabled).
+        let s2 = st.clone();
+        st.wait_until("streaming started", 30_000, move || {
+            s2.stage(T0) == Some(Stage::Streaming)
+        })
+        .await;
+        sleep(Duration::from_millis(100)).await;
+        for n in [1, 2] {
+            api::enable_injection(&sim, NodeId(n), "stream_tablet_move_to_cleanup", false);
+        }
         if st
             .wait_until("migration reverted", 60_000, || done.get())
             .await
@@ -682,6 +748,205 @@ fn story_barrier_blocks(st: Rc<Topo>) -> LocalBoxFuture<'static, ()> {
     })
 }
 
+fn story_revert_consumer_paused(st: Rc<Topo>) -> LocalBoxFuture<'static, ()> {
+    Box::pin(async move {
+        let sim = st.sim().clone();
+        let a = st.client(1);
+        st.expect(st.write(&a, 7, 0).await == OpOutcome::Ok, "insert pk=7");
+        api::enable_injection(&sim, NodeId(2), "stream_consumer_write", true);
+        let done = st.spawn_move(T0, r(1, 0), r(2, 0));
+        api::wait_for_injection_enter(&sim, NodeId(2), "stream_consumer_write", 1).await;
+        // The consumer holds the session's guard; now give the coordinator a rollback reason
+        // and fail streaming.
+        for n in [1, 2] {
+            api::enable_injection(&sim, NodeId(n), STREAM_TABLET_MOVE_TO_CLEANUP, false);
+        }
+        api::inject_disconnect(&sim, NodeId(1), NodeId(2));
+        let s2 = st.clone();
+        if st
+            .wait_until("cleanup_target committed", 30_000, move || {
+                s2.stage(T0) == Some(Stage::CleanupTarget)
+            })
+            .await
+        {
+            sleep(Duration::from_millis(2_000)).await;
+            st.expect(
+                st.stage(T0) == Some(Stage::CleanupTarget),
+                "the cleanup_target barrier waits while the paused consumer holds the closed session's guard",
+            );
+            for n in [1, 2] {
+                api::disable_injection(&sim, NodeId(n), STREAM_TABLET_MOVE_TO_CLEANUP);
+            }
+            api::message_injection(&sim, NodeId(2), "stream_consumer_write");
+            if st
+                .wait_until("migration reverted", 60_000, || done.get())
+                .await
+            {
+                st.expect(
+                    st.replicas(T0) == vec![r(1, 0)],
+                    "replicas unchanged after revert",
+                );
+                st.expect(
+                    Storage::of(&sim, NodeId(2)).scan(ShardId(0), T0).is_empty(),
+                    "the consumer's row did not land on the cleaned pending replica",
+                );
+                st.expect(
+                    a.read(7).await.1 == Some(0),
+                    "row visible on the old replica",
+                );
+            }
+        }
+    })
+}
+
+fn story_late_write_fenced(st: Rc<Topo>) -> LocalBoxFuture<'static, ()> {
+    Box::pin(async move {
+        let sim = st.sim().clone();
+        let c = st.client(3);
+        st.expect(st.write(&c, 7, 0).await == OpOutcome::Ok, "insert pk=7");
+        // A write from n3 to the tablet's only replica n1 is held on the link.
+        sim.net().stall(NodeId(3), NodeId(1), "mutation");
+        let late = {
+            let (c, kv) = (c.clone(), st.kv.clone());
+            st.story.spawn(async move {
+                let _ = kv.write(&c, 8, 1).await;
+            })
+        };
+        sleep(Duration::from_millis(100)).await;
+        let done = st.spawn_move(T0, r(1, 0), r(2, 0));
+        if st
+            .wait_until("move_tablet returns", 60_000, || done.get())
+            .await
+        {
+            st.wait_until("the stalled write timed out", 10_000, || late.get())
+                .await;
+            st.expect(st.replicas(T0) == vec![r(2, 0)], "tablet moved");
+            // Release the late write: it reaches the cleaned leaving replica.
+            sim.net().release(NodeId(3), NodeId(1), "mutation");
+            sleep(Duration::from_millis(300)).await;
+            st.expect(
+                Storage::of(&sim, NodeId(1)).scan(ShardId(0), T0).is_empty(),
+                "the late write did not land on the cleaned leaving replica",
+            );
+            st.expect(c.read(7).await.1 == Some(0), "row visible after the move");
+        }
+    })
+}
+
+fn story_exclude_fallback(st: Rc<Topo>) -> LocalBoxFuture<'static, ()> {
+    Box::pin(async move {
+        let sim = st.sim().clone();
+        let c = st.client(3);
+        st.expect(st.write(&c, 7, 0).await == OpOutcome::Ok, "insert pk=7");
+        // Hold the receiver so the barrier of write_both_read_new can be made to fail on n2.
+        api::enable_injection(&sim, NodeId(2), "stream_mutation_fragments", true);
+        let done = st.spawn_move(T0, r(1, 0), r(2, 0));
+        api::wait_for_injection_enter(&sim, NodeId(2), "stream_mutation_fragments", 1).await;
+        api::enable_injection(&sim, NodeId(2), BARRIER_AND_DRAIN_FAIL, false);
+        api::message_injection(&sim, NodeId(2), "stream_mutation_fragments");
+        let s2 = st.clone();
+        if st
+            .wait_until("write_both_read_new committed", 30_000, move || {
+                s2.stage(T0) == Some(Stage::WriteBothReadNew)
+            })
+            .await
+        {
+            // The pending replica's node dies; the operator excludes it.
+            sim.crash(NodeId(2));
+            st.expect(
+                api::exclude_node(&st.cluster, NodeId(2)).await.is_ok(),
+                "exclude n2",
+            );
+            if st
+                .wait_until("migration reverted", 60_000, || done.get())
+                .await
+            {
+                st.expect(
+                    st.replicas(T0) == vec![r(1, 0)],
+                    "replicas unchanged after the rollback",
+                );
+                st.expect(
+                    c.read(7).await.1 == Some(0),
+                    "row visible on the old replica",
+                );
+                st.expect(
+                    st.write(&c, 9, 1).await == OpOutcome::Ok,
+                    "writes go on without the excluded node",
+                );
+            }
+        }
+    })
+}
+
+/// The swarm's use of the model's own injection points, each with a random release: a blocked
+/// receiver or a paused consumer on a random node with its connections killed (so streaming is
+/// retried and the session closes under them), and rollback windows
+/// (`stream_tablet_move_to_cleanup`) while a streaming master is stuck. Everything is released
+/// at the end of the chaos phase.
+async fn buggify(sim: Sim, cluster: Cluster, until_ns: u64) {
+    let mut rng = sim.rng("buggify");
+    let nodes = cluster.cfg.nodes;
+    let all: Vec<NodeId> = (1..=nodes).map(NodeId).collect();
+    sleep(Duration::from_millis(rng.gen_range(100..600))).await;
+    while sim.now().0 < until_ns {
+        let x = NodeId(rng.gen_range(1..=nodes));
+        let kind = rng.gen_range(0..3u32);
+        let point = if kind == 1 {
+            "stream_consumer_write"
+        } else {
+            "stream_mutation_fragments"
+        };
+        api::enable_injection(&sim, x, point, true);
+        let entered = sim::time::timeout(
+            Duration::from_millis(rng.gen_range(300..1_500)),
+            api::wait_for_injection_enter(
+                &sim,
+                x,
+                point,
+                Injections::of(&sim).enter_count(x, point) + 1,
+            ),
+        )
+        .await
+        .is_ok();
+        if entered {
+            if kind == 2 {
+                // Fail only the coordinator's tablet_stream_data: the master on x stays stuck
+                // on the blocked receiver, and a rollback window may move the stage under it.
+                if let Some(l) = current_leader(&sim) {
+                    if l != x {
+                        api::inject_disconnect(&sim, l, x);
+                    }
+                }
+                if rng.gen_bool(0.5) {
+                    for n in &all {
+                        api::enable_injection(&sim, *n, STREAM_TABLET_MOVE_TO_CLEANUP, false);
+                    }
+                    sleep(Duration::from_millis(rng.gen_range(1_200..3_000))).await;
+                    for n in &all {
+                        api::disable_injection(&sim, *n, STREAM_TABLET_MOVE_TO_CLEANUP);
+                    }
+                }
+            } else {
+                for n in all.iter().filter(|n| **n != x) {
+                    api::inject_disconnect(&sim, *n, x);
+                }
+            }
+            sleep(Duration::from_millis(rng.gen_range(300..3_000))).await;
+            api::message_injection(&sim, x, point);
+        } else {
+            api::disable_injection(&sim, x, point);
+        }
+        sleep(Duration::from_millis(rng.gen_range(100..800))).await;
+    }
+    for n in &all {
+        api::disable_injection(&sim, *n, STREAM_TABLET_MOVE_TO_CLEANUP);
+        for point in ["stream_mutation_fragments", "stream_consumer_write"] {
+            api::disable_injection(&sim, *n, point);
+            api::message_injection(&sim, *n, point);
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // load: happy path, leader crash, swarm
 
@@ -698,6 +963,15 @@ async fn run_load(sim: Sim, cfg: Rc<RunConfig>) -> RunEnd {
             .is_some_and(|v| v.as_bool() == Some(true))
         {
             workloads.push(workload::moves(&st.cluster, until));
+        }
+        if st
+            .story
+            .cfg
+            .params
+            .get("buggify")
+            .is_some_and(|v| v.as_bool() == Some(true))
+        {
+            workloads.push(buggify(st.sim().clone(), st.cluster.clone(), until).boxed_local());
         }
         let s2 = st.sim().clone();
         phases::Plan {

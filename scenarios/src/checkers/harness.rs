@@ -228,6 +228,63 @@ impl Checker for InjectionBlocks {
     }
 }
 
+/// Buggify: while an injection fault holds the wait-for-message point of
+/// `harness.buggify_holds_calls` on a node, a call reaching it there is not applied before the
+/// fault ends (a one-shot holds only the first), and is applied once it ends.
+pub struct BuggifyHolds;
+
+impl Checker for BuggifyHolds {
+    fn name(&self) -> &'static str {
+        "buggify_holds_calls"
+    }
+    fn check(&self, _cfg: &RunConfig, h: &History, _end: &RunEnd) -> Vec<Violation> {
+        let point = crate::catalog::harness::BUGGIFY_POINT;
+        let mut started: BTreeMap<u64, (u64, NodeId)> = BTreeMap::new();
+        let mut applied: BTreeMap<u64, (u64, usize)> = BTreeMap::new();
+        for e in h.entries().iter() {
+            match e.proto::<HarnessEvent>() {
+                Some(HarnessEvent::HandlerStart { call, .. }) => {
+                    started.insert(*call, (e.at.0, e.node.expect("handler node")));
+                }
+                Some(HarnessEvent::HandlerApplied { call }) => {
+                    applied.insert(*call, (e.at.0, e.index));
+                }
+                _ => {}
+            }
+        }
+        let mut v = Vec::new();
+        let held = |f: &Fault| matches!(f, Fault::Injection { name, .. } if name == point);
+        for (fault, t0, t1) in windows(h, held) {
+            let Fault::Injection { node, one_shot, .. } = &fault else {
+                continue;
+            };
+            let mut reaching: Vec<(&u64, &(u64, NodeId))> = started
+                .iter()
+                .filter(|(_, (t, n))| n == node && *t >= t0 && *t < t1)
+                .collect();
+            reaching.sort_by_key(|(_, (t, _))| *t);
+            if *one_shot {
+                reaching.truncate(1);
+            }
+            for (call, _) in reaching {
+                match applied.get(call) {
+                    Some((at, idx)) if *at < t1 => v.push(Violation::safety(
+                        self.name(),
+                        format!("call {call} reached {point} on {node} while `{fault}` held it, but was applied before the fault ended"),
+                        h.entries().get(*idx),
+                    )),
+                    None => v.push(Violation::liveness(
+                        self.name(),
+                        format!("call {call} held by `{fault}` was never applied after it ended"),
+                    )),
+                    _ => {}
+                }
+            }
+        }
+        v
+    }
+}
+
 /// Nothing sent across a partition is admitted while it lasts; after the last heal, traffic
 /// across the former cut succeeds again.
 pub struct PartitionHolds;

@@ -94,6 +94,14 @@ impl<C: Clone> Core<C> {
         self.ready
             .events
             .push(CoreEvent::BecameLeader { term: self.term });
+        if self.log.last_index() > self.commit {
+            // Entries of older terms past the commit index this node knows of: they commit
+            // only with an entry of the new term (below), never by counting replicas.
+            assert!(self.log.last_term() < self.term);
+            self.ready
+                .events
+                .push(CoreEvent::Mark(super::MARK_LEADER_INHERITS_UNCOMMITTED));
+        }
         // The empty entry of the new term: committing it commits every earlier entry (the
         // leader may not count replicas of earlier-term entries: Raft figure 8).
         self.log.append(self.term, None);

@@ -55,15 +55,40 @@ pub struct ClientOp {
     pub outcome: Outcome,
 }
 
-/// The operations the search must place: ok and unknown writes, ok reads.
+/// The operations the search must place: ok writes, ok reads, and the unknown writes some ok
+/// read observed.
+///
+/// Every write writes a value no other write writes (the workloads draw values from one
+/// counter), which makes two reductions sound and keeps the search small when many writes
+/// time out:
+/// - an unknown write nobody read can be left out: placed nowhere, it changes no read (each
+///   read after where it could go reads another value, so another write comes between);
+/// - an unknown write some ok read returned must precede that read's linearization point, so
+///   it returns (at the latest) when the earliest such read returns.
 pub fn from_outcomes(ops: &[ClientOp]) -> Vec<HistOp> {
+    let mut writes = std::collections::BTreeSet::new();
+    for o in ops {
+        if let RegOp::Write(v) = o.op {
+            assert!(writes.insert(v), "value {v} written twice");
+        }
+    }
+    // value → the earliest return of an ok read that returned it
+    let mut seen: std::collections::BTreeMap<u64, u64> = std::collections::BTreeMap::new();
+    for o in ops {
+        if let (RegOp::Read(Some(v)), Outcome::Ok) = (o.op, o.outcome) {
+            let r = o.ret.expect("an ok operation has returned");
+            let e = seen.entry(v).or_insert(r);
+            *e = (*e).min(r);
+        }
+    }
     ops.iter()
         .filter_map(|o| match (o.op, o.outcome) {
             (RegOp::Write(_), Outcome::Failed) => None,
-            (RegOp::Write(_), Outcome::Unknown) => Some(HistOp {
+            (RegOp::Write(v), Outcome::Unknown) => seen.get(&v).map(|&r| HistOp {
                 id: o.id,
                 call: o.call,
-                ret: None,
+                // A read before the write's call cannot have seen it: the search rejects it.
+                ret: Some(r.max(o.call + 1)),
                 op: o.op,
             }),
             (RegOp::Write(_), Outcome::Ok) | (RegOp::Read(_), Outcome::Ok) => Some(HistOp {
@@ -214,6 +239,96 @@ pub fn check_register(ops: &[HistOp], budget: u64) -> LinResult {
         }
         relink(&mut evs, call_ev[i]);
         cur = evs[call_ev[i]].next;
+    }
+}
+
+/// The exact decision for a register whose writes all write distinct values (Gibbons &
+/// Korach): group each write with the reads that returned its value (the initial value's reads
+/// with a write before time began). With distinct values every linearization places each
+/// group contiguously, write first, so one exists iff no read returns before its write is
+/// called and the groups can be ordered so that no operation of a later group returned
+/// before one of an earlier group was called (the group graph, `A → B` when some operation
+/// of `A` returned before some operation of `B` was called, has no cycle). Polynomial:
+/// the checker's fallback when the search runs out of budget, and its cross-check in tests.
+pub fn check_register_groups(ops: &[HistOp]) -> LinResult {
+    const BEFORE_TIME: i128 = i128::MIN / 2;
+    // Group of each value: (min return, max call, the write's op id); group 0 is the
+    // initial value's.
+    let mut group_of: std::collections::BTreeMap<Option<u64>, usize> =
+        std::collections::BTreeMap::new();
+    let mut groups: Vec<(i128, i128, u64, i128)> = vec![(BEFORE_TIME, BEFORE_TIME, 0, BEFORE_TIME)];
+    group_of.insert(None, 0);
+    let mut first_read_ret: std::collections::BTreeMap<u64, u64> =
+        std::collections::BTreeMap::new();
+    for o in ops {
+        if let (RegOp::Read(Some(v)), Some(r)) = (o.op, o.ret) {
+            let e = first_read_ret.entry(v).or_insert(r);
+            *e = (*e).min(r);
+        }
+    }
+    for o in ops {
+        if let RegOp::Write(v) = o.op {
+            let ret = match o.ret {
+                Some(r) => r,
+                // An unknown write: placed before its first reader, or nowhere.
+                None => match first_read_ret.get(&v) {
+                    Some(&r) => r.max(o.call + 1),
+                    None => continue,
+                },
+            };
+            let prev = group_of.insert(Some(v), groups.len());
+            assert!(prev.is_none(), "value {v} written twice");
+            groups.push((ret as i128, o.call as i128, o.id, o.call as i128));
+        }
+    }
+    for o in ops {
+        if let RegOp::Read(v) = o.op {
+            let Some(&g) = group_of.get(&v) else {
+                // Nobody wrote what it read.
+                return LinResult::NotLinearizable {
+                    stuck_at: o.id,
+                    placed: 0,
+                };
+            };
+            let ret = o.ret.expect("a placed read has returned") as i128;
+            if ret < groups[g].3 {
+                return LinResult::NotLinearizable {
+                    stuck_at: o.id,
+                    placed: 0,
+                };
+            }
+            let gr = &mut groups[g];
+            gr.0 = gr.0.min(ret);
+            gr.1 = gr.1.max(o.call as i128);
+        }
+    }
+    // Kahn's algorithm on A → B iff min_ret(A) < max_call(B).
+    let n = groups.len();
+    let edge = |a: usize, b: usize| a != b && groups[a].0 < groups[b].1;
+    let mut indeg: Vec<usize> = (0..n)
+        .map(|b| (0..n).filter(|&a| edge(a, b)).count())
+        .collect();
+    let mut ready: Vec<usize> = (0..n).filter(|&b| indeg[b] == 0).collect();
+    let mut done = 0;
+    while let Some(a) = ready.pop() {
+        done += 1;
+        for b in 0..n {
+            if edge(a, b) {
+                indeg[b] -= 1;
+                if indeg[b] == 0 {
+                    ready.push(b);
+                }
+            }
+        }
+    }
+    if done == n {
+        LinResult::Linearizable
+    } else {
+        let stuck = (0..n).find(|&b| indeg[b] > 0).expect("a group on a cycle");
+        LinResult::NotLinearizable {
+            stuck_at: groups[stuck].2,
+            placed: done,
+        }
     }
 }
 
@@ -369,6 +484,87 @@ mod tests {
         assert!(good(&from_outcomes(&[unknown, ops[1]])));
     }
 
+    /// The search and the group decision agree on random small histories, linearizable or not.
+    #[test]
+    fn search_and_group_decision_agree() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        let (mut yes, mut no) = (0, 0);
+        for _ in 0..3_000 {
+            let n = rng.gen_range(1..9);
+            let mut next_value = 1;
+            let mut t = 0u64;
+            let mut ops = Vec::new();
+            for id in 0..n {
+                t += rng.gen_range(0..4);
+                let call = t * 10 + id;
+                let ret = call + rng.gen_range(1..60);
+                let op = if rng.gen_bool(0.5) {
+                    next_value += 1;
+                    RegOp::Write(next_value)
+                } else if rng.gen_bool(0.2) {
+                    RegOp::Read(None)
+                } else {
+                    RegOp::Read(Some(rng.gen_range(2..=next_value.max(2))))
+                };
+                let unknown = matches!(op, RegOp::Write(_)) && rng.gen_bool(0.2);
+                // Distinct times, as history positions are.
+                ops.push(HistOp {
+                    id,
+                    call: call * 100 + id,
+                    ret: (!unknown).then_some(ret * 100 + 50 + id),
+                    op,
+                });
+            }
+            let a = check_register(&ops, BUDGET);
+            let b = check_register_groups(&ops);
+            assert_eq!(
+                a == LinResult::Linearizable,
+                b == LinResult::Linearizable,
+                "{ops:?}: search {a:?}, groups {b:?}"
+            );
+            if a == LinResult::Linearizable {
+                yes += 1;
+            } else {
+                no += 1;
+            }
+        }
+        assert!(yes > 300 && no > 300, "both kinds generated: {yes} / {no}");
+    }
+
+    #[test]
+    fn many_unknown_writes_stay_cheap() {
+        // 40 timed-out writes, overlapping everything after them; reads see two of them.
+        let mut ops: Vec<ClientOp> = (0..40)
+            .map(|i| ClientOp {
+                id: i,
+                call: i,
+                ret: None,
+                op: RegOp::Write(i),
+                outcome: Outcome::Unknown,
+            })
+            .collect();
+        let read = |id, call, v| ClientOp {
+            id,
+            call,
+            ret: Some(call + 1),
+            op: RegOp::Read(v),
+            outcome: Outcome::Ok,
+        };
+        ops.extend([read(100, 100, Some(7)), read(102, 102, Some(30))]);
+        let h = from_outcomes(&ops);
+        assert_eq!(h.len(), 4, "unread unknown writes are left out");
+        assert_eq!(check_register(&h, 1_000), LinResult::Linearizable);
+        // Seen in the other order: 30 then 7 is fine too (both unknown, any order)...
+        let mut flipped = ops.clone();
+        flipped[40].op = RegOp::Read(Some(30));
+        flipped[41].op = RegOp::Read(Some(7));
+        assert!(good(&from_outcomes(&flipped)));
+        // ... but 7, 30, 7 is not.
+        let mut back = ops.clone();
+        back.push(read(104, 104, Some(7)));
+        assert!(bad(&from_outcomes(&back)));
+    }
+
     #[test]
     fn report_names_the_stuck_operation() {
         let res = check_register(&[w(1, 0, Some(1), 7), r(2, 2, 3, None)], BUDGET);
@@ -425,9 +621,14 @@ mod tests {
             let reads: Vec<usize> = (0..ops.len())
                 .filter(|&i| matches!(ops[i].op, RegOp::Read(_)) && ops[i].ret.is_some())
                 .collect();
+            assert_eq!(check_register_groups(&ops), LinResult::Linearizable);
             if let Some(&i) = reads.last() {
                 ops[i].op = RegOp::Read(Some(999_999));
                 assert!(bad(&ops), "a value nobody wrote is caught");
+                assert!(matches!(
+                    check_register_groups(&ops),
+                    LinResult::NotLinearizable { .. }
+                ));
                 caught += 1;
             }
         }

@@ -7,12 +7,17 @@ pub mod data;
 pub mod expectations;
 pub mod fencing;
 pub mod liveness;
+pub mod routing;
+pub mod scoping;
+pub mod skew;
 pub mod stage;
 
 use crate::scenario::{Verdict, Violation};
+use model::raft::RaftEvent;
 use model::topology::events::TopologyEvent;
+use model::topology::stage::Stage;
 use model::topology::{SessionId, TabletId};
-use sim::{History, NodeId};
+use sim::{History, NodeId, SimEvent};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Where an event sits in the history.
@@ -118,4 +123,135 @@ impl Sessions {
             self.open_by_version[i - 1].1.clone()
         }
     }
+}
+
+/// One step of a [`walk`]: a topology event with the recording node's group0 view at that
+/// point, or a crash (everything the node held in memory is gone).
+#[derive(Debug)]
+pub enum Step {
+    /// A topology event.
+    Topo(At, TopologyEvent, NodeView),
+    /// A node crashed.
+    Crash(At),
+}
+
+/// What a node had applied of group0 at a point of the history, derived from the harness's
+/// per-node Raft apply events and the group0-committed versions — never from what the node
+/// says about itself.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NodeView {
+    /// Last group0 index the node's current incarnation applied.
+    pub applied: u64,
+    /// `system.topology.version` at that index.
+    pub version: u64,
+    /// `system.topology.fence_version` at that index.
+    pub fence: u64,
+}
+
+/// group0-committed (version, fence_version) by group0 index, from `topology_committed`.
+#[derive(Debug, Default)]
+pub struct Versions(BTreeMap<u64, (u64, u64)>);
+
+impl Versions {
+    /// Collect from the whole history.
+    pub fn of(h: &History) -> Self {
+        let mut m = BTreeMap::new();
+        for e in h.entries().iter() {
+            if let Some(TopologyEvent::TopologyCommitted {
+                index,
+                version,
+                fence_version,
+                ..
+            }) = e.proto::<TopologyEvent>()
+            {
+                m.insert(*index, (*version, *fence_version));
+            }
+        }
+        Versions(m)
+    }
+
+    /// (version, fence_version) after applying group0 up to `index` (the initial state has
+    /// version 1, fence 0).
+    pub fn at(&self, index: u64) -> (u64, u64) {
+        self.0
+            .range(..=index)
+            .next_back()
+            .map_or((1, 0), |(_, v)| *v)
+    }
+}
+
+/// Every topology event in history order with its node's group0 view, and every crash.
+pub fn walk(h: &History) -> Vec<Step> {
+    let versions = Versions::of(h);
+    let mut applied: BTreeMap<NodeId, u64> = BTreeMap::new();
+    let mut out = Vec::new();
+    for e in h.entries().iter() {
+        let at = At {
+            index: e.index,
+            at_ns: e.at.0,
+            node: e.node,
+        };
+        if let Some(RaftEvent::Applied { g, i, .. }) = e.proto::<RaftEvent>() {
+            if g.is_group0() {
+                if let Some(n) = e.node {
+                    let a = applied.entry(n).or_default();
+                    *a = (*a).max(*i);
+                }
+            }
+        } else if let Some(SimEvent::Crash { .. }) = e.sim() {
+            if let Some(n) = e.node {
+                applied.remove(&n);
+                out.push(Step::Crash(at));
+            }
+        } else if let Some(ev) = e.proto::<TopologyEvent>() {
+            let view = e.node.map_or_else(NodeView::default, |n| {
+                let a = applied.get(&n).copied().unwrap_or(0);
+                let (version, fence) = versions.at(a);
+                NodeView {
+                    applied: a,
+                    version,
+                    fence,
+                }
+            });
+            out.push(Step::Topo(at, ev.clone(), view));
+        }
+    }
+    out
+}
+
+/// One committed stage of one migration, as group0 recorded it.
+#[derive(Clone, Copy, Debug)]
+pub struct StageAt {
+    /// The stage (`None`: the transition was deleted).
+    pub stage: Option<Stage>,
+    /// Topology version after the commit.
+    pub version: u64,
+    /// group0 index of the commit.
+    pub index: u64,
+    /// History position of the commit.
+    pub at: usize,
+}
+
+/// Every migration's committed stages, in order: (tablet, migration id) → stages.
+pub fn migrations(evs: &[(At, TopologyEvent)]) -> BTreeMap<(TabletId, u64), Vec<StageAt>> {
+    let mut m: BTreeMap<(TabletId, u64), Vec<StageAt>> = BTreeMap::new();
+    for (e, ev) in evs {
+        if let TopologyEvent::StageCommitted {
+            index,
+            version,
+            tablet,
+            migration,
+            stage,
+            ..
+        } = ev
+        {
+            m.entry((*tablet, *migration)).or_default().push(StageAt {
+                stage: *stage,
+                version: *version,
+                index: *index,
+                at: e.index,
+            });
+        }
+    }
+    m
 }
