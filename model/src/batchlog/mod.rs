@@ -8,6 +8,16 @@
 //! [`service`] (the batchlog verbs and tables), [`write_path`] (logged batches on the tablet
 //! data plane, SPEC §5.3) and [`manager`] (the replay loop, §5.4). [`api`] is what scenarios
 //! drive and observe.
+//!
+//! Simplifications, and what they cost the checkers:
+//! - the batchlog tables live on shard 0 (upstream spreads `system.batchlog_v2` over shards by
+//!   token); no checker depends on which shard holds an entry;
+//! - "live node" (endpoint choice, availability) is the harness's `is_up` oracle, not gossip: a
+//!   coordinator never picks an endpoint it wrongly believes alive, so hazards of a stale
+//!   failure detector are not explored (no checker is weakened; that input is absent);
+//! - the `batchlog_v2` feature and DROP TABLE take effect on every node at once;
+//! - no hints and no repair: a replica that missed a write converges only through replays,
+//!   which is why the checkers ask for a quorum of replicas, never for all of them.
 
 pub mod api;
 pub mod bench;

@@ -11,7 +11,10 @@
 //!   no other, local fence: as upstream, a write routed at the previous version may still be
 //!   admitted after a barrier until the "advance fence version" commit reaches the replica;
 //! - client outcomes are three-valued: ok, failed (rejected before any replica applied it),
-//!   unknown (timeouts, killed connections, crashes).
+//!   unknown (timeouts, killed connections, crashes);
+//! - a replica write that carries a [`BatchTag`] (a logged batch's member mutation, from the
+//!   batchlog write path or a replay) is recorded as `mutation_applied` once durable; writes to
+//!   a dropped table are refused.
 
 use super::events::{OpKind, OpOutcome, TopologyEvent};
 use super::ids::{table_of, tablet_of, Key, NodeId, Replica, ShardId, TableId, TabletId, Value};
