@@ -1,9 +1,10 @@
 //! Tablet transition stages, their request-routing selectors (SPEC §1.3) and the legal stage
 //! graph of a `migration` (SPEC §1.4 normal path, §1.5 revert path).
 //!
-//! Promise kept here: *stage monotonicity* — [`is_legal_successor`] is the single definition of
-//! which committed stage may follow which; the coordinator asserts it before committing and the
-//! stage checker uses it on the history.
+//! Promise kept here: *stage monotonicity* — [`is_legal_successor`] is the model's definition of
+//! which committed stage may follow which, and the coordinator asserts it before committing. The
+//! stage checker does not use it: it carries its own graph written from the SPEC, and a unit test
+//! there compares the two edge by edge, so a bug in this graph cannot hide itself.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
