@@ -587,18 +587,23 @@ fn story_fenced_after_revert(st: Rc<Topo>) -> LocalBoxFuture<'static, ()> {
                 a.read(7).await.1 == Some(0),
                 "row still visible on the old replica",
             );
-            let again = st.spawn_move(T0, r(1, 0), r(2, 0));
-            if st
-                .wait_until("a later migration completes", 60_000, || again.get())
-                .await
-            {
-                st.expect(
-                    a.read(7).await.1 == Some(0),
-                    "row visible after the later migration",
-                );
-            }
+            migrate_again_and_read(&st, &a).await;
         }
     })
+}
+
+/// After a revert: the same move again completes, and pk=7 is still readable.
+async fn migrate_again_and_read(st: &Rc<Topo>, a: &Client) {
+    let again = st.spawn_move(T0, r(1, 0), r(2, 0));
+    if st
+        .wait_until("a later migration completes", 60_000, || again.get())
+        .await
+    {
+        st.expect(
+            a.read(7).await.1 == Some(0),
+            "row visible after the later migration",
+        );
+    }
 }
 
 fn story_stalled_then_revert(st: Rc<Topo>) -> LocalBoxFuture<'static, ()> {
@@ -638,16 +643,7 @@ fn story_stalled_then_revert(st: Rc<Topo>) -> LocalBoxFuture<'static, ()> {
                 Storage::of(&sim, NodeId(2)).scan(ShardId(0), T0).is_empty(),
                 "the stalled stream landed nothing on the cleaned pending replica",
             );
-            let again = st.spawn_move(T0, r(1, 0), r(2, 0));
-            if st
-                .wait_until("a later migration completes", 60_000, || again.get())
-                .await
-            {
-                st.expect(
-                    a.read(7).await.1 == Some(0),
-                    "row visible after the later migration",
-                );
-            }
+            migrate_again_and_read(&st, &a).await;
         }
     })
 }
