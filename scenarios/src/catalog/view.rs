@@ -155,6 +155,7 @@ fn base_topology(initial_holders: u32, tablets: u32) -> TopologyConfig {
         stream_timeout_ms: 5_000,
         stream_fragment_interval_ms: 1,
         view_building_coordinator: true,
+        view_pairing_any_write_replica: Some(false),
         ..TopologyConfig::default()
     }
 }
