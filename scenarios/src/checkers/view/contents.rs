@@ -101,10 +101,12 @@ impl Checker for ViewContents {
                         .filter(|k| !skip.contains(*k) && !base.contains_key(*k))
                         .collect();
                     if !missing.is_empty() || !extra.is_empty() {
-                        let all_dropped = extra.is_empty()
-                            && missing.iter().all(|k| drops.contains(*k));
+                        let all_dropped = missing
+                            .iter()
+                            .chain(extra.iter())
+                            .all(|k| drops.contains(*k));
                         let why = if all_dropped {
-                            "; every missing row had a view update dropped by a base replica that found no pair in its erm"
+                            "; every such row had a view update dropped by a base replica that found no pair in its erm"
                         } else {
                             ""
                         };
