@@ -9,7 +9,8 @@
 //!  ├─ batchlog manager (replay loop; tables system.batchlog, system.batchlog_v2 on shard 0)
 //!  └─ verbs: mutation / read_data / truncate (data plane), raft_topology_cmd (barrier),
 //!            tablet_stream_data / stream_request / stream_mutation_fragments (streaming),
-//!            tablet_cleanup (cleanup), batchlog_mutate / repair_flush_hints_batchlog
+//!            tablet_cleanup (cleanup), batchlog_mutate / repair_flush_hints_batchlog,
+//!            work_on_view_building_tasks / view_update (view building, crate::view)
 //! ```
 //!
 //! On every boot the node starts from empty session registries and replays group0, so the
@@ -62,6 +63,7 @@ pub async fn boot(ctx: NodeCtx, cfg: Rc<TopologyConfig>, bl: Rc<BatchlogConfig>)
     stream::serve(&h);
     cleanup::serve(&h);
     batchlog::service::serve(&h);
+    crate::view::serve(&h);
     sim::spawn(coordinator::run(h.clone()));
     sim::spawn(batchlog::manager::replay_loop(h.clone()));
     std::future::pending::<()>().await;
