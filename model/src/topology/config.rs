@@ -49,6 +49,10 @@ pub struct TopologyConfig {
     /// the view scenarios, which state it, so that `--set` can switch it on.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub view_pairing_any_write_replica: Option<bool>,
+    /// Pause of a view building batch between two rows it reads (the cost of a build), ms;
+    /// `None`: `crate::view::worker::ROW_INTERVAL_MS`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub view_build_row_interval_ms: Option<u64>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -73,6 +77,7 @@ impl Default for TopologyConfig {
             tablets_intermediate_fallback_cleanup: true,
             view_building_coordinator: false,
             view_pairing_any_write_replica: None,
+            view_build_row_interval_ms: None,
         }
     }
 }
