@@ -101,6 +101,14 @@ fn the_swarm_alone_catches_no_fencing_and_barrier_skips_drain() {
         );
         assert_eq!(r.verdict, Some(Verdict::Safety), "{r:?}");
     }
+    // And every other mutant it declares (those scripted stories catch too).
+    for r in &results {
+        assert!(
+            r.caught_at_seed.is_some(),
+            "{} not caught by the swarm in 200 seeds",
+            r.mutant
+        );
+    }
 }
 
 /// The swarm reaches the hard states (issue 11 item 5) in a measurable share of seeds.
