@@ -9,8 +9,13 @@
 //!  ├─ batchlog manager (replay loop; tables system.batchlog, system.batchlog_v2 on shard 0)
 //!  └─ verbs: mutation / read_data / truncate (data plane), raft_topology_cmd (barrier),
 //!            tablet_stream_data / stream_request / stream_mutation_fragments (streaming),
-//!            tablet_cleanup (cleanup), batchlog_mutate / repair_flush_hints_batchlog
+//!            tablet_cleanup (cleanup), batchlog_mutate / repair_flush_hints_batchlog,
+//!            join_node_request / join_node_response (adding a node)
 //! ```
+//!
+//! Nodes n1..n{cfg.nodes} form the initial cluster (group0 voters, `normal`). A node added at
+//! run time ([`Cluster::add_node`]) boots as a group0 non-voter and asks to join
+//! ([`crate::topology::join`]).
 //!
 //! On every boot the node starts from empty session registries and replays group0, so the
 //! sessions it holds are exactly those the group0 state lists as open (SPEC §2.2). Durable data
@@ -29,7 +34,7 @@ use crate::topology::group0::{Group0, NodeHooks, TopologySm};
 use crate::topology::ids::{NodeId, ShardId};
 use crate::topology::session::SessionManager;
 use crate::topology::state::TopologyState;
-use crate::topology::{barrier, cleanup, coordinator, data, stream};
+use crate::topology::{barrier, cleanup, coordinator, data, join, stream};
 use sim::{NodeCtx, Sim};
 use std::rc::Rc;
 
@@ -50,8 +55,9 @@ pub async fn boot(ctx: NodeCtx, cfg: Rc<TopologyConfig>, bl: Rc<BatchlogConfig>)
         erm: erm.clone(),
     };
     let sm = TopologySm::new(&sim, cfg.initial_state(), hooks);
-    let members = (1..=cfg.nodes).map(NodeId).collect();
-    let g0 = Group0::start(&ctx, members, sm);
+    let members: Vec<NodeId> = (1..=cfg.nodes).map(NodeId).collect();
+    let joining = !members.contains(&ctx.node);
+    let g0 = Group0::start(&ctx, members.clone(), sm);
     let h = Rc::new(NodeHandle::new(&ctx, cfg, bl, g0, erm, shards));
     // The batchlog tables' recovery writes; a failed sync leaves the records in place and the
     // recovery runs again on the next boot.
@@ -62,6 +68,10 @@ pub async fn boot(ctx: NodeCtx, cfg: Rc<TopologyConfig>, bl: Rc<BatchlogConfig>)
     stream::serve(&h);
     cleanup::serve(&h);
     batchlog::service::serve(&h);
+    join::serve(&h);
+    if joining {
+        sim::spawn(join::join(h.clone(), members));
+    }
     sim::spawn(coordinator::run(h.clone()));
     sim::spawn(batchlog::manager::replay_loop(h.clone()));
     std::future::pending::<()>().await;
@@ -118,6 +128,21 @@ impl Cluster {
             bl,
             nodes,
         }
+    }
+
+    /// Add one node at run time (the next id after every node the run has): it boots with
+    /// this cluster's config, as a group0 non-voter, and asks to join. See
+    /// `topology::api::add_node`, which also waits until it is `normal`.
+    pub fn add_node(&self) -> NodeId {
+        let (c, b) = (self.cfg.clone(), self.bl.clone());
+        let node = self
+            .sim
+            .add_node(move |ctx| Box::pin(boot(ctx, c.clone(), b.clone())));
+        assert!(
+            node.0 > self.cfg.nodes,
+            "{node} would be a member of the initial cluster"
+        );
+        node
     }
 
     /// The handle of a live node.
