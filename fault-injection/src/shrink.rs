@@ -2,10 +2,10 @@
 //!
 //! Delta debugging over the schedule's fault episodes (a fault and its undo are one episode, so
 //! removing one never leaves a node crashed forever), then shortening what is left: durations
-//! halved, start times moved earlier and state-triggered faults moved to an earlier occurrence
-//! of their event, each kept only if the run still fails.
+//! halved, start times moved earlier, clock skews halved (offset and drift) and state-triggered
+//! faults moved to an earlier occurrence of their event, each kept only if the run still fails.
 
-use crate::fault::FaultSchedule;
+use crate::fault::{Fault, FaultSchedule};
 use std::collections::BTreeSet;
 
 /// `schedule` without the faults whose positions are not in `applied` (the failing run's fault
@@ -57,7 +57,7 @@ pub fn shrink(
     }
     // 2. Shorten durations, then move faults earlier (first straight to 0, then halving).
     type Step = fn(&mut crate::fault::ScheduledFault) -> bool;
-    let steps: [Step; 4] = [
+    let steps: [Step; 5] = [
         |f| match f.duration_ms {
             Some(d) if d > 1 => {
                 f.duration_ms = Some(d / 2);
@@ -74,6 +74,19 @@ pub fn shrink(
             let moved = f.at_ms > 0;
             f.at_ms /= 2;
             moved
+        },
+        // A clock skew: half the offset and the drift.
+        |f| match &mut f.fault {
+            Fault::ClockSkew {
+                offset_ms,
+                drift_ppm,
+                ..
+            } if offset_ms.abs() > 1 || *drift_ppm != 0 => {
+                *offset_ms /= 2;
+                *drift_ppm /= 2;
+                true
+            }
+            _ => false,
         },
         // A state-triggered fault: fire at an earlier occurrence of its event.
         |f| match &mut f.after {
@@ -109,8 +122,32 @@ pub fn shrink(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fault::{Fault, ScheduledFault};
+    use crate::fault::ScheduledFault;
     use sim::NodeId;
+
+    #[test]
+    fn clock_skews_shrink_to_the_smallest_offset_that_still_fails() {
+        let skew = |node: u32, offset_ms: i64, drift_ppm: i64| ScheduledFault {
+            at_ms: 0,
+            after: None,
+            fault: Fault::ClockSkew {
+                node: NodeId(node),
+                offset_ms,
+                drift_ppm,
+            },
+            duration_ms: None,
+        };
+        let schedule = FaultSchedule {
+            faults: vec![skew(1, 400, 0), skew(2, -800, 2_000), skew(3, 100, 0)],
+        };
+        // "Fails" while n2 is at least 150 ms behind.
+        let (small, _) = shrink(&schedule, 200, |s| {
+            s.faults.iter().any(|f| {
+                matches!(f.fault, Fault::ClockSkew { node: NodeId(2), offset_ms, .. } if offset_ms <= -150)
+            })
+        });
+        assert_eq!(small.faults, vec![skew(2, -200, 500)]);
+    }
 
     #[test]
     fn unapplied_faults_are_dropped_by_position() {

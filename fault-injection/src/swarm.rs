@@ -38,6 +38,58 @@ pub struct FaultModel {
     /// [`Fault::Injection`] faults, when `kinds` has [`FaultKind::Injection`].
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub injections: Vec<BuggifyPoint>,
+    /// Largest clock offset (either way) a [`Fault::ClockSkew`] draws, in ms. With
+    /// [`FaultKind::ClockSkew`] in `kinds` the swarm draws skew episodes on single nodes; 0 (and
+    /// no drift) leaves that kind out.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub clock_skew_ms: u64,
+    /// Largest clock drift (either way) a [`Fault::ClockSkew`] draws, in parts per million.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub clock_drift_ppm: u64,
+    /// Skew every node's clock for the whole run (from the chaos start until the heal), each
+    /// by its own offset and drift drawn within `clock_skew_ms` / `clock_drift_ppm`, whatever
+    /// `kinds` allows: the knob a scripted scenario takes
+    /// (`--set fault_model.clock_skew_ms=200 --set fault_model.skew_every_node=true`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub skew_every_node: bool,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
+}
+
+fn is_false(v: &bool) -> bool {
+    !*v
+}
+
+impl FaultModel {
+    /// The fields a serialised model leaves out while they hold their defaults, with those
+    /// defaults, so that `--set fault_model.<field>=…` can name them.
+    pub fn optional_fields() -> Vec<(&'static str, serde_json::Value)> {
+        vec![
+            ("triggered", serde_json::json!([])),
+            ("injections", serde_json::json!([])),
+            ("clock_skew_ms", serde_json::json!(0)),
+            ("clock_drift_ppm", serde_json::json!(0)),
+            ("skew_every_node", serde_json::json!(false)),
+        ]
+    }
+
+    /// Does the model allow any clock skew?
+    pub fn skews_clocks(&self) -> bool {
+        self.clock_skew_ms > 0 || self.clock_drift_ppm > 0
+    }
+}
+
+/// A clock skew within `model`'s bounds for `node`.
+fn draw_skew(model: &FaultModel, node: NodeId, rng: &mut impl Rng) -> Fault {
+    let s = model.clock_skew_ms as i64;
+    let d = model.clock_drift_ppm.min(999_999) as i64;
+    Fault::ClockSkew {
+        node,
+        offset_ms: rng.gen_range(-s..=s),
+        drift_ppm: if d > 0 { rng.gen_range(-d..=d) } else { 0 },
+    }
 }
 
 /// An injection point of the model that buggify may enable.
@@ -79,6 +131,9 @@ impl Default for FaultModel {
             max_down: 1,
             triggered: Vec::new(),
             injections: Vec::new(),
+            clock_skew_ms: 0,
+            clock_drift_ppm: 0,
+            skew_every_node: false,
         }
     }
 }
@@ -152,6 +207,18 @@ pub fn generate(model: &FaultModel, nodes: &[NodeId], rng: &mut impl Rng) -> Fau
             fault: t.fault.clone(),
         });
     }
+    // Whole-run skew of every node, drawn last so that the rest of a seed's schedule is the
+    // same with and without it.
+    if model.skew_every_node && model.skews_clocks() {
+        for &node in nodes {
+            faults.push(ScheduledFault {
+                at_ms: 0,
+                after: None,
+                fault: draw_skew(model, node, rng),
+                duration_ms: None,
+            });
+        }
+    }
     faults.sort_by_key(|f| f.at_ms);
     FaultSchedule { faults }
 }
@@ -174,6 +241,8 @@ fn timed(
         .copied()
         .filter(|k| *k != FaultKind::Stall || !model.verbs.is_empty())
         .filter(|k| *k != FaultKind::Injection || !model.injections.is_empty())
+        // Whole-run skews leave no room for episodes on the same nodes.
+        .filter(|k| *k != FaultKind::ClockSkew || (model.skews_clocks() && !model.skew_every_node))
         .collect();
     if kinds.is_empty() {
         return (Vec::new(), tracker);
@@ -291,12 +360,28 @@ fn timed(
                     Some(hold),
                 )
             }
+            FaultKind::ClockSkew => {
+                let node = pick(rng);
+                (draw_skew(model, node, rng), vec![], Some(duration_ms))
+            }
             FaultKind::KillLeader => {
                 // Which node leads is only known at run time: count it as any one node down.
                 (Fault::KillLeader, vec![NodeId(0)], Some(duration_ms))
             }
         };
         let end = at_ms + duration.unwrap_or(0);
+        if let Fault::ClockSkew { node, .. } = &fault {
+            // One skew episode per node at a time (a second would replace the first, and the
+            // first one's end would undo both).
+            let overlaps = faults.iter().any(|f: &ScheduledFault| {
+                matches!(&f.fault, Fault::ClockSkew { node: n, .. } if n == node)
+                    && f.at_ms < end
+                    && at_ms < f.at_ms + f.duration_ms.unwrap_or(0)
+            });
+            if overlaps {
+                continue;
+            }
+        }
         if let Fault::Injection { node, name, .. } = &fault {
             // One episode per point and node at a time: a second enable would be a no-op and
             // the first one's end would cut it short.
@@ -347,7 +432,96 @@ mod tests {
             max_down: 1,
             triggered: vec![],
             injections: vec![],
+            ..FaultModel::default()
         }
+    }
+
+    #[test]
+    fn clock_skews_stay_within_bounds_and_every_node_skew_keeps_the_rest() {
+        let nodes = [NodeId(1), NodeId(2), NodeId(3)];
+        let m = FaultModel {
+            kinds: vec![FaultKind::ClockSkew, FaultKind::Crash],
+            min_faults: 4,
+            max_faults: 4,
+            clock_skew_ms: 300,
+            clock_drift_ppm: 1_000,
+            ..FaultModel::default()
+        };
+        let mut skews = 0;
+        for seed in 0..40 {
+            let s = generate(
+                &m,
+                &nodes,
+                &mut rand_chacha::ChaCha8Rng::seed_from_u64(seed),
+            );
+            for f in &s.faults {
+                if let Fault::ClockSkew {
+                    offset_ms,
+                    drift_ppm,
+                    ..
+                } = f.fault
+                {
+                    skews += 1;
+                    assert!(offset_ms.abs() <= 300 && drift_ppm.abs() <= 1_000, "{f}");
+                    assert!(f.duration_ms.is_some(), "an episode ends");
+                }
+            }
+        }
+        assert!(skews > 10, "{skews}");
+        // Without bounds the kind is left out.
+        let off = FaultModel {
+            clock_skew_ms: 0,
+            clock_drift_ppm: 0,
+            ..m.clone()
+        };
+        for seed in 0..20 {
+            let s = generate(
+                &off,
+                &nodes,
+                &mut rand_chacha::ChaCha8Rng::seed_from_u64(seed),
+            );
+            assert!(s
+                .faults
+                .iter()
+                .all(|f| !matches!(f.fault, Fault::ClockSkew { .. })));
+        }
+        // Every node skewed for the whole run; the other faults as without it.
+        let plain = FaultModel {
+            kinds: vec![FaultKind::Crash],
+            ..m.clone()
+        };
+        let every = FaultModel {
+            skew_every_node: true,
+            ..plain.clone()
+        };
+        let a = generate(
+            &plain,
+            &nodes,
+            &mut rand_chacha::ChaCha8Rng::seed_from_u64(3),
+        );
+        let b = generate(
+            &every,
+            &nodes,
+            &mut rand_chacha::ChaCha8Rng::seed_from_u64(3),
+        );
+        let (skewed, rest): (Vec<_>, Vec<_>) = b
+            .faults
+            .into_iter()
+            .partition(|f| matches!(f.fault, Fault::ClockSkew { .. }));
+        assert_eq!(rest, a.faults);
+        assert_eq!(skewed.len(), 3);
+        assert!(skewed
+            .iter()
+            .all(|f| f.at_ms == 0 && f.duration_ms.is_none()));
+        assert_eq!(
+            Fault::ClockSkew {
+                node: NodeId(2),
+                offset_ms: -250,
+                drift_ppm: 40
+            }
+            .to_string(),
+            "clock skew n2 -250ms drift +40ppm"
+        );
     }
 
     #[test]

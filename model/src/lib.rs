@@ -11,5 +11,6 @@ pub mod sc;
 pub mod schema;
 pub mod storage;
 pub mod topology;
+pub mod view;
 
 pub use outcome::Outcome;

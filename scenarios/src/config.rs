@@ -267,6 +267,12 @@ impl RunConfig {
             ));
         }
         let mut root = serde_json::to_value(&*self).expect("config serialises");
+        // Fault-model fields left out of the serialised form at their defaults can be set too.
+        if let Some(fm) = root.get_mut("fault_model").and_then(|f| f.as_object_mut()) {
+            for (k, v) in FaultModel::optional_fields() {
+                fm.entry(k).or_insert(v);
+            }
+        }
         let mut path: Vec<&str> = key.split('.').collect();
         if path.iter().any(|p| p.is_empty()) {
             return Err(format!("--set {key}: malformed key"));
@@ -361,6 +367,16 @@ fn check_fault(f: &Fault, nodes: u32) -> Result<(), String> {
         | Fault::DiskStall { node }
         | Fault::DiskError { node, .. }
         | Fault::DiskLatency { node, .. } => exists(node),
+        Fault::ClockSkew {
+            node, drift_ppm, ..
+        } => {
+            if drift_ppm.unsigned_abs() >= 1_000_000 {
+                return Err(format!(
+                    "clock drift {drift_ppm} ppm would stop or reverse the clock"
+                ));
+            }
+            exists(node)
+        }
         Fault::Injection { node, name, .. } => {
             if name.is_empty() {
                 return Err("an injection fault needs a point name".into());
@@ -411,6 +427,17 @@ mod tests {
         assert_eq!(c.params["batchlog"]["shards"], 8);
         c.set("nodes", "5").unwrap();
         assert_eq!(c.nodes, 5);
+    }
+
+    #[test]
+    fn set_reaches_fault_model_fields_left_out_at_their_defaults() {
+        let mut c = cfg();
+        c.set("fault_model.clock_skew_ms", "300").unwrap();
+        c.set("fault_model.skew_every_node", "true").unwrap();
+        assert_eq!(c.fault_model.clock_skew_ms, 300);
+        assert!(c.fault_model.skew_every_node);
+        assert!(c.set("fault_model.clock_skew", "3").is_err());
+        assert!(c.set("fault_model.clock_drift_ppm", "fast").is_err());
     }
 
     #[test]

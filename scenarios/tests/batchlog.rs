@@ -208,6 +208,7 @@ const SCENARIOS: &[&str] = &[
     "batchlog.coordinator_crash_before_delete",
     "batchlog.replica_down_during_replay",
     "batchlog.repair_flush",
+    "batchlog.repair_after_failed_flush",
     "batchlog.v1_to_v2_migration",
     "batchlog.swarm",
 ];
@@ -493,4 +494,65 @@ fn finding_f1_bundle_reproduces() {
     let (r, _) = run(&def, &b.config);
     assert_eq!(r.verdict, b.verdict);
     assert_eq!(b.verdict, Verdict::Safety);
+}
+
+/// The atomicity checker bites: a replay that sends only a batch's first member mutation (and
+/// deletes the entry as if all were sent) leaves the batch partly applied, and the checker
+/// names it within 50 seeds.
+#[test]
+fn atomicity_catches_a_partial_replay() {
+    let id = "batchlog.coordinator_crash_before_apply";
+    let mutant = "batchlog-replay-first-mutation-only";
+    let (seed, r) = (0..50)
+        .map(|seed| (seed, run_seed(id, seed, &[mutant], &[])))
+        .find(|(_, r)| {
+            r.violations
+                .iter()
+                .any(|v| v.checker == "batchlog_atomicity")
+        })
+        .expect("batchlog-replay-first-mutation-only not caught by batchlog_atomicity");
+    eprintln!("{mutant}: caught by batchlog_atomicity at seed {seed}");
+    let v = r
+        .violations
+        .iter()
+        .find(|v| v.checker == "batchlog_atomicity")
+        .expect("violation");
+    assert!(v.message.contains("is partly applied"), "{}", v.message);
+}
+
+/// Repair honesty: unmutated, the repair after a failed flush keeps the repair time and the
+/// deleted row stays deleted; with the pre-#26319 behaviour (the repair time moves although the
+/// flush was not all replayed) the tombstone is purged and the late replay brings the row back,
+/// which `batchlog_no_resurrection` names.
+#[test]
+fn resurrection_caught_when_repair_time_moves_despite_a_failed_flush() {
+    let id = "batchlog.repair_after_failed_flush";
+    let ok = run_seed(id, 0, &[], &[]);
+    assert_eq!(
+        ok.verdict,
+        Verdict::Pass,
+        "{:?} {:?}",
+        ok.violations,
+        ok.missing_marks
+    );
+    let mutant = "repair-time-despite-failed-flush";
+    let (seed, r) = (0..50)
+        .map(|seed| (seed, run_seed(id, seed, &[mutant], &[])))
+        .find(|(_, r)| {
+            r.violations
+                .iter()
+                .any(|v| v.checker == "batchlog_no_resurrection")
+        })
+        .expect("repair-time-despite-failed-flush not caught by batchlog_no_resurrection");
+    eprintln!("{mutant}: caught by batchlog_no_resurrection at seed {seed}");
+    let v = r
+        .violations
+        .iter()
+        .find(|v| v.checker == "batchlog_no_resurrection")
+        .expect("violation");
+    assert!(
+        v.message.contains("deleted row t1:5 is back"),
+        "{}",
+        v.message
+    );
 }

@@ -100,6 +100,18 @@ pub enum Fault {
         /// Milliseconds per sync.
         ms: u64,
     },
+    /// Skew `node`'s wall clock (`db_clock`, write timestamps) by `offset_ms` and let it drift
+    /// by `drift_ppm` parts per million from now on; virtual time, timers and timeouts stay
+    /// global (see [`crate::clock`]). Undone: the clock steps back to true time.
+    ClockSkew {
+        /// The node.
+        node: NodeId,
+        /// Offset in ms (negative: behind).
+        offset_ms: i64,
+        /// Drift in parts per million (negative: slow).
+        #[serde(default)]
+        drift_ppm: i64,
+    },
     /// Crash whichever node leads group0 when the fault fires (restarted when it ends).
     KillLeader,
     /// Buggify: enable the model's injection point `name` on `node` (disabled when the fault
@@ -133,6 +145,7 @@ impl Fault {
             Fault::DiskLatency { .. } => FaultKind::DiskLatency,
             Fault::KillLeader => FaultKind::KillLeader,
             Fault::Injection { .. } => FaultKind::Injection,
+            Fault::ClockSkew { .. } => FaultKind::ClockSkew,
         }
     }
 }
@@ -179,6 +192,17 @@ impl fmt::Display for Fault {
             Fault::DiskError { node, count } => write!(f, "disk error {node} x{count}"),
             Fault::DiskLatency { node, ms } => write!(f, "disk latency {node} {ms}ms"),
             Fault::KillLeader => write!(f, "kill group0 leader"),
+            Fault::ClockSkew {
+                node,
+                offset_ms,
+                drift_ppm,
+            } => {
+                write!(f, "clock skew {node} {offset_ms:+}ms")?;
+                if *drift_ppm != 0 {
+                    write!(f, " drift {drift_ppm:+}ppm")?;
+                }
+                Ok(())
+            }
             Fault::Injection {
                 node,
                 name,
@@ -220,6 +244,8 @@ pub enum FaultKind {
     KillLeader,
     /// [`Fault::Injection`].
     Injection,
+    /// [`Fault::ClockSkew`].
+    ClockSkew,
 }
 
 impl Fault {
@@ -242,7 +268,8 @@ impl Fault {
             | Fault::DiskStall { node }
             | Fault::DiskError { node, .. }
             | Fault::DiskLatency { node, .. }
-            | Fault::Injection { node, .. } => vec![*node],
+            | Fault::Injection { node, .. }
+            | Fault::ClockSkew { node, .. } => vec![*node],
             Fault::KillLeader => vec![],
         };
         v.sort();
@@ -320,6 +347,11 @@ impl Sim {
                 name,
                 one_shot,
             } => Injections::of(self).enable(self, *node, name, *one_shot, BTreeMap::new()),
+            Fault::ClockSkew {
+                node,
+                offset_ms,
+                drift_ppm,
+            } => self.skew_clock_now(*node, *offset_ms, *drift_ppm),
             Fault::KillLeader => unreachable!("asserted above"),
         }
         id
@@ -354,6 +386,7 @@ impl Sim {
             Fault::DiskError { node, .. } => self.disk(*node).fail_syncs_now(0),
             Fault::DiskLatency { node, .. } => self.disk(*node).set_latency_now(0),
             Fault::Injection { node, name, .. } => Injections::of(self).disable(self, *node, name),
+            Fault::ClockSkew { node, .. } => self.unskew_clock_now(*node),
         }
         true
     }

@@ -6,6 +6,7 @@
 //! its stable digest. [`runtime`] runs one seed (or many, on threads) programmatically.
 #![warn(missing_docs)]
 
+pub mod clock;
 pub mod disk;
 pub mod encode;
 pub mod fault;

@@ -129,6 +129,32 @@ impl BatchlogCluster {
             .call::<RepairFlushVerb>(from, node, (), t)
             .await
             .ok()
+            .map(|a| a.all_replayed)
+    }
+
+    /// A repair of user `table` coordinated by `from` (its batchlog flush step, repair time and
+    /// tombstone GC, [`super::repair`]); `None` if `from` is down or crashes meanwhile, else
+    /// whether the flush succeeded (and the repair time moved).
+    pub async fn repair(&self, from: NodeId, table: TableId) -> Option<bool> {
+        let h = self.handle(from)?;
+        let (tx, rx) = sim::sync::oneshot::channel();
+        self.sim().spawn_on(from, async move {
+            let _ = tx.send(super::repair::repair_table(&h, table).await);
+        });
+        rx.await.ok()
+    }
+
+    /// A plain delete of `key` of `table` coordinated by `coord`; `Failed` if it is down,
+    /// `Unknown` if it crashes meanwhile.
+    pub async fn delete(&self, coord: NodeId, table: TableId, key: u64) -> Outcome {
+        let Some(h) = self.handle(coord) else {
+            return Outcome::Failed;
+        };
+        let (tx, rx) = sim::sync::oneshot::channel();
+        self.sim().spawn_on(coord, async move {
+            let _ = tx.send(super::write_path::delete(h, table, key).await);
+        });
+        rx.await.unwrap_or(Outcome::Unknown)
     }
 
     /// Live batchlog entries of `node`: of its current incarnation if it is up, else of what
@@ -164,8 +190,9 @@ impl BatchlogCluster {
     }
 
     /// The final state for checkers: live entries per node, batchlog table shape, the final
-    /// tablet placement (`tablets`: tablet → replicas) and every live user cell's timestamp
-    /// (`cells`: replica → tablet → key → ts).
+    /// tablet placement (`tablets`: tablet → replicas), every live user cell's timestamp
+    /// (`cells`: replica → tablet → key → ts) and every user tombstone's (`tombstones`, same
+    /// shape).
     pub fn final_state(&self) -> serde_json::Value {
         let mut tablets = serde_json::Map::new();
         if let Some(s) = self.cluster.state() {
@@ -178,6 +205,7 @@ impl BatchlogCluster {
             String,
             std::collections::BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
         > = std::collections::BTreeMap::new();
+        let mut tombstones = cells.clone();
         let mut nodes = serde_json::Map::new();
         for n in self.nodes() {
             let h = self.handle(n);
@@ -193,12 +221,13 @@ impl BatchlogCluster {
             let rows = crate::topology::data::Storage::of(self.sim(), n).all_rows();
             let data_keys = rows.len();
             for (shard, tablet, key, cell) in rows {
-                if cell.value.is_none() {
-                    continue;
-                }
                 let replica = crate::topology::ids::Replica { node: n, shard };
-                cells
-                    .entry(replica.to_string())
+                let map = if cell.value.is_some() {
+                    &mut cells
+                } else {
+                    &mut tombstones
+                };
+                map.entry(replica.to_string())
                     .or_default()
                     .entry(tablet.to_string())
                     .or_default()
@@ -221,6 +250,7 @@ impl BatchlogCluster {
             "nodes": nodes,
             "tablets": tablets,
             "cells": cells,
+            "tombstones": tombstones,
             "dropped_tables": crate::schema::dropped_tables(self.sim())
                 .into_iter()
                 .map(|t| TableId(t.0 - crate::schema::TableId::FIRST_USER))

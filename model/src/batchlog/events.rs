@@ -193,6 +193,51 @@ pub enum BatchlogEvent {
         /// Through a replay (true) or the write path (false).
         replay: bool,
     },
+    /// A client sent a plain delete of a user row to a coordinator.
+    DeleteInvoke {
+        /// Table.
+        table: TableId,
+        /// Key.
+        key: u64,
+        /// The tombstone's timestamp (µs, the coordinator's clock).
+        ts: u64,
+    },
+    /// The coordinator answered the delete.
+    DeleteComplete {
+        /// Table.
+        table: TableId,
+        /// Key.
+        key: u64,
+        /// The tombstone's timestamp.
+        ts: u64,
+        /// Ok: a quorum of replicas holds the tombstone durably.
+        outcome: Outcome,
+    },
+    /// A repair of a repair-mode table finished its batchlog flush step (SPEC §5.5 step 2):
+    /// the flush answers of every node, and whether the table's repair time moved.
+    RepairFlushed {
+        /// Table repaired.
+        table: TableId,
+        /// Did every node answer that its batchlog was fully replayed?
+        all_replayed: bool,
+        /// Why the flush failed, if it did.
+        reason: String,
+        /// The repair time now recorded for the table (ms, the smallest flush time), if it
+        /// was updated by this repair.
+        repair_time_ms: Option<u64>,
+    },
+    /// Tombstone GC in `repair` mode purged tombstones of a user table on a replica: those
+    /// older than the table's repair time minus `propagation_delay`.
+    TombstonesPurged {
+        /// Table.
+        table: TableId,
+        /// Replica shard.
+        shard: u32,
+        /// Keys whose tombstone (and the data it shadowed) is gone.
+        keys: Vec<u64>,
+        /// `repair_time − propagation_delay` (ms): tombstones below it were purged.
+        gc_before_ms: u64,
+    },
     /// A user table was dropped (schema change, cluster-wide).
     TableDropped {
         /// Table.
@@ -218,6 +263,10 @@ impl EventKind for BatchlogEvent {
             BatchlogEvent::ReplayPassEnd { .. } => "replay_pass_end",
             BatchlogEvent::MutationApplied { .. } => "mutation_applied",
             BatchlogEvent::TableDropped { .. } => "table_dropped",
+            BatchlogEvent::DeleteInvoke { .. } => "delete_invoke",
+            BatchlogEvent::DeleteComplete { .. } => "delete_complete",
+            BatchlogEvent::RepairFlushed { .. } => "repair_flushed",
+            BatchlogEvent::TombstonesPurged { .. } => "tombstones_purged",
         }
     }
 }

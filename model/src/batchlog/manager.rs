@@ -33,6 +33,10 @@ pub const MUTANT_NO_RANGE_TOMBSTONE: &str = "batchlog-no-range-tombstone";
 /// since gets the replayed write on a replica that has left it, never on its new replica.
 pub const MUTANT_REPLAY_STALE_ERM: &str = "batchlog-replay-stale-erm";
 
+/// A replay sends only the first (live) member mutation of a batch, then deletes the entry as
+/// if the whole batch had been replayed: the batch ends up partly applied.
+pub const MUTANT_REPLAY_FIRST_MUTATION_ONLY: &str = "batchlog-replay-first-mutation-only";
+
 /// Injection: hold every replay pass at its start until a message arrives (clustersim's own
 /// name for "replay stalled").
 pub const INJ_REPLAY_STALL: &str = "batchlog_replay_stall";
@@ -115,7 +119,8 @@ async fn replay_pass(h: &Rc<NodeHandle>, cleanup: bool, stale: Option<&TopologyS
     let p = PassParams {
         layout,
         shard_count: cfg.shard_count,
-        now_ms: sim.now().as_millis(),
+        // db_clock::now() on this node: its wall clock, skewed if a clock-skew fault says so.
+        now_ms: sim.wall_clock_ms(node),
         replay_timeout_ms: cfg.replay_timeout_ms(),
         cleanup,
         cleanup_end: cfg.cleanup_end,
@@ -335,13 +340,16 @@ async fn send_batch(
     let sim = &h.sim;
     let node = h.node;
     let inj = &h.inj;
-    let live: Vec<_> = data
+    let mut live: Vec<_> = data
         .mutations
         .iter()
         .filter(|m| !crate::schema::is_dropped(sim, m.table.schema_id()))
         .copied()
         .collect();
     let dropped = data.mutations.len() - live.len();
+    if sim.mutant(MUTANT_REPLAY_FIRST_MUTATION_ONLY) {
+        live.truncate(1);
+    }
     if live.is_empty() {
         return Ok(dropped);
     }

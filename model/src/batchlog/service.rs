@@ -23,9 +23,11 @@ pub struct BatchlogMutateVerb;
 pub enum BatchlogReq {
     /// Step 3: insert the entry in stage `initial`.
     Store {
-        /// The coordinator's deadline for this write (virtual ms): a replica drops a request
-        /// that reaches it later, as the real write handler drops timed-out requests. This
-        /// keeps a late store from landing under a cleanup range tombstone.
+        /// The coordinator's deadline for this write (global virtual ms, not a node's wall
+        /// clock: RPC timeouts are relative durations): a replica drops a request that reaches
+        /// it later, as the real write handler drops timed-out requests. This keeps a late
+        /// store from landing under a `now − replay_timeout` cleanup range tombstone, as long
+        /// as the clocks agree.
         deadline_ms: u64,
         /// Partition.
         pk: PartitionKey,
@@ -53,13 +55,24 @@ impl Verb for BatchlogMutateVerb {
     type Resp = ();
 }
 
-/// `repair_flush_hints_batchlog`: replay with cleanup=no; answers whether all was replayed.
+/// `repair_flush_hints_batchlog`: replay with cleanup=no; answers whether all was replayed and
+/// the node's flush time.
 pub struct RepairFlushVerb;
+
+/// The answer of [`RepairFlushVerb`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlushAnswer {
+    /// Did the replay replay every entry (nothing failed, nothing too young, not skipped)?
+    pub all_replayed: bool,
+    /// The node's wall clock when it took the request (`gc_clock::now()`), in ms: no write
+    /// older than this is left pending in its batchlog, if `all_replayed`.
+    pub flush_time_ms: u64,
+}
 
 impl Verb for RepairFlushVerb {
     const NAME: &'static str = "repair_flush_hints_batchlog";
     type Req = ();
-    type Resp = bool;
+    type Resp = FlushAnswer;
 }
 
 /// Register the batchlog verbs on a node.
@@ -73,8 +86,14 @@ pub fn serve(h: &Rc<NodeHandle>) {
     let h2 = h.clone();
     net.serve::<RepairFlushVerb>(h.node, move |_from, ()| {
         let h = h2.clone();
-        Box::pin(async move { Ok(super::manager::do_batch_log_replay(&h, false).await) })
-            as LocalBoxFuture<'static, _>
+        Box::pin(async move {
+            let flush_time_ms = h.sim.wall_clock_ms(h.node);
+            let all_replayed = super::manager::do_batch_log_replay(&h, false).await;
+            Ok(FlushAnswer {
+                all_replayed,
+                flush_time_ms,
+            })
+        }) as LocalBoxFuture<'static, _>
     });
 }
 

@@ -19,6 +19,8 @@ use std::cell::{Cell, RefCell};
 
 /// The batchlog of one node incarnation.
 pub struct NodeBatchlog {
+    /// The node whose batchlog this is (its clock stamps the entries).
+    node: NodeId,
     /// The batchlog tables (`system.batchlog`, `system.batchlog_v2`), recovered at boot.
     pub table: BatchlogTables,
     last_ts: Cell<Timestamp>,
@@ -36,6 +38,7 @@ impl NodeBatchlog {
     /// Opens `node`'s batchlog tables (recovering them from its disk).
     pub fn open(sim: &Sim, node: NodeId, cfg: &BatchlogConfig) -> NodeBatchlog {
         NodeBatchlog {
+            node,
             table: BatchlogTables::open(sim, node, &cfg.table_config()),
             last_ts: Cell::new(0),
             replay_running: Cell::new(false),
@@ -45,9 +48,10 @@ impl NodeBatchlog {
         }
     }
 
-    /// A fresh, strictly increasing local timestamp (µs), at least `now`.
+    /// A fresh, strictly increasing local timestamp (µs), at least the node's wall clock now
+    /// (`api::new_timestamp()`: a skewed clock gives skewed timestamps).
     pub fn new_ts(&self, sim: &Sim) -> Timestamp {
-        let now_us = sim.now().0 / 1000;
+        let now_us = sim.wall_clock_us(self.node);
         let ts = now_us.max(self.last_ts.get() + 1);
         self.last_ts.set(ts);
         ts

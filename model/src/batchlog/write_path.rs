@@ -203,8 +203,11 @@ async fn run(h: &Rc<NodeHandle>, id: BatchId, mutations: Vec<WriteMutation>) -> 
     let inj = h.inj.clone();
     let coord = h.node;
     let timeout = Duration::from_millis(cfg.write_request_timeout_ms);
-    // Step 1: the batch context.
-    let written_at = sim.now().as_millis();
+    // Step 1: the batch context. `written_at` is the coordinator's db_clock (its wall clock,
+    // skewed under a clock-skew fault); the store's deadline is a relative timeout, as RPC
+    // timeouts are, so it is taken on the global virtual clock.
+    let written_at = sim.wall_clock_ms(coord);
+    let deadline_ms = sim.now().as_millis() + cfg.write_request_timeout_ms;
     let Some(endpoints) = batchlog_endpoints(h) else {
         return (Outcome::Failed, "unavailable: no batchlog endpoint".into());
     };
@@ -237,7 +240,7 @@ async fn run(h: &Rc<NodeHandle>, id: BatchId, mutations: Vec<WriteMutation>) -> 
         .map(|&e| {
             let net = net.clone();
             let req = BatchlogReq::Store {
-                deadline_ms: written_at + cfg.write_request_timeout_ms,
+                deadline_ms,
                 pk,
                 ck,
                 ts: entry_ts,
@@ -326,4 +329,63 @@ async fn run(h: &Rc<NodeHandle>, id: BatchId, mutations: Vec<WriteMutation>) -> 
         remove(&sim);
     }
     (Outcome::Ok, String::new())
+}
+
+/// A plain (unlogged) delete of `key` of user `table` coordinated by `h` at CL QUORUM: a
+/// tombstone stamped with the coordinator's clock, sent to the tablet's write replicas. The
+/// deletes whose tombstones repair-mode GC may purge (see [`super::repair`]). Records
+/// `delete_invoke` and `delete_complete`.
+pub async fn delete(h: Rc<NodeHandle>, table: TableId, key: u64) -> Outcome {
+    let sim = h.sim.clone();
+    let coord = h.node;
+    let ts = h.batchlog.new_ts(&sim);
+    sim.record(Some(coord), BatchlogEvent::DeleteInvoke { table, key, ts });
+    let erm = h.erm.acquire();
+    let probe = WriteMutation {
+        table,
+        key,
+        value: 0,
+        ts,
+    };
+    let (tablet, targets, rf) = h.g0.with_state(|s| route(s, &probe));
+    let needed = quorum(rf) + targets.len().saturating_sub(rf);
+    let timeout = Duration::from_millis(h.bl.write_request_timeout_ms);
+    let net = sim.net();
+    let version = erm.version();
+    let calls = targets.iter().map(|r| {
+        net.call::<ReplicaWrite>(
+            coord,
+            r.node,
+            ReplicaWriteReq {
+                shard: r.shard,
+                tablet,
+                key,
+                value: None,
+                ts,
+                version,
+                batch: None,
+            },
+            timeout,
+        )
+    });
+    let results = futures::future::join_all(calls).await;
+    drop(erm);
+    let acks = results.iter().filter(|r| r.is_ok()).count();
+    let outcome = if acks >= needed {
+        Outcome::Ok
+    } else {
+        // Some replica may hold the tombstone: neither applied nor refused for sure.
+        Outcome::Unknown
+    };
+    tracing::debug!(%tablet, key, "delete of {table}:{key} at ts {ts}: {outcome:?} ({acks}/{needed} acks)");
+    sim.record(
+        Some(coord),
+        BatchlogEvent::DeleteComplete {
+            table,
+            key,
+            ts,
+            outcome,
+        },
+    );
+    outcome
 }

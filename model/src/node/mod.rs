@@ -10,6 +10,7 @@
 //!  └─ verbs: mutation / read_data / truncate (data plane), raft_topology_cmd (barrier),
 //!            tablet_stream_data / stream_request / stream_mutation_fragments (streaming),
 //!            tablet_cleanup (cleanup), batchlog_mutate / repair_flush_hints_batchlog,
+//!            work_on_view_building_tasks / view_update (view building, crate::view),
 //!            join_node_request / join_node_response (adding a node)
 //! ```
 //!
@@ -68,6 +69,7 @@ pub async fn boot(ctx: NodeCtx, cfg: Rc<TopologyConfig>, bl: Rc<BatchlogConfig>)
     stream::serve(&h);
     cleanup::serve(&h);
     batchlog::service::serve(&h);
+    crate::view::serve(&h);
     join::serve(&h);
     if joining {
         sim::spawn(join::join(h.clone(), members));

@@ -71,6 +71,7 @@ async fn cleanup_tablet(svc: &NodeHandle, tablet: TabletId) -> Result<u64, RpcEr
     // Under the tablet metadata guard (SPEC §1.6 step 3): the deletion holds the erm, so a
     // barrier of a later stage of the tablet waits for it.
     let storage = Storage::of(&svc.sim, svc.node);
+    crate::view::staging::on_cleanup(svc, replica, tablet);
     let run = async {
         let rows = storage.delete_tablet(replica.shard, tablet);
         storage.sync().await.map(|()| rows)

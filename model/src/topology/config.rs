@@ -38,6 +38,15 @@ pub struct TopologyConfig {
     /// `write_both_read_new` goes through `write_both_read_old_fallback_cleanup` (on), or to
     /// `cleanup_target` after a barrier (off).
     pub tablets_intermediate_fallback_cleanup: bool,
+    /// Cluster feature `VIEW_BUILDING_COORDINATOR`: views of the tablet tables are built by
+    /// the view building coordinator and its workers (`crate::view`). Off (the default), no
+    /// view service runs on the nodes.
+    #[serde(skip_serializing_if = "is_false")]
+    pub view_building_coordinator: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl Default for TopologyConfig {
@@ -56,6 +65,7 @@ impl Default for TopologyConfig {
             barrier_timeout_ms: 10_000,
             stream_fragment_interval_ms: 1,
             tablets_intermediate_fallback_cleanup: true,
+            view_building_coordinator: false,
         }
     }
 }

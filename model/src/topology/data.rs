@@ -297,6 +297,20 @@ pub fn serve(svc: &Rc<NodeHandle>) {
             );
             drop(erm);
             synced?;
+            // The view updates of the durable base row (crate::view::data).
+            crate::view::data::on_base_write(
+                &s,
+                Replica {
+                    node: s.node,
+                    shard: req.shard,
+                },
+                req.tablet,
+                req.key,
+                CellValue {
+                    ts: req.ts,
+                    value: req.value,
+                },
+            );
             if let Some(tag) = req.batch {
                 // Durable on this replica, whatever the answer below says.
                 s.sim.record(

@@ -100,6 +100,10 @@ impl TopologySm {
         assert!(index > self.applied, "group0 applies in order");
         self.applied = index;
         let check_guard = !self.sim.mutant("coordinator-ignores-term");
+        self.state.views.flags = crate::view::state::ViewFlags {
+            no_abort_on_migration: self.sim.mutant(crate::view::state::NO_ABORT_ON_MIGRATION),
+            no_rollback_on_revert: self.sim.mutant(crate::view::state::NO_ROLLBACK_ON_REVERT),
+        };
         let mut node_commit = None;
         let (outcome, commits) = match cmd {
             Group0Command::Node(ch) => {
@@ -109,6 +113,7 @@ impl TopologySm {
             }
             _ => self.state.apply(index, cmd, check_guard),
         };
+        let view_events = std::mem::take(&mut self.state.views.events);
         let first = self.sim.ext::<Recorded>().0.borrow_mut().insert(index);
         if first {
             let node = Some(self.hooks.node);
@@ -166,6 +171,9 @@ impl TopologySm {
                         },
                     );
                 }
+                (ApplyOutcome::Applied, Group0Command::View(ch)) => {
+                    tracing::info!(index, term = %sim::log::opt(&ch.term), "view building change by {} applied at group0 index {index}: {} op(s)", ch.origin, ch.ops.len());
+                }
                 (ApplyOutcome::Applied, Group0Command::Change(ch)) => {
                     self.sim.record(
                         node,
@@ -198,6 +206,11 @@ impl TopologySm {
                         );
                     }
                 }
+            }
+        }
+        if first && outcome == ApplyOutcome::Applied {
+            for ev in view_events {
+                crate::view::events::record(&self.sim, self.hooks.node, ev);
             }
         }
         if outcome == ApplyOutcome::Applied {

@@ -10,6 +10,7 @@
 
 use super::ids::{NodeId, Replica, SessionId, TableId, TabletId};
 use super::stage::{is_legal_successor, ReadSelector, Stage, WriteSelector};
+use crate::view::state::{ViewBuildingState, ViewChange};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -199,6 +200,10 @@ pub struct TopologyState {
     pub next_session: u64,
     /// Outcome of recently applied commands, by group0 index (bounded).
     pub outcomes: BTreeMap<u64, ApplyOutcome>,
+    /// The view-building state (`view_building_tasks`, processed base, build statuses; SPEC
+    /// §6.2), changed by [`Group0Command::View`] and by the tablet hooks of SPEC §6.9.
+    #[serde(default)]
+    pub views: ViewBuildingState,
 }
 
 /// Keep this many recent outcomes for proposers to look up.
@@ -214,6 +219,8 @@ pub enum Group0Command {
     },
     /// A guarded change to `system.tablets` / `system.topology`.
     Change(TopologyChange),
+    /// A guarded change to the view-building state (SPEC §6.2).
+    View(ViewChange),
     /// A guarded change of one node's row and the node operation's `transition_state`.
     Node(NodeChange),
 }
@@ -440,6 +447,7 @@ impl TopologyState {
             tablets,
             next_session: 1,
             outcomes: BTreeMap::new(),
+            views: ViewBuildingState::default(),
         }
     }
 
@@ -632,6 +640,7 @@ impl TopologyState {
         cmd: &Group0Command,
         check_guard: bool,
     ) -> (ApplyOutcome, Vec<TabletCommit>) {
+        self.views.index = index;
         let (outcome, commits) = match cmd {
             Group0Command::FencePreviousCoordinator { term } => {
                 if *term <= self.coordinator_term {
@@ -652,9 +661,39 @@ impl TopologyState {
             Group0Command::Node(ch) => {
                 return (self.apply_node_command(index, ch, check_guard).0, vec![]);
             }
+            Group0Command::View(ch) => match self.check_view(ch, check_guard) {
+                Err(r) => (ApplyOutcome::Rejected(r), vec![]),
+                Ok(()) => {
+                    self.state_id += 1;
+                    (ApplyOutcome::Applied, vec![])
+                }
+            },
         };
         self.remember(index, outcome.clone());
         (outcome, commits)
+    }
+
+    /// The group0 guard of a view-building change, then its apply (all ops or none).
+    fn check_view(&mut self, ch: &ViewChange, check_guard: bool) -> Result<(), RejectReason> {
+        if check_guard {
+            if let Some(term) = ch.term {
+                if term < self.coordinator_term {
+                    return Err(RejectReason::TermFenced {
+                        term,
+                        fenced: self.coordinator_term,
+                    });
+                }
+            }
+            if ch.base_state_id != self.state_id {
+                return Err(RejectReason::StateChanged {
+                    base: ch.base_state_id,
+                    current: self.state_id,
+                });
+            }
+        }
+        self.views
+            .apply(&ch.ops, &self.tablets)
+            .map_err(RejectReason::Invalid)
     }
 
     fn check(&self, ch: &TopologyChange, check_guard: bool) -> Result<(), RejectReason> {
@@ -713,6 +752,7 @@ impl TopologyState {
             let t = u.tablet();
             let info = self.tablets.get_mut(&t).expect("checked");
             let from = info.stage();
+            let (leaving, pending) = (info.leaving_replica(), info.pending_replica());
             let mut migration = info.transition.as_ref().map_or(0, |t| t.migration);
             match u {
                 TabletUpdate::Start { new_replicas, .. } => {
@@ -735,6 +775,9 @@ impl TopologyState {
                         assert!(is_legal_successor(from, Some(*to)), "{from:?} -> {to}");
                     }
                     let tr = info.transition.as_mut().expect("checked");
+                    if let Some(f) = from {
+                        self.views.on_stage(t, f, *to, leaving);
+                    }
                     tr.stage = *to;
                     tr.session = *session;
                     if let Some(s) = session {
@@ -747,6 +790,9 @@ impl TopologyState {
                     }
                     let tr = info.transition.take().expect("checked");
                     migration = tr.migration;
+                    if let Some(f) = from {
+                        self.views.on_finish(t, f, leaving, pending);
+                    }
                     if *seen == Stage::EndMigration {
                         info.replicas = tr.new_replicas;
                     }

@@ -270,6 +270,7 @@ async fn receive_fragments(
     };
     let storage = Storage::of(&svc.sim, svc.node);
     let mut applied = 0;
+    let mut keys = Vec::new();
     loop {
         let item = src.recv().await?;
         let Some((key, value)) = item else { break };
@@ -297,6 +298,7 @@ async fn receive_fragments(
         storage.put(plan.dst.shard, plan.tablet, key, value);
         tracing::debug!(tablet = %plan.tablet, session = %plan.guard.0, key, "applied streamed row {key} of {} to {} under session {}", plan.tablet, plan.dst, plan.guard.0);
         applied += 1;
+        keys.push(key);
         svc.sim.record(
             Some(svc.node),
             TopologyEvent::FragmentApplied {
@@ -310,6 +312,8 @@ async fn receive_fragments(
         );
     }
     storage.sync().await?;
+    // Streamed while a view of the base is being built: staging (crate::view::staging).
+    crate::view::staging::on_streamed(svc, plan.dst, plan.tablet, keys);
     drop(guard);
     Ok(applied)
 }

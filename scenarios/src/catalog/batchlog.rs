@@ -18,8 +18,9 @@ use futures::future::LocalBoxFuture;
 use futures::FutureExt;
 use model::batchlog::manager::{
     INJ_REPLAY_STALL, MUTANT_CLEANUP_COVERS_FAILED, MUTANT_NO_FAILED_STAGE,
-    MUTANT_NO_RANGE_TOMBSTONE, MUTANT_REPLAY_TOO_YOUNG,
+    MUTANT_NO_RANGE_TOMBSTONE, MUTANT_REPLAY_FIRST_MUTATION_ONLY, MUTANT_REPLAY_TOO_YOUNG,
 };
+use model::batchlog::repair::MUTANT_REPAIR_TIME_DESPITE_FAILED_FLUSH;
 use model::batchlog::types::TableId;
 use model::batchlog::write_path::MUTANT_DELETE_BEFORE_APPLY;
 use model::batchlog::{BatchlogCluster as Cluster, BatchlogConfig, BatchlogEvent};
@@ -37,7 +38,7 @@ pub fn scenarios() -> Vec<ScenarioDef> {
             id: "batchlog.coordinator_crash_before_apply",
             tier: Tier::Scripted,
             description: "the coordinator fails after the batchlog write and before applying the batch, then crashes; the batchlog endpoints replay it",
-            mutants: &[MUTANT_DELETE_BEFORE_APPLY],
+            mutants: &[MUTANT_DELETE_BEFORE_APPLY, MUTANT_REPLAY_FIRST_MUTATION_ONLY],
             marks: &["storage_proxy_fail_send_batch", "batchlog entry replayed"],
             config: |cfg| base(cfg, 4, 6_000),
             run: |sim, cfg| run_story(sim, cfg, BatchLoad::LIGHT, story_crash_before_apply).boxed_local(),
@@ -77,6 +78,23 @@ pub fn scenarios() -> Vec<ScenarioDef> {
                 cfg.set_section("batchlog", &bl);
             },
             run: |sim, cfg| run_story(sim, cfg, BatchLoad::NONE, story_repair_flush).boxed_local(),
+            checkers: chk::ALL,
+        },
+        ScenarioDef {
+            id: "batchlog.repair_after_failed_flush",
+            tier: Tier::Scripted,
+            description: "the resurrection of upstream PR #26319: a batch older than a delete waits in the batchlog while every replay fails; a repair of the repair-mode table finds its flush not all replayed and keeps the repair time, so the delete's tombstone survives the later replay; a second repair, after the replay, moves the repair time and purges the tombstone",
+            mutants: &[MUTANT_REPAIR_TIME_DESPITE_FAILED_FLUSH],
+            marks: &["replay send failed", "repair flush failed, repair time kept", "batchlog entry replayed", "repair time updated", "tombstone purged by repair-mode gc"],
+            config: |cfg| {
+                base(cfg, 4, 6_000);
+                // Table 1 uses repair-mode tombstone GC with a short propagation delay.
+                let mut bl: BatchlogConfig = cfg.section("batchlog");
+                bl.repair_mode_tables = vec![1];
+                bl.propagation_delay_ms = 700;
+                cfg.set_section("batchlog", &bl);
+            },
+            run: |sim, cfg| run_story(sim, cfg, BatchLoad::NONE, story_repair_after_failed_flush).boxed_local(),
             checkers: chk::ALL,
         },
         ScenarioDef {
@@ -134,7 +152,7 @@ pub fn scenarios() -> Vec<ScenarioDef> {
         ScenarioDef {
             id: "batchlog.swarm",
             tier: Tier::Randomised,
-            description: "a logged-batch workload under random crashes, killed connections, partitions, delays and pauses, random batchlog injections and a table drop",
+            description: "a logged-batch workload under random crashes, killed connections, partitions, delays and pauses, random batchlog injections and a table drop (and clock skew with --set fault_model.clock_skew_ms=N)",
             mutants: &[],
             marks: &[],
             config: |cfg| {
@@ -153,6 +171,11 @@ pub fn scenarios() -> Vec<ScenarioDef> {
                         FaultKind::Delay,
                         FaultKind::Pause,
                         FaultKind::Drop,
+                        // Drawn only with a skew bound: `--set fault_model.clock_skew_ms=300`
+                        // (and `fault_model.clock_drift_ppm`); off by default, so that the
+                        // default swarm is F1's fix-validating run (skew beyond
+                        // `replay_timeout − write_request_timeout` defeats the fix too).
+                        FaultKind::ClockSkew,
                     ],
                     min_faults: 1,
                     max_faults: 4,
@@ -535,6 +558,62 @@ fn story_repair_flush(sim: Sim, c: Cluster) -> LocalBoxFuture<'static, ()> {
                 sim.mark("repair flush all replayed");
             }
         }
+    }
+    .boxed_local()
+}
+
+/// Upstream PR #26319's resurrection, step by step (table 1 in `repair` mode, propagation delay
+/// 700 ms):
+/// 1. batch A writes row 1:5 (value 10) and completes;
+/// 2. every node's replays fail from now on (`storage_proxy_fail_replay_batch`); batch B (row
+///    1:5 = 20, row 0:6 = 20) fails after its batchlog write: its entry waits for a replay;
+/// 3. row 1:5 is deleted (a tombstone newer than B's write);
+/// 4. after the propagation delay, a repair of table 1: B's endpoints answer "not all
+///    replayed", so the repair time stays where it was and the tombstone is not purged (with
+///    the mutant it moves, and the tombstone is purged);
+/// 5. replays work again: the replay loop replays B; its write to 1:5 is older than
+///    the tombstone and stays shadowed (with the mutant nothing shadows it: 1:5 reads 20);
+/// 6. a second repair, with every batch replayed, moves the repair time and purges the
+///    tombstone with what it shadows.
+fn story_repair_after_failed_flush(sim: Sim, c: Cluster) -> LocalBoxFuture<'static, ()> {
+    async move {
+        let (n1, n2, n3) = (NodeId(1), NodeId(2), NodeId(3));
+        let inj = Injections::of(&sim);
+        let t1 = TableId(1);
+        sleep(Duration::from_millis(100)).await;
+        // 1.
+        c.execute(n1, vec![(t1, 5, 10)]).await;
+        // 2.
+        for n in c.nodes() {
+            inj.enable(
+                &sim,
+                n,
+                "storage_proxy_fail_replay_batch",
+                false,
+                BTreeMap::new(),
+            );
+        }
+        inj.enable(
+            &sim,
+            n1,
+            "storage_proxy_fail_send_batch",
+            true,
+            BTreeMap::new(),
+        );
+        c.execute(n1, vec![(t1, 5, 20), (TableId(0), 6, 20)]).await;
+        sleep(Duration::from_millis(50)).await;
+        // 3.
+        c.delete(n2, t1, 5).await;
+        // 4.
+        sleep(Duration::from_millis(c.cfg().propagation_delay_ms + 500)).await;
+        c.repair(n3, t1).await;
+        // 5.
+        for n in c.nodes() {
+            inj.disable(&sim, n, "storage_proxy_fail_replay_batch");
+        }
+        sleep(Duration::from_millis(2_500)).await;
+        // 6.
+        c.repair(n3, t1).await;
     }
     .boxed_local()
 }

@@ -7,6 +7,7 @@ pub mod harness;
 pub mod raft;
 pub mod sc;
 pub mod topology;
+pub mod view;
 
 use crate::scenario::ScenarioDef;
 
@@ -18,5 +19,6 @@ pub fn all() -> Vec<ScenarioDef> {
     v.extend(batchlog::scenarios());
     v.extend(cluster::scenarios());
     v.extend(sc::scenarios());
+    v.extend(view::scenarios());
     v
 }

@@ -170,6 +170,7 @@ fn config_swarm(cfg: &mut RunConfig) {
             probability: 0.7,
             max_delay_ms: 20,
         }],
+        ..FaultModel::default()
     };
     cfg.set_section("raft", &RaftParams::default());
 }

@@ -5,3 +5,4 @@ pub mod harness;
 pub mod raft;
 pub mod sc;
 pub mod topology;
+pub mod view;

@@ -1,23 +1,27 @@
 //! Checkers of the batchlog area (SPEC §5.12), one file each. They read only the history (the
 //! model's [`BatchlogEvent`]s) and the final state the scenario returns.
 
+pub mod atomicity;
 pub mod bounded_cleanup;
 pub mod drained;
 pub mod no_early_replay;
 pub mod no_lost_batch;
 pub mod range_tombstone;
 pub mod replicas_hold;
+pub mod resurrection;
 
 use crate::scenario::{Checker, Verdict, Violation};
 use model::batchlog::BatchlogEvent;
 use sim::{History, NodeId};
 
+pub use atomicity::Atomicity;
 pub use bounded_cleanup::BoundedCleanup;
 pub use drained::BatchlogDrained;
 pub use no_early_replay::NoEarlyReplay;
 pub use no_lost_batch::NoLostBatch;
 pub use range_tombstone::RangeTombstoneSafety;
 pub use replicas_hold::ReplicasHoldBatches;
+pub use resurrection::NoResurrection;
 
 /// Every batchlog checker, as the batchlog scenarios use them.
 pub const ALL: &[&dyn Checker] = &[
@@ -26,6 +30,8 @@ pub const ALL: &[&dyn Checker] = &[
     &RangeTombstoneSafety,
     &BoundedCleanup,
     &BatchlogDrained,
+    &Atomicity,
+    &NoResurrection,
 ];
 
 /// A batchlog event with where it sits in the history.

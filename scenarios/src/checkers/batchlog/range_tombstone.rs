@@ -35,10 +35,11 @@ struct LiveRow {
     ts: u64,
 }
 
-/// A cleanup range tombstone already laid: end, timestamp, pass `now`.
+/// A cleanup range tombstone already laid: end, stage partition, timestamp, pass `now`.
 #[derive(Clone, Copy)]
 struct Laid {
     end: RtEnd,
+    stage: Stage,
     ts: u64,
     now_ms: u64,
 }
@@ -76,8 +77,11 @@ impl Checker for RangeTombstoneSafety {
                         out.push(safety(
                             self.name(),
                             format!(
-                                "store of initial entry {id} (written_at {written_at}) landed on {node} after range tombstone {:?} of shard {shard} (pass now={}) that shadows it",
-                                r.end, r.now_ms
+                                "store of initial entry {id} (written_at {written_at}, ts {ts}) landed on {node} after range tombstone {:?} of shard {shard} (stage {}, ts {}, pass now={}) that shadows it",
+                                r.end,
+                                r.stage.name(),
+                                r.ts,
+                                r.now_ms
                             ),
                             Some(&e),
                         ));
@@ -150,7 +154,8 @@ impl Checker for RangeTombstoneSafety {
                             out.push(safety(
                                 self.name(),
                                 format!(
-                                    "range tombstone {end:?} of shard {shard} on {node} (pass now={now_ms}) covers live initial entry {id} (written_at {w}) not replayed in that pass"
+                                    "range tombstone {end:?} of shard {shard} on {node} (stage {}, ts {ts}, pass now={now_ms}) covers live initial entry {id} (written_at {w}) not replayed in that pass",
+                                    stage.name()
                                 ),
                                 Some(&e),
                             ));
@@ -159,6 +164,7 @@ impl Checker for RangeTombstoneSafety {
                     }
                     laid.entry((node, *shard)).or_default().push(Laid {
                         end: *end,
+                        stage: *stage,
                         ts: *ts,
                         now_ms: *now_ms,
                     });

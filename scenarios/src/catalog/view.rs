@@ -1,0 +1,404 @@
+//! The view building scenarios (`view.*`, SPEC §6): materialized views of a tablet base table
+//! built by the view building coordinator while base writes go on, mirroring upstream's
+//! `test/cluster/test_view_building_coordinator.py`. Scripted stories hold a `build_range`
+//! batch at `view_building_worker_pause_build_range_task` and then fail its RPC, change the
+//! group0 leader, migrate or revert its tablet, stream staging data, or drop a view;
+//! `view.swarm` runs the balancer, base writes, random moves and swarm faults (coordinator
+//! failover, killed and stalled worker RPCs, crashes) with buggified pause / fail points.
+//!
+//! Every run is judged by V1–V8 (`checkers/view/`), the end-to-end view contents check, the
+//! topology checkers and group0's Raft checkers.
+
+use crate::checkers::topology::{
+    expectations::Expectations, fencing::Fencing, liveness::Liveness, stage::StageMonotonicity,
+};
+use crate::checkers::view as vc;
+use crate::config::RunConfig;
+use crate::phases;
+use crate::scenario::{Checker, RunEnd, ScenarioDef, Tier};
+use crate::story::Story;
+use fault_injection::{BuggifyPoint, FaultKind, FaultModel};
+use futures::future::LocalBoxFuture;
+use futures::FutureExt;
+use model::node::Cluster;
+use model::topology::api;
+use model::topology::data::Client;
+use model::topology::group0::current_leader;
+use model::topology::stage::Stage;
+use model::topology::{NodeId, Replica, ShardId, TableId, TabletId, TopologyConfig};
+use model::view::coordinator::{STAGING_PROCESSED_EARLY, SUCCESS_BEFORE_STAGING_DONE};
+use model::view::data::{view_table, VIEW_UPDATES_LOST};
+use model::view::state::{TaskKind, NO_ABORT_ON_MIGRATION, NO_ROLLBACK_ON_REVERT};
+use model::view::worker::{
+    BUILD_RANGE_FAIL, PAUSE_BUILD_RANGE, RETRY_STARTS_NEW_BATCH, RPC_IGNORES_TERM,
+    TWO_BATCHES_PER_SHARD,
+};
+use model::view::{api as vapi, worker::WorkOnViewBuildingTasks};
+use rand::Rng;
+use sim::time::{sleep, Duration};
+use sim::Sim;
+use std::cell::Cell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+const CHECKERS: &[&dyn Checker] = &[
+    &vc::NoStartInTransition,
+    &vc::OneBatchPerShard,
+    &vc::AbortedNeverRuns,
+    &vc::Conservation,
+    &vc::SuccessOnlyWhenBuilt,
+    &vc::CompletionIdempotent,
+    &vc::StaleTermRejected,
+    &vc::StagingAfterTransition,
+    &vc::ViewContents,
+    &crate::checkers::raft::ElectionSafety,
+    &crate::checkers::raft::LogAgreement,
+    &Fencing,
+    &StageMonotonicity,
+    &Liveness,
+    &Expectations,
+];
+
+const BASE: TableId = TableId::user(0);
+const MV1: TableId = view_table(0);
+const MV2: TableId = view_table(1);
+/// Rows written before CREATE VIEW (what `build_range` must find).
+const PRELOAD: u64 = 160;
+
+fn def(
+    id: &'static str,
+    tier: Tier,
+    description: &'static str,
+    mutants: &'static [&'static str],
+    marks: &'static [&'static str],
+    config: fn(&mut RunConfig),
+    run: crate::scenario::RunFn,
+) -> ScenarioDef {
+    ScenarioDef {
+        id,
+        tier,
+        description,
+        mutants,
+        marks,
+        config,
+        run,
+        checkers: CHECKERS,
+    }
+}
+
+/// Every `view.*` scenario.
+pub fn scenarios() -> Vec<ScenarioDef> {
+    use Tier::*;
+    vec![
+        def("view.build_happy", Scripted,
+            "two views of a preloaded base table on 4 tablets are built while base writes go on; every view equals its base on every replica",
+            &[TWO_BATCHES_PER_SHARD, VIEW_UPDATES_LOST],
+            &["view built"],
+            config_happy, |s, c| run(s, c, story_happy).boxed_local()),
+        def("view.rpc_failure_attaches_to_running_batch", Scripted,
+            "a build_range batch is held; its RPC's connection is killed; the coordinator's retry attaches to the running batch instead of starting another",
+            &[RETRY_STARTS_NEW_BATCH],
+            &["view building RPC failed, retried", "retried RPC attached to running batch"],
+            config_spread, |s, c| run(s, c, story_rpc_failure).boxed_local()),
+        def("view.leader_change_mid_build", Scripted,
+            "the group0 leader pauses while a batch is held and its retried RPC is stalled; the new coordinator attaches to the batch and the old term's RPC is refused after the worker's read barrier",
+            &[RPC_IGNORES_TERM],
+            &["stale-term view building RPC refused", "retried RPC attached to running batch"],
+            config_spread, |s, c| run(s, c, story_leader_change).boxed_local()),
+        def("view.migration_during_build", Scripted,
+            "a tablet migrates while its build_range batch is held: the task is aborted at write_both_read_old, the batch stops, and the task is recreated on the new replica at end_migration",
+            &[NO_ABORT_ON_MIGRATION],
+            &["task aborted by a tablet migration", "batch aborted: its tasks were aborted or deleted", "aborted task recreated", "staging sstable processed after the transition"],
+            config_one_holder, |s, c| run(s, c, story_migration).boxed_local()),
+        def("view.streaming_fails_then_revert", Scripted,
+            "streaming of a tablet whose build is held fails for a rollback reason; at revert_migration the aborted task is recreated on the old replica and the view is built",
+            &[NO_ROLLBACK_ON_REVERT],
+            &["task aborted by a tablet migration", "streaming rolled back to cleanup_target", "migration reverted", "aborted task recreated"],
+            config_one_holder, |s, c| run(s, c, story_revert).boxed_local()),
+        def("view.staging_not_processed_early", Scripted,
+            "a built tablet migrates while another tablet's build is held: the streamed rows are staging on the pending replica and are processed only after the transition ends",
+            &[STAGING_PROCESSED_EARLY, SUCCESS_BEFORE_STAGING_DONE],
+            &["streamed sstable registered as staging", "staging sstable processed after the transition", "migration completed"],
+            config_one_holder, |s, c| run(s, c, story_staging).boxed_local()),
+        def("view.drop_view_mid_build", Scripted,
+            "two views build while batches are held; one is dropped: its tasks go, the batches keep running for the other view, which is built",
+            &[],
+            &["batch tasks removed (aborted or gone)"],
+            config_one_holder, |s, c| run(s, c, story_drop).boxed_local()),
+        def("view.swarm", Randomised,
+            "balancer on, random moves, base writes, two views created during chaos, swarm faults (leader kills, killed and stalled worker RPCs, crashes, partitions) and buggified build pause / failure points",
+            &[NO_ABORT_ON_MIGRATION, RETRY_STARTS_NEW_BATCH, TWO_BATCHES_PER_SHARD, VIEW_UPDATES_LOST],
+            &[],
+            config_swarm, |s, c| run(s, c, story_swarm).boxed_local()),
+    ]
+}
+
+// ---------------------------------------------------------------------------------------------
+// configs
+
+fn topo(cfg: &mut RunConfig, t: TopologyConfig) {
+    cfg.nodes = t.nodes;
+    cfg.shards = t.shards;
+    cfg.set_section("topology", &t);
+}
+
+fn base_topology(initial_holders: u32, tablets: u32) -> TopologyConfig {
+    TopologyConfig {
+        nodes: 3,
+        shards: 2,
+        tables: 1,
+        tablets,
+        initial_holders,
+        rf: 1,
+        balancing: false,
+        barrier_timeout_ms: 3_000,
+        stream_timeout_ms: 5_000,
+        stream_fragment_interval_ms: 1,
+        view_building_coordinator: true,
+        ..TopologyConfig::default()
+    }
+}
+
+fn scripted(cfg: &mut RunConfig) {
+    cfg.phases.warmup_ms = 300;
+    cfg.phases.chaos_ms = 0;
+    cfg.phases.converge_budget_ms = 40_000;
+}
+
+fn config_happy(cfg: &mut RunConfig) {
+    scripted(cfg);
+    cfg.phases.chaos_ms = 2_000;
+    topo(cfg, base_topology(1, 4));
+}
+
+fn config_spread(cfg: &mut RunConfig) {
+    scripted(cfg);
+    topo(cfg, base_topology(3, 3));
+}
+
+fn config_one_holder(cfg: &mut RunConfig) {
+    scripted(cfg);
+    topo(cfg, base_topology(1, 2));
+}
+
+fn config_swarm(cfg: &mut RunConfig) {
+    cfg.phases.warmup_ms = 300;
+    cfg.phases.chaos_ms = 5_000;
+    cfg.phases.converge_budget_ms = 60_000;
+    let mut t = base_topology(1, 4);
+    t.balancing = true;
+    topo(cfg, t);
+    cfg.fault_model = FaultModel {
+        kinds: vec![
+            FaultKind::KillConnection,
+            FaultKind::Stall,
+            FaultKind::Partition,
+            FaultKind::Crash,
+            FaultKind::KillLeader,
+            FaultKind::Pause,
+            FaultKind::Injection,
+        ],
+        min_faults: 2,
+        max_faults: 7,
+        window_ms: 4_500,
+        max_duration_ms: 1_500,
+        verbs: vec![
+            WorkOnViewBuildingTasks::NAME.into(),
+            "view_update".into(),
+            "stream_mutation_fragments".into(),
+            "tablet_stream_data".into(),
+            "raft_topology_cmd".into(),
+        ],
+        max_down: 1,
+        injections: vec![
+            BuggifyPoint {
+                name: PAUSE_BUILD_RANGE.into(),
+                max_hold_ms: 1_500,
+            },
+            BuggifyPoint {
+                name: BUILD_RANGE_FAIL.into(),
+                max_hold_ms: 800,
+            },
+        ],
+        ..FaultModel::default()
+    };
+}
+
+use sim::Verb as _;
+
+// ---------------------------------------------------------------------------------------------
+// the area and the story kit
+
+struct Vb {
+    story: Story,
+    cluster: Cluster,
+    writes_until: Cell<u64>,
+}
+
+impl Vb {
+    fn sim(&self) -> &Sim {
+        &self.story.sim
+    }
+
+    fn expect(&self, ok: bool, what: &str) {
+        self.story.expect(ok, what);
+    }
+
+    fn tablet(&self, i: u32) -> TabletId {
+        TabletId::new(BASE, i)
+    }
+
+    fn replica_of(&self, t: TabletId) -> Replica {
+        self.cluster
+            .state()
+            .map(|s| s.tablets[&t].replicas[0])
+            .expect("a live node")
+    }
+
+    fn stage(&self, t: TabletId) -> Option<Stage> {
+        self.cluster
+            .state()
+            .and_then(|s| s.tablets.get(&t).and_then(|i| i.stage()))
+    }
+
+    fn leader(&self) -> NodeId {
+        current_leader(self.sim()).unwrap_or(NodeId(1))
+    }
+
+    fn build_tasks_of(&self, t: TabletId) -> usize {
+        self.cluster.state().map_or(0, |s| {
+            s.views
+                .tasks
+                .values()
+                .filter(|x| x.tablet == t && x.kind == TaskKind::BuildRange)
+                .count()
+        })
+    }
+
+    /// Write `PRELOAD` rows (keys 0..PRELOAD) before any view exists.
+    async fn preload(&self) {
+        let c = Client::new(self.sim(), NodeId(1));
+        for k in 0..PRELOAD {
+            c.write(k, 1_000 + k).await;
+        }
+    }
+
+    async fn create(&self, view: TableId, name: &str) {
+        let r = vapi::create_view(&self.cluster, view, BASE, name).await;
+        self.expect(r.is_ok(), &format!("CREATE VIEW {name}: {r:?}"));
+    }
+
+    /// Hold every `build_range` batch (of tablet `token`, if given) on `node`.
+    fn pause_builds(&self, node: NodeId, token: Option<u32>) {
+        let params: BTreeMap<String, String> = token
+            .map(|t| [("token".to_string(), t.to_string())].into())
+            .unwrap_or_default();
+        fault_injection::Injections::of(self.sim()).enable(
+            self.sim(),
+            node,
+            PAUSE_BUILD_RANGE,
+            false,
+            params,
+        );
+    }
+
+    fn release_builds(&self, node: NodeId) {
+        api::disable_injection(self.sim(), node, PAUSE_BUILD_RANGE);
+    }
+
+    async fn held(&self, node: NodeId, n: u64) {
+        api::wait_for_injection_enter(self.sim(), node, PAUSE_BUILD_RANGE, n).await;
+    }
+
+    fn spawn_move(&self, t: TabletId, src: Replica, dst: Replica) -> Rc<Cell<bool>> {
+        let c = self.cluster.clone();
+        self.story.spawn(async move {
+            let _ = api::move_tablet(&c, t, src, dst).await;
+        })
+    }
+
+    /// Base writes from random nodes until the story's deadline (`writes_until`): updates and
+    /// deletes over the preloaded keys and fresh ones.
+    fn spawn_writes(self: &Rc<Self>) {
+        let me = self.clone();
+        self.sim().spawn_supervisor(async move {
+            let mut rng = me.sim().rng("view_writes");
+            let mut v = 10_000u64;
+            while me.sim().now().0 < me.writes_until.get() {
+                let node = NodeId(rng.gen_range(1..=me.cluster.cfg.nodes));
+                let c = Client::new(me.sim(), node);
+                let key = rng.gen_range(0..PRELOAD + 80);
+                v += 1;
+                if rng.gen_bool(0.1) {
+                    c.delete(key).await;
+                } else {
+                    c.write(key, v).await;
+                }
+                sleep(Duration::from_millis(rng.gen_range(5..25))).await;
+            }
+        });
+    }
+}
+
+impl phases::Area for Vb {
+    fn story(&self) -> &Story {
+        &self.story
+    }
+
+    fn quiesce(&self) -> LocalBoxFuture<'_, ()> {
+        Box::pin(async move {
+            for _ in 0..50 {
+                let _ = sim::time::timeout(
+                    Duration::from_millis(1_000),
+                    api::set_balancing(&self.cluster, false),
+                )
+                .await;
+                let off = current_leader(self.sim())
+                    .and_then(|l| self.cluster.services(l))
+                    .is_some_and(|s| !s.g0.with_state(|st| st.tablet_balancing_enabled));
+                if off {
+                    break;
+                }
+                sleep(Duration::from_millis(100)).await;
+            }
+        })
+    }
+
+    fn pending(&self) -> Vec<String> {
+        let mut out = vapi::pending(&self.cluster);
+        if let Some(s) = self.cluster.state() {
+            out.extend(s.tablets.iter().filter_map(|(t, i)| {
+                i.stage()
+                    .map(|st| format!("migration of {t} stuck in {st}"))
+            }));
+        }
+        out
+    }
+
+    fn final_state(&self, _converged: bool) -> LocalBoxFuture<'_, serde_json::Value> {
+        Box::pin(async move { vapi::final_state(&self.cluster) })
+    }
+}
+
+type VbStory = fn(Rc<Vb>) -> LocalBoxFuture<'static, ()>;
+
+async fn run(sim: Sim, cfg: Rc<RunConfig>, story: VbStory) -> RunEnd {
+    let t: TopologyConfig = cfg.section("topology");
+    let area = Rc::new(Vb {
+        story: Story::new(&sim, &cfg),
+        cluster: Cluster::start(&sim, t),
+        writes_until: Cell::new(0),
+    });
+    let leader_sim = sim.clone();
+    phases::run(&sim, &cfg, area, move |a| phases::Plan {
+        story: Some((phases::StoryMode::Awaited, story(a.clone()))),
+        leader: Some(Rc::new(move || current_leader(&leader_sim))),
+        settle_ms: 300,
+        ..phases::Plan::default()
+    })
+    .await
+}
+
+#[path = "view_stories.rs"]
+mod stories;
+use stories::*;

@@ -1,0 +1,157 @@
+//! Atomicity of logged batches (SPEC §5.12, "eventually atomic"): if any member mutation of a
+//! logged batch was applied on any replica — by the write path or by a replay, whether or not
+//! the client was answered, and whatever that answer was — then once the run has converged
+//! *every* member mutation of the batch is held, at its timestamp or a newer one, by the final
+//! replicas of its tablet. A logged batch is all or nothing; "some of it" is the one outcome
+//! the batchlog exists to rule out.
+//!
+//! How this differs from its neighbours: [`super::NoLostBatch`] starts from a batchlog write the
+//! coordinator saw acknowledged and accepts a live batchlog entry as "not lost yet";
+//! [`super::ReplicasHoldBatches`] starts from a batch applied at its CL (client ok, or a
+//! successful replay). This checker starts from the weakest evidence — one `mutation_applied`
+//! event of one member anywhere — and asks for the whole batch at the end.
+//!
+//! "Held by its replicas" means a quorum of the tablet's final replicas (EACH_QUORUM, one
+//! datacenter), as a replay guarantees: hints and repair are not modelled, so a replica that
+//! was down during both the write path and the replay never catches up, and asking for all of
+//! them would fail runs the system does not promise anything about.
+//!
+//! Reads the history (`batch_invoke`, `mutation_applied`, `table_dropped`) and the final state's
+//! placement (`tablets`) and per-replica cells (`cells`), never the model. A key's tablet is
+//! `key % tablet_count` of its table (the data plane's routing, `docs/architecture.md`). A cell
+//! newer than the mutation, live or tombstone (`tombstones` of the final state), holds it; a row
+//! deleted by a later delete is exempt (repair-mode GC may have purged everything); so are
+//! mutations of a dropped table. A run that did not converge is left to the liveness checkers.
+
+use super::{events, safety};
+use crate::config::RunConfig;
+use crate::scenario::{Checker, RunEnd, Violation};
+use model::batchlog::types::{BatchId, TableId, WriteMutation};
+use model::batchlog::BatchlogEvent;
+use sim::History;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The atomicity checker.
+pub struct Atomicity;
+
+impl Checker for Atomicity {
+    fn name(&self) -> &'static str {
+        "batchlog_atomicity"
+    }
+
+    fn check(&self, _cfg: &RunConfig, h: &History, end: &RunEnd) -> Vec<Violation> {
+        if !end.pending.is_empty() {
+            return Vec::new();
+        }
+        let (Some(tablets), Some(cells)) = (
+            end.final_state.get("tablets").and_then(|t| t.as_object()),
+            end.final_state.get("cells").and_then(|c| c.as_object()),
+        ) else {
+            return Vec::new();
+        };
+        let evs = events(h);
+        let mut invoked: BTreeMap<BatchId, Vec<WriteMutation>> = BTreeMap::new();
+        // The first application of any member of each batch: (event index, the member).
+        let mut touched: BTreeMap<BatchId, (usize, WriteMutation)> = BTreeMap::new();
+        let mut dropped: BTreeSet<TableId> = BTreeSet::new();
+        // The newest delete sent for each row (acknowledged or not).
+        let mut deleted: BTreeMap<(TableId, u64), u64> = BTreeMap::new();
+        for (i, e) in evs.iter().enumerate() {
+            match &e.ev {
+                BatchlogEvent::BatchInvoke { id, mutations, .. } => {
+                    invoked.insert(*id, mutations.clone());
+                }
+                BatchlogEvent::MutationApplied { batch, m, .. } => {
+                    touched.entry(*batch).or_insert((i, *m));
+                }
+                BatchlogEvent::TableDropped { table } => {
+                    dropped.insert(*table);
+                }
+                BatchlogEvent::DeleteInvoke { table, key, ts } => {
+                    let d = deleted.entry((*table, *key)).or_insert(*ts);
+                    *d = (*d).max(*ts);
+                }
+                _ => {}
+            }
+        }
+        let tombstones = end
+            .final_state
+            .get("tombstones")
+            .and_then(|t| t.as_object());
+        let tablet_count = |table: u32| {
+            let prefix = format!("table{table}/");
+            tablets.keys().filter(|t| t.starts_with(&prefix)).count() as u64
+        };
+        let at = |map: &serde_json::Map<String, serde_json::Value>,
+                  replica: &str,
+                  tablet: &str,
+                  key: u64| {
+            map.get(replica)?
+                .get(tablet)?
+                .get(key.to_string())?
+                .as_u64()
+        };
+        // A replica's newest cell of a row, live or tombstone.
+        let held_at = |replica: &str, tablet: &str, key: u64| -> Option<u64> {
+            let dead = tombstones.and_then(|m| at(m, replica, tablet, key));
+            at(cells, replica, tablet, key).max(dead)
+        };
+        let mut out = Vec::new();
+        for (id, (at, first)) in touched {
+            let Some(mutations) = invoked.get(&id) else {
+                out.push(safety(
+                    self.name(),
+                    format!("a mutation of batch {id} was applied but the batch was never invoked"),
+                    Some(&evs[at]),
+                ));
+                continue;
+            };
+            let mut missing = Vec::new();
+            // A row deleted after the batch may rightly hold nothing (its tombstone purged).
+            let superseded =
+                |m: &WriteMutation| deleted.get(&(m.table, m.key)).is_some_and(|d| *d >= m.ts);
+            for m in mutations
+                .iter()
+                .filter(|m| !dropped.contains(&m.table) && !superseded(m))
+            {
+                let table = m.table.schema_id().0;
+                let n = tablet_count(table);
+                if n == 0 {
+                    continue;
+                }
+                let tablet = format!("table{table}/t{}", m.key % n);
+                let Some(replicas) = tablets.get(&tablet).and_then(|r| r.as_array()) else {
+                    continue;
+                };
+                let replicas: Vec<&str> = replicas.iter().filter_map(|r| r.as_str()).collect();
+                let holders = replicas
+                    .iter()
+                    .filter(|r| held_at(r, &tablet, m.key).is_some_and(|ts| ts >= m.ts))
+                    .count();
+                let needed = replicas.len() / 2 + 1;
+                if holders < needed {
+                    missing.push(format!(
+                        "{}:{} (ts {}) held by {holders}/{needed} of {}",
+                        m.table,
+                        m.key,
+                        m.ts,
+                        replicas.join(", ")
+                    ));
+                }
+            }
+            if !missing.is_empty() {
+                out.push(safety(
+                    self.name(),
+                    format!(
+                        "batch {id} is partly applied: its mutation {}:{} reached a replica, but after converge {}",
+                        first.table,
+                        first.key,
+                        missing.join("; ")
+                    ),
+                    Some(&evs[at]),
+                ));
+            }
+        }
+        out
+    }
+}
