@@ -184,7 +184,19 @@ pub fn scenarios() -> Vec<ScenarioDef> {
             id: "topology.swarm",
             tier: Tier::Randomised,
             description: "balancer on, random move_tablet calls, client load, swarm faults (killed connections, stalls, partitions, crashes, leader kills, disk stalls) and the model's injection points with random release (blocked receivers, paused consumers, rollback windows)",
-            mutants: &["no-fencing", "barrier-skips-drain", "barrier-skips-stale-erm-wait"],
+            // Every mutant a scripted story of this area catches, except
+            // `receiver-ignores-guard-check` and `rollback-skips-barrier`: no failure in 200
+            // swarm seeds (their scripted stories catch them).
+            mutants: &[
+                "no-fencing",
+                "barrier-skips-drain",
+                "barrier-skips-stale-erm-wait",
+                "stream-ignores-closed-session",
+                "session-not-deleted-after-streaming",
+                "coordinator-ignores-term",
+                "barrier-skips-version-check",
+                "fence-version-not-advanced",
+            ],
             marks: &[],
             config: config_swarm,
             run: |sim, cfg| run_load(sim, cfg).boxed_local(),
