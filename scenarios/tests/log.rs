@@ -86,18 +86,20 @@ fn same_seed_gives_the_same_log_bytes() {
     ));
     assert!(has("-", "connection n1 -> n2 killed"));
     assert!(has("n1", "failed (connection closed)"));
+    // s1 is the topology session of B's join (SPEC §3 step 4); the migration's session is s2.
+    assert!(has("n2", "session s1 opened"));
     assert!(
         text.lines()
-            .filter(|l| l.contains("streaming table100/t0 to pending replica n2:0 under session s1"))
+            .filter(|l| l.contains("streaming table100/t0 to pending replica n2:0 under session s2"))
             .count()
             >= 2,
         "streaming retried under the same session"
     );
-    assert!(has("n2", "session s1 closing"));
+    assert!(has("n2", "session s2 closing"));
     assert!(has("n2", "refused stream of table100/t0"));
-    assert!(has("n2", "session s1 drained"));
+    assert!(has("n2", "session s2 drained"));
     assert!(has("n1", "rpc #"), "RPCs at debug");
-    assert!(has("n2", "topology guard taken on session s1"));
+    assert!(has("n2", "topology guard taken on session s2"));
     assert!(!text.contains("TRACE"), "--log debug leaves trace out");
     let _ = std::fs::remove_file(a);
     let _ = std::fs::remove_file(b);

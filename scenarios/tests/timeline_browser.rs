@@ -64,23 +64,23 @@ fn the_span_model_tells_the_story_of_the_failure() {
         assert!(lanes.contains(&want), "lane {want} in {lanes:?}");
     }
     assert!(m.lanes.iter().any(|l| l.group == "tablet"), "{lanes:?}");
-    // The tablet went through streaming under session s1.
+    // The tablet went through streaming under session s2 (s1 is node B's join session).
     assert!(m
         .spans
         .iter()
-        .any(|s| s.lane.starts_with("t:") && s.label == "streaming (s1)" && s.cat == "stage"));
-    // Session s1 was open, then closing, then drained, on both nodes.
+        .any(|s| s.lane.starts_with("t:") && s.label == "streaming (s2)" && s.cat == "stage"));
+    // Session s2 was open, then closing, then drained, on both nodes.
     for node in ["n1", "n2"] {
-        let s1: Vec<_> = m
+        let s2: Vec<_> = m
             .spans
             .iter()
-            .filter(|s| s.lane.starts_with(node) && s.label.starts_with("s1 "))
+            .filter(|s| s.lane.starts_with(node) && s.label.starts_with("s2 "))
             .collect();
-        assert!(s1.iter().any(|s| s.label == "s1 open"), "{node}: {s1:?}");
+        assert!(s2.iter().any(|s| s.label == "s2 open"), "{node}: {s2:?}");
         assert!(
-            s1.iter()
-                .any(|s| s.label.starts_with("s1 closing") && s.i1.is_some()),
-            "{node}: {s1:?}"
+            s2.iter()
+                .any(|s| s.label.starts_with("s2 closing") && s.i1.is_some()),
+            "{node}: {s2:?}"
         );
     }
     // The stream that outlived its killed connection: killed for the caller, admitted by the
@@ -242,7 +242,7 @@ fn the_failing_timeline_renders_in_headless_chromium() {
         dom.contains("id=\"vmark\""),
         "the violation marker is in the SVG"
     );
-    assert!(dom.contains("streaming (s1)"), "the stage spans are drawn");
+    assert!(dom.contains("streaming (s2)"), "the stage spans are drawn");
 
     // The check bites: a page whose script fails is reported as such.
     let broken = dir.join("broken.html");
