@@ -79,6 +79,13 @@ const SC_SWARM: &[Sometimes] = &[
     s("unsynced writes lost on crash", 0.01),        // [3.6%]
 ];
 
+// view.swarm: shares measured over seeds 0..80.
+const VIEW_SWARM: &[Sometimes] = &[
+    s("aborted task recreated", 0.6),                         // [100%]
+    s("retried RPC attached to running batch", 0.08),         // [27.5%]
+    s("staging sstable processed after the transition", 0.6), // [100%]
+];
+
 /// The "sometimes" marks of scenario `id` (empty for scripted scenarios).
 pub fn sometimes(id: &str) -> &'static [Sometimes] {
     match id {
@@ -87,6 +94,7 @@ pub fn sometimes(id: &str) -> &'static [Sometimes] {
         "batchlog.swarm" => BATCHLOG_SWARM,
         "cluster.batches_during_migration" => CLUSTER_BATCHES_DURING_MIGRATION,
         "sc.linearizable_under_faults" => SC_SWARM,
+        "view.swarm" => VIEW_SWARM,
         _ => &[],
     }
 }

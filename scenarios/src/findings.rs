@@ -97,6 +97,20 @@ pub const ALL: &[Finding] = &[Finding {
             message: "*",
         },
     ],
+},
+Finding {
+    id: "F2",
+    title: "an acknowledged base write (or delete) loses its view update when the base replica's erm is one stage away from the write's coordinator across write_both_read_new / use_new: the replica finds itself outside its own write-replica set and drops the update, so the built view misses the row",
+    upstream: "db/view/view.cc, view_update_generator::mutate_MV and get_view_natural_endpoint: the pairing uses the replica's local base erm, get_replicas() = get_replicas_for_write() (previous while writes go to previous/both, next from use_new); a replica not in that set logs 'Could not find ... in base_endpoints' and returns no endpoint (the FIXME there: 'a view update would be lost'; cf_stats.total_view_updates_on_wrong_node)",
+    scenario: "view.swarm",
+    bundle: "findings/F2.json",
+    fix: &[("topology.view_pairing_any_write_replica", "true")],
+    scenarios: &["view.*"],
+    signature: &[Pattern {
+        checker: "view_contents",
+        message: "*every such row had a view update dropped by a base replica that found no pair in its erm",
+    }],
+    consequences: &[],
 }];
 
 /// The finding with this id.

@@ -556,3 +556,20 @@ fn resurrection_caught_when_repair_time_moves_despite_a_failed_flush() {
         v.message
     );
 }
+
+/// Issue 11 item 5: the batchlog swarm alone, without a scripted story, catches the mutants the
+/// scripted batchlog stories catch (all but `storage-compaction-keeps-shadowed`, which needs the
+/// steady workload's long run).
+#[test]
+fn the_swarm_alone_catches_the_scripted_stories_mutants() {
+    let swarm = vec![find("batchlog.swarm").expect("swarm")];
+    let results = scenarios::explore::hunt_mutants(&swarm, 50, 2);
+    assert_eq!(results.len(), 5, "{results:?}");
+    for r in &results {
+        assert!(
+            r.caught_at_seed.is_some(),
+            "{} not caught by batchlog.swarm in 50 seeds",
+            r.mutant
+        );
+    }
+}

@@ -16,6 +16,7 @@ const IDS: &[&str] = &[
     "streaming.revert_with_consumer_paused",
     "migration.late_write_fenced",
     "migration.exclude_node_fallback_cleanup",
+    "migration.lagging_node_skew",
     "raft.leader_crash_mid_migration",
     "topology.swarm",
 ];
@@ -72,7 +73,11 @@ fn every_topology_mutant_is_caught_within_50_seeds() {
             r.scenario
         );
         // A receiver that never checks its guard deadlocks the barrier (SPEC §3): liveness.
-        let expected = if r.mutant == "receiver-ignores-guard-check" {
+        // The swarm catches a coordinator that ignores its term as a migration that never
+        // converges (liveness), where the scripted failover story sees the stale write.
+        let expected = if r.mutant == "receiver-ignores-guard-check"
+            || (r.scenario == "topology.swarm" && r.mutant == "coordinator-ignores-term")
+        {
             Verdict::Liveness
         } else {
             Verdict::Safety
@@ -100,6 +105,14 @@ fn the_swarm_alone_catches_no_fencing_and_barrier_skips_drain() {
             "{m} not caught by the swarm in 200 seeds"
         );
         assert_eq!(r.verdict, Some(Verdict::Safety), "{r:?}");
+    }
+    // And every other mutant it declares (those scripted stories catch too).
+    for r in &results {
+        assert!(
+            r.caught_at_seed.is_some(),
+            "{} not caught by the swarm in 200 seeds",
+            r.mutant
+        );
     }
 }
 
@@ -139,5 +152,58 @@ fn same_seed_same_digest() {
         let (b, _) = run(&def, &cfg);
         assert_eq!(a.digest, b.digest, "{} is nondeterministic", def.id);
         assert_eq!(a.verdict, Verdict::Pass, "{}: {:?}", def.id, a.violations);
+    }
+}
+
+/// The skew checker bites on a real run: with `barrier-skips-version-check` a node that has
+/// stopped applying group0 still answers barriers, the coordinator commits stages two ahead of
+/// it, and `skew` reports it within 50 seeds (the first failing seed is enough).
+#[test]
+fn the_skew_checker_catches_a_barrier_answered_from_a_lagging_state() {
+    let def = defs()
+        .into_iter()
+        .find(|d| d.id == "migration.lagging_node_skew")
+        .unwrap();
+    let mutants = vec!["barrier-skips-version-check".to_string()];
+    for seed in 0..50 {
+        let cfg = resolve(&def, seed, &mutants, &[]).unwrap();
+        let (report, _) = run(&def, &cfg);
+        if report.verdict == Verdict::Pass {
+            continue;
+        }
+        assert!(
+            report.violations.iter().any(|v| v.checker == "skew"),
+            "seed {seed} failed, but not the skew checker: {:?}",
+            report.violations
+        );
+        return;
+    }
+    panic!("the skew checker never caught barrier-skips-version-check in 50 seeds");
+}
+
+/// SPEC §3 step 4 happens: node B joins through the coordinator's join path (a group0
+/// non-voter, the join's barriers and its topology session) before the data is written.
+#[test]
+fn node_b_joins_through_the_coordinator_in_the_fenced_streaming_story() {
+    let def = defs()
+        .into_iter()
+        .find(|d| d.id == "streaming.fenced_after_kill_connection")
+        .unwrap();
+    let cfg = resolve(&def, 1, &[], &[]).unwrap();
+    let (report, _) = run(&def, &cfg);
+    assert_eq!(report.verdict, Verdict::Pass, "{:?}", report.violations);
+    assert!(
+        report
+            .marks
+            .contains_key("node joined through the topology coordinator"),
+        "{:?}",
+        report.marks
+    );
+    for kind in ["node_transition_committed", "join_answered"] {
+        assert!(
+            report.events_per_kind.get(kind).is_some_and(|n| *n > 0),
+            "no {kind} event: {:?}",
+            report.events_per_kind
+        );
     }
 }

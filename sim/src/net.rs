@@ -121,6 +121,8 @@ pub(crate) struct NetState {
     stalled: Vec<Stalled>,
     drops: BTreeMap<(NodeId, NodeId), LinkRule>,
     delays: BTreeMap<(NodeId, NodeId), LinkRule>,
+    /// The run's `net` random stream, looked up once (every message draws from it).
+    rng: Option<crate::rng::Rng>,
 }
 
 impl NetState {
@@ -138,6 +140,7 @@ impl NetState {
             stalled: Vec::new(),
             drops: BTreeMap::new(),
             delays: BTreeMap::new(),
+            rng: None,
         }
     }
 }
@@ -156,7 +159,21 @@ impl Net {
             let st = self.st();
             (st.cfg.latency_us_min, st.cfg.latency_us_max)
         };
-        Duration::from_micros(self.0.rng("net").gen_range(lo..=hi))
+        Duration::from_micros(self.rng().gen_range(lo..=hi))
+    }
+
+    /// The run's `net` stream (the same one as `Sim::rng("net")`, without the lookup by name
+    /// on every message).
+    fn rng(&self) -> crate::rng::Rng {
+        let mut st = self.st();
+        match &st.rng {
+            Some(r) => r.clone(),
+            None => {
+                let r = self.0.rng("net");
+                st.rng = Some(r.clone());
+                r
+            }
+        }
     }
 
     /// Messages sent so far (requests, responses, stream items).

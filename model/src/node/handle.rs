@@ -65,6 +65,8 @@ pub struct NodeHandle {
     pub inj: Rc<Injections>,
     /// The last barrier (term, id) this node saw, for the command-index check.
     pub last_barrier: Cell<(u64, u64)>,
+    /// A joining node: the coordinator's `join_node_response`, once it arrived.
+    pub join_accepted: Cell<Option<bool>>,
     ops: RefCell<BTreeMap<(TabletId, &'static str), Rc<JoinSlot>>>,
 }
 
@@ -95,6 +97,7 @@ impl NodeHandle {
             erm,
             shards,
             last_barrier: Cell::new((0, 0)),
+            join_accepted: Cell::new(None),
             ops: RefCell::new(BTreeMap::new()),
         }
     }

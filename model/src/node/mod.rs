@@ -10,8 +10,13 @@
 //!  └─ verbs: mutation / read_data / truncate (data plane), raft_topology_cmd (barrier),
 //!            tablet_stream_data / stream_request / stream_mutation_fragments (streaming),
 //!            tablet_cleanup (cleanup), batchlog_mutate / repair_flush_hints_batchlog,
-//!            work_on_view_building_tasks / view_update (view building, crate::view)
+//!            work_on_view_building_tasks / view_update (view building, crate::view),
+//!            join_node_request / join_node_response (adding a node)
 //! ```
+//!
+//! Nodes n1..n{cfg.nodes} form the initial cluster (group0 voters, `normal`). A node added at
+//! run time ([`Cluster::add_node`]) boots as a group0 non-voter and asks to join
+//! ([`crate::topology::join`]).
 //!
 //! On every boot the node starts from empty session registries and replays group0, so the
 //! sessions it holds are exactly those the group0 state lists as open (SPEC §2.2). Durable data
@@ -30,7 +35,7 @@ use crate::topology::group0::{Group0, NodeHooks, TopologySm};
 use crate::topology::ids::{NodeId, ShardId};
 use crate::topology::session::SessionManager;
 use crate::topology::state::TopologyState;
-use crate::topology::{barrier, cleanup, coordinator, data, stream};
+use crate::topology::{barrier, cleanup, coordinator, data, join, stream};
 use sim::{NodeCtx, Sim};
 use std::rc::Rc;
 
@@ -51,8 +56,9 @@ pub async fn boot(ctx: NodeCtx, cfg: Rc<TopologyConfig>, bl: Rc<BatchlogConfig>)
         erm: erm.clone(),
     };
     let sm = TopologySm::new(&sim, cfg.initial_state(), hooks);
-    let members = (1..=cfg.nodes).map(NodeId).collect();
-    let g0 = Group0::start(&ctx, members, sm);
+    let members: Vec<NodeId> = (1..=cfg.nodes).map(NodeId).collect();
+    let joining = !members.contains(&ctx.node);
+    let g0 = Group0::start(&ctx, members.clone(), sm);
     let h = Rc::new(NodeHandle::new(&ctx, cfg, bl, g0, erm, shards));
     // The batchlog tables' recovery writes; a failed sync leaves the records in place and the
     // recovery runs again on the next boot.
@@ -64,6 +70,10 @@ pub async fn boot(ctx: NodeCtx, cfg: Rc<TopologyConfig>, bl: Rc<BatchlogConfig>)
     cleanup::serve(&h);
     batchlog::service::serve(&h);
     crate::view::serve(&h);
+    join::serve(&h);
+    if joining {
+        sim::spawn(join::join(h.clone(), members));
+    }
     sim::spawn(coordinator::run(h.clone()));
     sim::spawn(batchlog::manager::replay_loop(h.clone()));
     std::future::pending::<()>().await;
@@ -120,6 +130,21 @@ impl Cluster {
             bl,
             nodes,
         }
+    }
+
+    /// Add one node at run time (the next id after every node the run has): it boots with
+    /// this cluster's config, as a group0 non-voter, and asks to join. See
+    /// `topology::api::add_node`, which also waits until it is `normal`.
+    pub fn add_node(&self) -> NodeId {
+        let (c, b) = (self.cfg.clone(), self.bl.clone());
+        let node = self
+            .sim
+            .add_node(move |ctx| Box::pin(boot(ctx, c.clone(), b.clone())));
+        assert!(
+            node.0 > self.cfg.nodes,
+            "{node} would be a member of the initial cluster"
+        );
+        node
     }
 
     /// The handle of a live node.

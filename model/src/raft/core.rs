@@ -23,7 +23,7 @@
 //! responses between cores; `election.rs` roles, votes and terms; `replication.rs`
 //! AppendEntries, heartbeats and the commit rule; `read_index.rs` the read-index rounds.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
@@ -45,7 +45,9 @@ pub use messages::{
 pub struct CoreConfig {
     /// This node.
     pub id: NodeId,
-    /// All voting members, including `id`.
+    /// All voting members. A core whose `id` is not among them is a *non-voter* (a learner):
+    /// it follows a leader and applies the log, but never campaigns and never counts towards a
+    /// majority.
     pub members: Vec<NodeId>,
     /// Lower bound of the randomised election timeout.
     pub election_ticks_min: u64,
@@ -179,6 +181,9 @@ struct Progress {
     active: bool,
     /// Highest read-index round acknowledged in this term.
     read_ack: u64,
+    /// A voting member (counts towards commit, read and check-quorum majorities); false for a
+    /// non-voter the leader only replicates to.
+    voter: bool,
 }
 
 struct PendingRead {
@@ -202,6 +207,8 @@ pub struct Core<C> {
     quorum_elapsed: u64,
     votes: BTreeMap<NodeId, bool>,
     progress: BTreeMap<NodeId, Progress>,
+    /// Non-voting members the leader replicates to (never `id` itself, never a voter).
+    learners: BTreeSet<NodeId>,
     /// Committed entries handed to the shell so far.
     handed: u64,
     read_seq: u64,
@@ -220,10 +227,7 @@ impl<C: Clone> Core<C> {
         entries: Vec<Entry<C>>,
         rng: Box<dyn RngCore>,
     ) -> Self {
-        assert!(
-            cfg.members.contains(&cfg.id),
-            "a core must be a member of its group"
-        );
+        assert!(!cfg.members.is_empty(), "a group has at least one voter");
         assert!(cfg.election_ticks_min >= 1 && cfg.election_ticks_min <= cfg.election_ticks_max);
         assert!(cfg.heartbeat_ticks >= 1 && cfg.max_entries_per_append >= 1);
         let mut members = cfg.members.clone();
@@ -246,6 +250,7 @@ impl<C: Clone> Core<C> {
             quorum_elapsed: 0,
             votes: BTreeMap::new(),
             progress: BTreeMap::new(),
+            learners: BTreeSet::new(),
             handed: 0,
             read_seq: 0,
             reads_waiting: Vec::new(),
@@ -302,6 +307,61 @@ impl<C: Clone> Core<C> {
         self.cfg.members.len() / 2 + 1
     }
 
+    /// Is this node the group's only voter (its own durable copy is a majority)?
+    pub fn is_sole_voter(&self) -> bool {
+        self.cfg.members == [self.cfg.id]
+    }
+
+    /// Is this node a voting member (else a non-voter that never campaigns)?
+    pub fn is_voter(&self) -> bool {
+        self.cfg.members.contains(&self.cfg.id)
+    }
+
+    /// The non-voting members this node replicates to while it leads.
+    pub fn learners(&self) -> &BTreeSet<NodeId> {
+        &self.learners
+    }
+
+    /// Every node a leader replicates to: the other voters, then the non-voters.
+    fn targets(&self) -> Vec<NodeId> {
+        let mut v = self.peers();
+        v.extend(self.learners.iter().copied());
+        v
+    }
+
+    /// Sets the non-voting members (upstream: a group0 configuration change that adds a
+    /// non-voter). Voters and this node itself are ignored. A leader starts replicating to a
+    /// new non-voter at once (from its log end, backing off to what the non-voter holds) and
+    /// stops replicating to one that was removed.
+    pub fn set_learners(&mut self, learners: impl IntoIterator<Item = NodeId>) {
+        let set: BTreeSet<NodeId> = learners
+            .into_iter()
+            .filter(|n| *n != self.cfg.id && !self.cfg.members.contains(n))
+            .collect();
+        if set == self.learners {
+            return;
+        }
+        let added: Vec<NodeId> = set.difference(&self.learners).copied().collect();
+        let removed: Vec<NodeId> = self.learners.difference(&set).copied().collect();
+        self.learners = set;
+        if self.role == Role::Leader {
+            for n in removed {
+                self.progress.remove(&n);
+            }
+            let next = self.log.last_index() + 1;
+            for n in added {
+                self.progress.insert(
+                    n,
+                    Progress {
+                        next_index: next,
+                        ..Progress::default()
+                    },
+                );
+                self.send_append(n);
+            }
+        }
+    }
+
     fn peers(&self) -> Vec<NodeId> {
         self.cfg
             .members
@@ -324,7 +384,11 @@ impl<C: Clone> Core<C> {
             self.quorum_elapsed += 1;
             if self.cfg.check_quorum && self.quorum_elapsed >= self.cfg.election_ticks_min {
                 self.quorum_elapsed = 0;
-                let active = 1 + self.progress.values().filter(|p| p.active).count();
+                let active = 1 + self
+                    .progress
+                    .values()
+                    .filter(|p| p.voter && p.active)
+                    .count();
                 for p in self.progress.values_mut() {
                     p.active = false;
                 }
@@ -333,7 +397,7 @@ impl<C: Clone> Core<C> {
                     self.become_follower(self.term, None);
                 }
             }
-        } else {
+        } else if self.is_voter() {
             self.election_elapsed += 1;
             if self.election_elapsed >= self.election_timeout {
                 self.campaign();
@@ -343,7 +407,7 @@ impl<C: Clone> Core<C> {
 
     /// Starts an election now, as if the election timeout had fired (etcd's `MsgHup`).
     pub fn campaign_now(&mut self) {
-        if self.role != Role::Leader {
+        if self.role != Role::Leader && self.is_voter() {
             self.campaign();
         }
     }

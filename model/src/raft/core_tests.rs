@@ -795,3 +795,55 @@ fn revalidate_turns_stale_ack_into_rejection() {
     }
     assert!(matches!(net.cores[&n(2)].revalidate(second), Response::Append(a) if a.success));
 }
+
+/// A non-voter (upstream: a node added to group0 as a non-voter while it joins) is replicated
+/// to once the leader knows it, catches up from index 1, never counts towards a majority and
+/// never campaigns.
+#[test]
+fn a_non_voter_catches_up_but_never_counts_or_campaigns() {
+    let mut net = Net::new(3, 11, Opts::default());
+    let l = net.elect();
+    for k in 0..20 {
+        net.core(l).propose(k).unwrap();
+    }
+    net.collect(l);
+    net.run();
+    net.settle(5);
+    // n4 boots outside the voter set: a non-voter nobody replicates to yet.
+    net.disks.insert(n(4), Disk::default());
+    net.boot(n(4));
+    net.settle(40);
+    assert!(
+        net.applied[&n(4)].is_empty(),
+        "replicated before it was added"
+    );
+    assert_eq!(net.core(n(4)).term(), 0, "a non-voter never campaigns");
+    for id in [n(1), n(2), n(3)] {
+        net.core(id).set_learners([n(4)]);
+        net.collect(id);
+    }
+    net.settle(20);
+    assert_eq!(net.applied[&n(4)].len(), net.applied[&l].len(), "caught up");
+    // With both other voters down, the leader and the non-voter are no majority: nothing new
+    // commits even though the non-voter stores the entry.
+    let others: Vec<NodeId> = [n(1), n(2), n(3)].into_iter().filter(|x| *x != l).collect();
+    for o in &others {
+        net.crash(*o);
+    }
+    let before = net.applied[&l].len();
+    let _ = net.core(l).propose(4242);
+    net.collect(l);
+    net.run();
+    assert_eq!(
+        net.applied[&l].len(),
+        before,
+        "a non-voter counted for commit"
+    );
+    assert!(net.disks[&n(4)].log.iter().any(|e| e.cmd == Some(4242)));
+    // Without any leader for many election timeouts, the non-voter still never campaigns.
+    net.crash(l);
+    let term = net.core(n(4)).term();
+    net.settle(200);
+    assert_eq!(net.core(n(4)).term(), term);
+    assert_eq!(net.core(n(4)).role(), Role::Follower);
+}

@@ -71,6 +71,13 @@ pub trait StateMachine: 'static {
     /// Applies the committed command at `index`. Must be deterministic. Indices are increasing
     /// but not contiguous: the leader's empty entries are not handed to the state machine.
     fn apply(&mut self, index: u64, cmd: &Self::Command);
+
+    /// The group's members as the applied state lists them, if the application keeps them
+    /// (group0 does: the topology's nodes). Those outside the voter set the group started with
+    /// become its non-voters ([`Raft::set_learners`]) after each apply. `None`: voters only.
+    fn members(&self) -> Option<Vec<NodeId>> {
+        None
+    }
 }
 
 /// Timing and limits of a Raft group. Prefer `RaftConfig { .., ..Default::default() }`: fields

@@ -173,7 +173,9 @@ impl<S: StateMachine> Raft<S> {
         Self::start_group(ctx, GroupId::GROUP0, members, sm, cfg, Box::new(storage))
     }
 
-    /// Starts the member of `group` on `ctx.node`: recovers term, vote, commit and log from
+    /// Starts the member of `group` on `ctx.node` (a voter if `members` lists it, else a
+    /// non-voter that waits for a leader to replicate to it: see [`Raft::set_learners`]):
+    /// recovers term, vote, commit and log from
     /// `storage`, registers its handlers with the node's group dispatch and spawns the tick and
     /// driver tasks (they die with the node). Committed entries are re-applied to `sm` from
     /// index 1.
@@ -189,11 +191,7 @@ impl<S: StateMachine> Raft<S> {
         cfg: RaftConfig,
         storage: Box<dyn RaftStorage<S::Command>>,
     ) -> Self {
-        assert!(
-            members.contains(&ctx.node),
-            "{} is not a member of {group}",
-            ctx.node
-        );
+        assert!(!members.is_empty(), "{group} has at least one voter");
         assert!(cfg.tick_ms >= 1 && cfg.heartbeat_ms >= cfg.tick_ms);
         assert!(cfg.election_timeout_ms_min <= cfg.election_timeout_ms_max);
         assert!(
@@ -358,6 +356,26 @@ impl<S: StateMachine> Raft<S> {
         self.inner.changed.notified().await
     }
 
+    /// Sets the group's non-voting members (upstream: a configuration change adding a
+    /// non-voter). Only the leader acts on it (it replicates to them); every member may be told,
+    /// so that whichever node leads next knows them too.
+    pub fn set_learners(&self, learners: Vec<NodeId>) {
+        let same = {
+            let c = self.inner.core.borrow();
+            let want: std::collections::BTreeSet<NodeId> =
+                learners.iter().copied().filter(|n| *n != c.id()).collect();
+            want == *c.learners()
+        };
+        if !same {
+            self.inner.with_core(|c| c.set_learners(learners));
+        }
+    }
+
+    /// Is this node a voting member of the group?
+    pub fn is_voter(&self) -> bool {
+        self.inner.core.borrow().is_voter()
+    }
+
     /// Is this node the leader?
     pub fn is_leader(&self) -> bool {
         self.inner.core.borrow().is_leader()
@@ -510,6 +528,16 @@ impl<S: StateMachine> Inner<S> {
         loop {
             let woken = self.wake.notified();
             let rd = self.core.borrow_mut().take_ready();
+            // The only voter commits on its own durable copy: it syncs without waiting for a
+            // message to send (a multi-voter leader's appends always come with messages).
+            let unsynced = {
+                let io = self.io.borrow();
+                io.written_seq > io.synced_seq
+            };
+            if rd.is_empty() && unsynced && self.core.borrow().is_sole_voter() {
+                self.sync_retry().await;
+                continue;
+            }
             if rd.is_empty() {
                 woken.await;
                 continue;
@@ -602,6 +630,10 @@ impl<S: StateMachine> Inner<S> {
         self.sim.record(Some(self.node), ev);
         if let Some(cmd) = &e.cmd {
             self.sm.borrow_mut().apply(e.index, cmd);
+            let members = self.sm.borrow().members();
+            if let Some(m) = members {
+                self.core.borrow_mut().set_learners(m);
+            }
         }
         self.applied.set(e.index);
         if let Some(ws) = self.waiters.borrow_mut().remove(&e.index) {

@@ -211,3 +211,67 @@ fn propose_in_term_is_bound_to_the_term() {
     assert!(right.is_ok(), "{right:?}");
     assert_eq!(on_follower, Err(RaftError::TermChanged));
 }
+
+/// One restart-cost run: `n` commands committed (proposed 32 at a time by the leader), then,
+/// if `restart`, a follower crashes and restarts and the run waits until it has re-applied
+/// every entry. Returns (entries the restarted incarnation re-applied, simulated ns from its
+/// restart until it caught up).
+fn restart_cost_run(n: u32, restart: bool) -> (u64, u64) {
+    let out = sim::runtime::run_seed(3, |history| async move {
+        let sim = Sim::new(3, &[], NetConfig::default(), history);
+        let reg = boot_cluster(&sim, 3);
+        let l = wait_leader(&sim, &reg).await;
+        let r = handle(&reg, l);
+        let mut k = 0;
+        while k < n {
+            let batch: Vec<_> = (k..(k + 32).min(n)).map(|c| r.propose(c)).collect();
+            for res in futures::future::join_all(batch).await {
+                res.expect("commits");
+            }
+            k += 32;
+        }
+        if !restart {
+            return (0, 0);
+        }
+        let f = (1..=3).map(NodeId).find(|&x| x != l).unwrap();
+        let target = r.commit_index();
+        sleep(Duration::from_millis(200)).await;
+        sim.crash(f);
+        let t0 = sim.now().0;
+        sim.restart(f);
+        loop {
+            sleep(Duration::from_millis(1)).await;
+            if handle(&reg, f).applied_index() >= target {
+                break;
+            }
+        }
+        (target, sim.now().0 - t0)
+    });
+    out.result.expect("run")
+}
+
+/// Measures what a restart costs (issue 7): a restarted member re-reads its whole log and
+/// re-applies every committed entry from index 1. Wall time is read outside the runs only:
+/// the run with the restart minus the same run without it. Run by hand:
+/// `cargo test -p model --lib restart_cost -- --ignored --nocapture`.
+#[test]
+#[ignore]
+// Wall time is read outside the runs only, to time whole runs (clippy.toml).
+#[allow(clippy::disallowed_methods)]
+fn restart_cost() {
+    for n in [1_000u32, 10_000, 50_000] {
+        let t = std::time::Instant::now();
+        restart_cost_run(n, false);
+        let base = t.elapsed();
+        let t = std::time::Instant::now();
+        let (replayed, sim_ns) = restart_cost_run(n, true);
+        let with = t.elapsed();
+        println!(
+            "restart after {n} commands: {replayed} entries re-applied, {:.1} ms simulated to catch up, {:.1} ms wall ({:.1} ms with the restart, {:.1} ms without)",
+            sim_ns as f64 / 1e6,
+            (with.as_secs_f64() - base.as_secs_f64()) * 1e3,
+            with.as_secs_f64() * 1e3,
+            base.as_secs_f64() * 1e3
+        );
+    }
+}

@@ -23,6 +23,8 @@ pub enum ApiError {
     NoLiveNode,
     /// The request is invalid for the current state.
     Invalid(String),
+    /// A node operation holds the topology state machine; try again once it is done.
+    Busy,
 }
 
 async fn guarded_write(
@@ -83,19 +85,41 @@ pub async fn move_tablet(
     let sim = cluster.sim.clone();
     sim.record(None, TopologyEvent::MigrationRequested { tablet, src, dst });
     tracing::info!(%tablet, %src, %dst, "move_tablet {tablet} {src} -> {dst} requested");
-    // Wait until the tablet is idle, then commit the transition.
+    // Wait until the tablet and the topology are idle, then commit the transition.
     loop {
-        let idle = cluster.state().is_some_and(|s| {
-            s.tablets
-                .get(&tablet)
-                .is_some_and(|t| t.transition.is_none())
-        });
-        if idle {
-            break;
+        loop {
+            let idle = cluster.state().is_some_and(|s| {
+                s.node_transition.is_none()
+                    && s.tablets
+                        .get(&tablet)
+                        .is_some_and(|t| t.transition.is_none())
+            });
+            if idle {
+                break;
+            }
+            sleep(Duration::from_millis(20)).await;
         }
-        sleep(Duration::from_millis(20)).await;
+        match start_move(&sim, cluster, tablet, src, dst).await {
+            Err(ApiError::Busy) => continue,
+            r => r?,
+        }
+        break;
     }
-    guarded_write(&sim, cluster, "move_tablet", |s| {
+    wait_tablet_idle(cluster, tablet).await;
+    Ok(())
+}
+
+async fn start_move(
+    sim: &Sim,
+    cluster: &Cluster,
+    tablet: TabletId,
+    src: Replica,
+    dst: Replica,
+) -> Result<(), ApiError> {
+    guarded_write(sim, cluster, "move_tablet", |s| {
+        if s.node_transition.is_some() {
+            return Err(ApiError::Busy);
+        }
         let info = s
             .tablets
             .get(&tablet)
@@ -123,9 +147,23 @@ pub async fn move_tablet(
         });
         Ok(Some(ch))
     })
-    .await?;
-    wait_tablet_idle(cluster, tablet).await;
-    Ok(())
+    .await
+}
+
+/// Add a node to the cluster (`servers_add`): boot it; it asks to join and bootstraps through
+/// the topology coordinator. Returns its id once group0 lists it as `normal`.
+pub async fn add_node(cluster: &Cluster) -> NodeId {
+    let node = cluster.add_node();
+    tracing::info!(%node, "{node} added: booting, it will ask to join");
+    loop {
+        let normal = cluster
+            .state()
+            .is_some_and(|s| s.node_states.get(&node) == Some(&super::state::NodeState::Normal));
+        if normal {
+            return node;
+        }
+        sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// Wait until `tablet` has no transition (as seen by a live node).

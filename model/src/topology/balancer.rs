@@ -21,7 +21,7 @@ pub fn plan(st: &TopologyState, max_concurrent: usize) -> Vec<TabletUpdate> {
     }
     // Load counts the replicas a node will hold once running transitions finish.
     let mut load: BTreeMap<NodeId, usize> = st
-        .nodes
+        .normal_nodes()
         .keys()
         .filter(|n| !st.excluded.contains(n))
         .map(|n| (*n, 0))

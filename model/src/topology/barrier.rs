@@ -30,9 +30,25 @@ pub const BARRIER_AND_DRAIN_FAIL: &str = "raft_topology_barrier_and_drain_fail";
 
 /// `raft_topology_cmd(barrier_and_drain)`.
 pub struct BarrierAndDrain;
+/// Which `raft_topology_cmd` a request carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TopologyCmd {
+    /// `barrier_and_drain` (SPEC §2.4).
+    BarrierAndDrain,
+    /// `barrier`: the read barrier and the term / command-index checks only (the join path's
+    /// `commit_cdc_generation` step).
+    Barrier,
+    /// `stream_ranges`, sent to a bootstrapping node in `write_both_read_old`: stream its vnode
+    /// ranges. Only tablet tables are modelled, so there is nothing to stream: the node does the
+    /// read barrier and the checks and answers.
+    StreamRanges,
+}
+
 /// Request of [`BarrierAndDrain`].
 #[derive(Clone, Debug)]
 pub struct BarrierReq {
+    /// The command.
+    pub cmd: TopologyCmd,
     /// Barrier id (increasing within a term).
     pub barrier: u64,
     /// The coordinator's term.
@@ -102,6 +118,15 @@ async fn barrier_and_drain(svc: &NodeHandle, req: BarrierReq) -> Result<(), RpcE
         return refuse(svc, &req, format!("stale command {}", req.barrier));
     }
     svc.last_barrier.set((req.term, req.barrier));
+    if req.cmd != TopologyCmd::BarrierAndDrain {
+        tracing::debug!(
+            barrier = req.barrier,
+            "raft_topology_cmd {:?} {} answered after the read barrier",
+            req.cmd,
+            req.barrier
+        );
+        return Ok(());
+    }
     let local = svc.g0.with_state(|s| s.version);
     if local != req.version && !skips_version_check {
         return refuse(svc, &req, format!("version {local} != {}", req.version));
@@ -233,6 +258,7 @@ pub async fn global_tablet_barrier(
             svc.node,
             *n,
             BarrierReq {
+                cmd: TopologyCmd::BarrierAndDrain,
                 barrier,
                 term,
                 version,
@@ -263,4 +289,73 @@ pub async fn global_tablet_barrier(
         TopologyEvent::BarrierCompleted { barrier, ok },
     );
     ok
+}
+
+/// `exec_global_command(barrier)` of the join path: a plain `barrier` (read barrier and term
+/// checks) on every non-excluded node except `exclude`. No fence, no drain, and no barrier
+/// events (the barrier checker judges `barrier_and_drain`s). Returns whether all answered.
+pub async fn global_plain_barrier(
+    svc: &NodeHandle,
+    term: u64,
+    barrier: u64,
+    exclude: NodeId,
+) -> bool {
+    let (version, nodes): (u64, Vec<NodeId>) = svc.g0.with_state(|s| {
+        (
+            s.version,
+            s.nodes
+                .keys()
+                .copied()
+                .filter(|n| !s.excluded.contains(n) && *n != exclude)
+                .collect(),
+        )
+    });
+    let timeout = Duration::from_millis(svc.cfg.barrier_timeout_ms);
+    let net = svc.sim.net();
+    let calls = nodes.iter().map(|n| {
+        net.call::<BarrierAndDrain>(
+            svc.node,
+            *n,
+            BarrierReq {
+                cmd: TopologyCmd::Barrier,
+                barrier,
+                term,
+                version,
+            },
+            timeout,
+        )
+    });
+    let ok = futures::future::join_all(calls)
+        .await
+        .iter()
+        .all(|r| r.is_ok());
+    tracing::info!(
+        barrier,
+        version,
+        ok,
+        "plain barrier {barrier} at v{version} on {}: {}",
+        sim::log::list(&nodes),
+        if ok { "every node answered" } else { "failed" }
+    );
+    ok
+}
+
+/// `exec_direct_command(stream_ranges)` to `node`.
+pub async fn stream_ranges(svc: &NodeHandle, term: u64, barrier: u64, node: NodeId) -> bool {
+    let version = svc.g0.with_state(|s| s.version);
+    svc.sim
+        .net()
+        .call::<BarrierAndDrain>(
+            svc.node,
+            node,
+            BarrierReq {
+                cmd: TopologyCmd::StreamRanges,
+                barrier,
+                term,
+                version,
+            },
+            Duration::from_millis(svc.cfg.stream_timeout_ms),
+        )
+        .await
+        .is_ok()
 }

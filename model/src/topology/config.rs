@@ -43,6 +43,16 @@ pub struct TopologyConfig {
     /// view service runs on the nodes.
     #[serde(skip_serializing_if = "is_false")]
     pub view_building_coordinator: bool,
+    /// Candidate fix of finding F2 (not upstream): a base replica that is not among the
+    /// tablet's write replicas *in its own erm* pairs by its index in `replicas`, else in
+    /// `new_replicas`, instead of dropping the view update. `None` (not serialised) outside
+    /// the view scenarios, which state it, so that `--set` can switch it on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub view_pairing_any_write_replica: Option<bool>,
+    /// Pause of a view building batch between two rows it reads (the cost of a build), ms;
+    /// `None`: `crate::view::worker::ROW_INTERVAL_MS`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub view_build_row_interval_ms: Option<u64>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -66,6 +76,8 @@ impl Default for TopologyConfig {
             stream_fragment_interval_ms: 1,
             tablets_intermediate_fallback_cleanup: true,
             view_building_coordinator: false,
+            view_pairing_any_write_replica: None,
+            view_build_row_interval_ms: None,
         }
     }
 }

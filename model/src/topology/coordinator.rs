@@ -143,10 +143,27 @@ enum PassResult {
     Stop,
 }
 
-/// One pass of `handle_tablet_migration`.
+impl Instance {
+    /// The next barrier id of this term (every `raft_topology_cmd` of the term shares it).
+    fn next_barrier(&self) -> u64 {
+        let seq = self.barrier_seq.get() + 1;
+        self.barrier_seq.set(seq);
+        self.term * 1_000_000 + seq
+    }
+}
+
+/// One pass: a node operation (the join path) if one is running or may start, else
+/// `handle_tablet_migration`.
 async fn pass(svc: &Rc<NodeHandle>, inst: &Rc<Instance>, ignores_term: bool) -> PassResult {
     let term = inst.term;
     let (base, st) = svc.g0.with_state(|s| (s.state_id, s.clone()));
+    if let Some(js) = super::join::decide(&st) {
+        let next = || inst.next_barrier();
+        return match super::join::step(svc, term, js, &next, ignores_term).await {
+            super::join::StepResult::Busy => PassResult::Busy,
+            super::join::StepResult::Stop => PassResult::Stop,
+        };
+    }
     let ctx = DecideCtx {
         excluded: st.excluded.clone(),
         move_to_cleanup: svc.inj.is_enabled(svc.node, STREAM_TABLET_MOVE_TO_CLEANUP),
@@ -158,7 +175,8 @@ async fn pass(svc: &Rc<NodeHandle>, inst: &Rc<Instance>, ignores_term: bool) -> 
     };
     let mut plan = inst.pump.borrow_mut().plan(&st, &ctx);
     let mut updates = std::mem::take(&mut plan.updates);
-    if updates.is_empty() && plan.barrier.is_empty() {
+    // A pending topology request (a join) preempts the balancer (SPEC §1.7).
+    if updates.is_empty() && plan.barrier.is_empty() && !super::join::preempts_balancing(&st) {
         updates.extend(balancer::plan(&st, svc.cfg.balancer_max_concurrent));
     }
     for u in &updates {
@@ -246,9 +264,7 @@ async fn pass(svc: &Rc<NodeHandle>, inst: &Rc<Instance>, ignores_term: bool) -> 
         start_cleanup(svc, inst, t, stage, r);
     }
     if !plan.barrier.is_empty() {
-        let seq = inst.barrier_seq.get() + 1;
-        inst.barrier_seq.set(seq);
-        let id = term * 1_000_000 + seq;
+        let id = inst.next_barrier();
         let version = svc.g0.with_state(|s| s.version);
         let stages: Vec<(TabletId, Stage)> = plan
             .barrier
@@ -287,7 +303,7 @@ async fn pass(svc: &Rc<NodeHandle>, inst: &Rc<Instance>, ignores_term: bool) -> 
 /// Commit `fence_version := version` as its own guarded group0 change ("advance fence
 /// version"), retaking the guard on a concurrent modification. Returns whether the fence is
 /// at least `version` when it returns; a failure fails the barrier action (it is retried).
-async fn advance_fence_version(
+pub(super) async fn advance_fence_version(
     svc: &Rc<NodeHandle>,
     term: u64,
     version: u64,

@@ -73,6 +73,33 @@ pub enum TopologyEvent {
         /// Who wrote it ("coordinator", "advance fence version", "move_tablet", …).
         origin: String,
     },
+    /// A group0 node-operation change was applied (recorded once per index, after its
+    /// [`TopologyEvent::TopologyCommitted`]): the join path of a node.
+    NodeTransitionCommitted {
+        /// group0 index of the command.
+        index: u64,
+        /// Coordinator term of the command (`None` for the `join_node_request` handler).
+        term: Option<u64>,
+        /// Topology version after the command.
+        version: u64,
+        /// The node worked on.
+        node: NodeId,
+        /// Its `node_state` after the command.
+        node_state: String,
+        /// The node operation's `transition_state` after the command.
+        transition_state: Option<String>,
+        /// `system.topology.session` after the command.
+        session: Option<SessionId>,
+        /// Who wrote it.
+        origin: String,
+    },
+    /// A joining node was answered by the coordinator (`join_node_response`).
+    JoinAnswered {
+        /// The joining node.
+        node: NodeId,
+        /// Whether the answer reached it.
+        accepted: bool,
+    },
     /// A group0 topology command was rejected on apply (recorded once per index).
     CommandRejected {
         /// group0 index.
@@ -288,6 +315,8 @@ impl EventKind for TopologyEvent {
             TopologyEvent::StageCommitted { .. } => "stage_committed",
             TopologyEvent::TopologyCommitted { .. } => "topology_committed",
             TopologyEvent::CommandRejected { .. } => "group0_command_rejected",
+            TopologyEvent::NodeTransitionCommitted { .. } => "node_transition_committed",
+            TopologyEvent::JoinAnswered { .. } => "join_answered",
             TopologyEvent::CoordinatorFenced { .. } => "coordinator_fenced",
             TopologyEvent::CoordinatorStarted { .. } => "coordinator_started",
             TopologyEvent::CoordinatorStopped { .. } => "coordinator_stopped",

@@ -104,7 +104,15 @@ impl TopologySm {
             no_abort_on_migration: self.sim.mutant(crate::view::state::NO_ABORT_ON_MIGRATION),
             no_rollback_on_revert: self.sim.mutant(crate::view::state::NO_ROLLBACK_ON_REVERT),
         };
-        let (outcome, commits) = self.state.apply(index, cmd, check_guard);
+        let mut node_commit = None;
+        let (outcome, commits) = match cmd {
+            Group0Command::Node(ch) => {
+                let (o, c) = self.state.apply_node_command(index, ch, check_guard);
+                node_commit = c;
+                (o, vec![])
+            }
+            _ => self.state.apply(index, cmd, check_guard),
+        };
         let view_events = std::mem::take(&mut self.state.views.events);
         let first = self.sim.ext::<Recorded>().0.borrow_mut().insert(index);
         if first {
@@ -132,6 +140,35 @@ impl TopologySm {
                     self.sim.record(
                         node,
                         TopologyEvent::CoordinatorFenced { index, term: *term },
+                    );
+                }
+                (ApplyOutcome::Applied, Group0Command::Node(ch)) => {
+                    let c = node_commit
+                        .as_ref()
+                        .expect("an applied node change commits");
+                    self.sim.record(
+                        node,
+                        TopologyEvent::TopologyCommitted {
+                            index,
+                            version: self.state.version,
+                            fence_version: self.state.fence_version,
+                            excluded: self.state.excluded.iter().copied().collect(),
+                            origin: ch.origin.clone(),
+                        },
+                    );
+                    tracing::info!(index, node = %c.node, version = self.state.version, session = %sim::log::opt(&c.session), "{}: {} ({}), transition state {} committed at v{} by {} (group0 index {index})", c.node, c.state, ch.origin, sim::log::opt(&c.transition), self.state.version, ch.origin);
+                    self.sim.record(
+                        node,
+                        TopologyEvent::NodeTransitionCommitted {
+                            index,
+                            term: ch.term,
+                            version: self.state.version,
+                            node: c.node,
+                            node_state: c.state.to_string(),
+                            transition_state: c.transition.map(|t| t.name().to_string()),
+                            session: c.session,
+                            origin: ch.origin.clone(),
+                        },
                     );
                 }
                 (ApplyOutcome::Applied, Group0Command::View(ch)) => {
@@ -186,6 +223,12 @@ impl StateMachine for TopologySm {
     type Command = Group0Command;
     fn apply(&mut self, index: u64, cmd: &Group0Command) {
         TopologySm::apply(self, index, cmd)
+    }
+
+    /// Every node the topology lists (normal or joining) is a group0 member; those outside the
+    /// initial voter set are its non-voters (see `topology::join`).
+    fn members(&self) -> Option<Vec<NodeId>> {
+        Some(self.state.nodes.keys().copied().collect())
     }
 }
 

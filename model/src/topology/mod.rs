@@ -4,7 +4,7 @@
 //!
 //! Pure cores: [`stage`] (stages, selectors, legal transitions), [`session`] (registry),
 //! [`state`] (group0 state and guarded apply), [`pump`] (coordinator decisions), [`balancer`].
-//! Async shells: [`group0`], [`coordinator`], [`barrier`], [`stream`], [`cleanup`],
+//! Async shells: [`group0`], [`coordinator`], [`join`], [`barrier`], [`stream`], [`cleanup`],
 //! [`data`], [`api`]; the erm tracker [`erm`] and the tablet metadata guard [`tablet_guard`]. History events: [`events`].
 //!
 //! A node is assembled in [`crate::node`]; every service here receives its low-level handle
@@ -21,8 +21,11 @@
 //! - Only the `migration` transition kind (no intranode migration, rebuild, rebuild_v2 with
 //!   `rebuild_repair`, repair, restore): the session edges of `rebuild_repair` and repair are
 //!   never checked.
-//! - Nodes exist from the start; none is added at run time (the "add node B" step of the SPEC
-//!   §3 test is not modelled): a barrier's first contact with a joining node is not exercised.
+//! - A node can be added at run time through the coordinator's join path ([`join`]: a group0
+//!   non-voter that bootstraps through `join_group0` … `write_both_read_new`, with the
+//!   topology session and the barriers of each step); it stays a non-voter, the join is never
+//!   rolled back, and there are no vnode tokens, CDC generations, decommission or removenode
+//!   (see [`join`]'s header for what that leaves unchecked).
 //! - An excluded node is restarted by the heal phase instead of being removed; INV-TABL-1 and
 //!   the skew bound skip excluded nodes, so leftovers on an excluded node are not judged.
 //! - Reads are neither fenced nor hold a replica-side erm (only the coordinating node's erm):
@@ -47,6 +50,7 @@ pub mod erm;
 pub mod events;
 pub mod group0;
 pub mod ids;
+pub mod join;
 pub mod pump;
 pub mod session;
 pub mod stage;

@@ -104,6 +104,65 @@ impl TabletInfo {
     }
 }
 
+/// `system.topology.node_state` of one node (upstream `docs/dev/topology-over-raft.md`); only
+/// the states of a join are modelled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeState {
+    /// Asked to join (`join_node_request`), not accepted yet: no tablets, no barriers.
+    None,
+    /// Accepted and joining: barriers target it, it holds no tablets yet.
+    Bootstrapping,
+    /// A member that serves tablets.
+    Normal,
+    /// Rejected (or left): never a member again.
+    Left,
+}
+
+impl std::fmt::Display for NodeState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            NodeState::None => "none",
+            NodeState::Bootstrapping => "bootstrapping",
+            NodeState::Normal => "normal",
+            NodeState::Left => "left",
+        })
+    }
+}
+
+/// `system.topology.transition_state` of a node operation (the join path of upstream's
+/// topology coordinator; `tablet_migration` is derived from the tablet rows instead).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeTransition {
+    /// The node was accepted: group0 adds it as a non-voter, the coordinator answers it.
+    JoinGroup0,
+    /// Tokens and the CDC generation data are written; a plain barrier follows.
+    CommitCdcGeneration,
+    /// The topology session is open; `barrier_and_drain`, then `stream_ranges` on the node.
+    WriteBothReadOld,
+    /// The session is deleted; a `barrier_and_drain` closes and drains it everywhere.
+    WriteBothReadNew,
+}
+
+impl NodeTransition {
+    /// The upstream name of the state.
+    pub fn name(&self) -> &'static str {
+        match self {
+            NodeTransition::JoinGroup0 => "join_group0",
+            NodeTransition::CommitCdcGeneration => "commit_cdc_generation",
+            NodeTransition::WriteBothReadOld => "write_both_read_old",
+            NodeTransition::WriteBothReadNew => "write_both_read_new",
+        }
+    }
+}
+
+impl std::fmt::Display for NodeTransition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// The group0 topology state machine's data.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TopologyState {
@@ -117,8 +176,22 @@ pub struct TopologyState {
     pub coordinator_term: u64,
     /// `system.topology.tablet_balancing_enabled`.
     pub tablet_balancing_enabled: bool,
-    /// Normal nodes and their shard counts.
+    /// Normal and transitioning (bootstrapping) nodes and their shard counts: the nodes a
+    /// barrier targets.
     pub nodes: BTreeMap<NodeId, u32>,
+    /// `system.topology` node rows: the `node_state` of every node that joined or asked to.
+    #[serde(default)]
+    pub node_states: BTreeMap<NodeId, NodeState>,
+    /// Pending `join` requests (`topology_request`): node → its shard count.
+    #[serde(default)]
+    pub join_requests: BTreeMap<NodeId, u32>,
+    /// The node operation in progress: the node worked on and `transition_state`.
+    #[serde(default)]
+    pub node_transition: Option<(NodeId, NodeTransition)>,
+    /// `system.topology.session`: the topology-wide session of a node operation (set in
+    /// `write_both_read_old`, deleted on the edge to `write_both_read_new`).
+    #[serde(default)]
+    pub session: Option<SessionId>,
     /// `topology.ignored_nodes`: excluded (dead) nodes; barriers skip them.
     pub excluded: BTreeSet<NodeId>,
     /// `system.tablets` of the test table.
@@ -148,6 +221,76 @@ pub enum Group0Command {
     Change(TopologyChange),
     /// A guarded change to the view-building state (SPEC §6.2).
     View(ViewChange),
+    /// A guarded change of one node's row and the node operation's `transition_state`.
+    Node(NodeChange),
+}
+
+/// A guarded node-operation change (one group0 command).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeChange {
+    /// The state id the writer's group0 guard was taken on.
+    pub base_state_id: u64,
+    /// The coordinator's term (`None` for the `join_node_request` handler's write).
+    pub term: Option<u64>,
+    /// The node worked on.
+    pub node: NodeId,
+    /// What changes.
+    pub op: NodeOp,
+    /// Short description of the writer, for the history.
+    pub origin: String,
+}
+
+/// One step of the join path (upstream `topology_coordinator::handle_node_transition` and
+/// the `join_group0` … `write_both_read_new` transition states).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NodeOp {
+    /// `join_node_request`: a node row in state `none` with a `join` request.
+    RequestJoin {
+        /// The joining node's shard count.
+        shards: u32,
+    },
+    /// "bootstrap: accept node": `bootstrapping`, `transition_state := join_group0`.
+    Accept,
+    /// The join was not accepted (the answer to the node failed): `left`, no transition.
+    Reject,
+    /// "bootstrap: insert tokens and CDC generation data": `commit_cdc_generation`.
+    CommitCdcGeneration,
+    /// "committed new CDC generation": `write_both_read_old`, `session :=` a fresh id,
+    /// version+1.
+    WriteBothReadOld {
+        /// The fresh topology session.
+        session: SessionId,
+    },
+    /// "streaming completed": `write_both_read_new`, session deleted, version+1.
+    WriteBothReadNew,
+    /// "bootstrap: read fence completed": the node is `normal`, no transition.
+    Normal,
+}
+
+impl NodeOp {
+    /// The transition state this op requires (`None`: no node operation in progress).
+    fn requires(&self) -> Option<NodeTransition> {
+        match self {
+            NodeOp::RequestJoin { .. } | NodeOp::Accept => None,
+            NodeOp::Reject | NodeOp::CommitCdcGeneration => Some(NodeTransition::JoinGroup0),
+            NodeOp::WriteBothReadOld { .. } => Some(NodeTransition::CommitCdcGeneration),
+            NodeOp::WriteBothReadNew => Some(NodeTransition::WriteBothReadOld),
+            NodeOp::Normal => Some(NodeTransition::WriteBothReadNew),
+        }
+    }
+}
+
+/// What an applied node-operation command changed (what the history records).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct NodeCommit {
+    /// The node.
+    pub node: NodeId,
+    /// Its state after the command.
+    pub state: NodeState,
+    /// `transition_state` after the command (a node operation's).
+    pub transition: Option<NodeTransition>,
+    /// `system.topology.session` after the command.
+    pub session: Option<SessionId>,
 }
 
 /// A guarded change (one group0 command; a coordinator pass batches all its mutations here).
@@ -295,6 +438,10 @@ impl TopologyState {
             fence_version: 0,
             coordinator_term: 0,
             tablet_balancing_enabled: true,
+            node_states: nodes.keys().map(|n| (*n, NodeState::Normal)).collect(),
+            join_requests: BTreeMap::new(),
+            node_transition: None,
+            session: None,
             nodes,
             excluded: BTreeSet::new(),
             tablets,
@@ -319,16 +466,164 @@ impl TopologyState {
 
     /// `transition_state`: `tablet_migration` while any tablet is in transition.
     pub fn transition_state(&self) -> Option<&'static str> {
+        if let Some((_, t)) = self.node_transition {
+            return Some(t.name());
+        }
         self.tablets
             .values()
             .any(|t| t.transition.is_some())
             .then_some("tablet_migration")
     }
 
-    /// The sessions group0 lists as open: the session of every tablet transition that has one
-    /// (`topology.session` is unused by tablet migration and omitted).
+    /// Is any tablet in transition (the `tablet_migration` track)?
+    pub fn tablets_in_transition(&self) -> bool {
+        self.tablets.values().any(|t| t.transition.is_some())
+    }
+
+    /// The nodes that hold tablets or may receive them: `normal` ones.
+    pub fn normal_nodes(&self) -> BTreeMap<NodeId, u32> {
+        self.nodes
+            .iter()
+            .filter(|(n, _)| {
+                self.node_states
+                    .get(n)
+                    .is_none_or(|s| *s == NodeState::Normal)
+            })
+            .map(|(n, s)| (*n, *s))
+            .collect()
+    }
+
+    /// group0's non-voters: nodes accepted into group0 by the join path (every node of the
+    /// initial cluster is a voter; a node that joins later stays a non-voter, see the module
+    /// header of `topology`).
+    pub fn group0_non_voters(&self, voters: &[NodeId]) -> Vec<NodeId> {
+        self.nodes
+            .keys()
+            .filter(|n| !voters.contains(n))
+            .copied()
+            .collect()
+    }
+
+    /// The sessions group0 lists as open: `topology.session` and the session of every tablet
+    /// transition that has one (SPEC §2.2).
     pub fn open_sessions(&self) -> BTreeSet<SessionId> {
-        self.tablets.values().filter_map(|t| t.session()).collect()
+        self.tablets
+            .values()
+            .filter_map(|t| t.session())
+            .chain(self.session)
+            .collect()
+    }
+
+    /// Apply a node-operation command (`check_guard` as in [`TopologyState::apply`]).
+    fn apply_node(
+        &mut self,
+        ch: &NodeChange,
+        check_guard: bool,
+    ) -> Result<NodeCommit, RejectReason> {
+        if check_guard {
+            if let Some(term) = ch.term {
+                if term < self.coordinator_term {
+                    return Err(RejectReason::TermFenced {
+                        term,
+                        fenced: self.coordinator_term,
+                    });
+                }
+            }
+            if ch.base_state_id != self.state_id {
+                return Err(RejectReason::StateChanged {
+                    base: ch.base_state_id,
+                    current: self.state_id,
+                });
+            }
+        }
+        let n = ch.node;
+        let cur = self.node_states.get(&n).copied();
+        let invalid = |what: &str| Err(RejectReason::Invalid(format!("{n}: {what}")));
+        match &ch.op {
+            NodeOp::RequestJoin { .. } if cur.is_some() => return invalid("already known"),
+            NodeOp::Accept
+                if cur != Some(NodeState::None)
+                    || !self.join_requests.contains_key(&n)
+                    || self.node_transition.is_some()
+                    || self.tablets_in_transition() =>
+            {
+                return invalid("no join request to accept, or the state machine is busy")
+            }
+            op if op.requires().is_some()
+                && self.node_transition != op.requires().map(|t| (n, t)) =>
+            {
+                return invalid("not in the transition state this step leaves")
+            }
+            _ => {}
+        }
+        let mut bump = false;
+        match &ch.op {
+            NodeOp::RequestJoin { shards } => {
+                self.node_states.insert(n, NodeState::None);
+                self.join_requests.insert(n, *shards);
+            }
+            NodeOp::Accept => {
+                let shards = self.join_requests.remove(&n).expect("checked");
+                self.node_states.insert(n, NodeState::Bootstrapping);
+                self.nodes.insert(n, shards);
+                self.node_transition = Some((n, NodeTransition::JoinGroup0));
+            }
+            NodeOp::Reject => {
+                self.node_states.insert(n, NodeState::Left);
+                self.nodes.remove(&n);
+                self.node_transition = None;
+            }
+            NodeOp::CommitCdcGeneration => {
+                self.node_transition = Some((n, NodeTransition::CommitCdcGeneration));
+            }
+            NodeOp::WriteBothReadOld { session } => {
+                self.node_transition = Some((n, NodeTransition::WriteBothReadOld));
+                self.session = Some(*session);
+                self.next_session = self.next_session.max(session.0 + 1);
+                bump = true;
+            }
+            NodeOp::WriteBothReadNew => {
+                self.node_transition = Some((n, NodeTransition::WriteBothReadNew));
+                self.session = None;
+                bump = true;
+            }
+            NodeOp::Normal => {
+                self.node_states.insert(n, NodeState::Normal);
+                self.node_transition = None;
+            }
+        }
+        if bump {
+            self.version += 1;
+        }
+        self.state_id += 1;
+        Ok(NodeCommit {
+            node: n,
+            state: self.node_states[&n],
+            transition: self.node_transition.map(|(_, t)| t),
+            session: self.session,
+        })
+    }
+
+    /// Apply a node-operation command at group0 `index` (see [`TopologyState::apply`]).
+    pub fn apply_node_command(
+        &mut self,
+        index: u64,
+        ch: &NodeChange,
+        check_guard: bool,
+    ) -> (ApplyOutcome, Option<NodeCommit>) {
+        let (outcome, commit) = match self.apply_node(ch, check_guard) {
+            Ok(c) => (ApplyOutcome::Applied, Some(c)),
+            Err(r) => (ApplyOutcome::Rejected(r), None),
+        };
+        self.remember(index, outcome.clone());
+        (outcome, commit)
+    }
+
+    fn remember(&mut self, index: u64, outcome: ApplyOutcome) {
+        self.outcomes.insert(index, outcome);
+        while self.outcomes.len() > OUTCOMES_KEPT {
+            self.outcomes.pop_first();
+        }
     }
 
     /// Outcome of the command applied at `index`, if still remembered.
@@ -363,6 +658,9 @@ impl TopologyState {
                     (ApplyOutcome::Applied, commits)
                 }
             },
+            Group0Command::Node(ch) => {
+                return (self.apply_node_command(index, ch, check_guard).0, vec![]);
+            }
             Group0Command::View(ch) => match self.check_view(ch, check_guard) {
                 Err(r) => (ApplyOutcome::Rejected(r), vec![]),
                 Ok(()) => {
@@ -371,10 +669,7 @@ impl TopologyState {
                 }
             },
         };
-        self.outcomes.insert(index, outcome.clone());
-        while self.outcomes.len() > OUTCOMES_KEPT {
-            self.outcomes.pop_first();
-        }
+        self.remember(index, outcome.clone());
         (outcome, commits)
     }
 
@@ -431,6 +726,9 @@ impl TopologyState {
             };
             match u {
                 TabletUpdate::Start { new_replicas, .. } => {
+                    if let Some((n, t)) = self.node_transition {
+                        return Err(RejectReason::Invalid(format!("topology busy: {n} in {t}")));
+                    }
                     if info.transition.is_some() {
                         return Err(RejectReason::Invalid(format!("{t} already in transition")));
                     }

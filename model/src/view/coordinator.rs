@@ -40,8 +40,11 @@ pub const SUCCESS_BEFORE_STAGING_DONE: &str = "vb-success-before-staging-done";
 pub const GC_INTERVAL_MS: u64 = 200;
 /// Sleep after a failed RPC before the next attempt (upstream: 1 s).
 pub const RPC_FAILURE_SLEEP_MS: u64 = 1_000;
-/// Timeout of one `work_on_view_building_tasks` call (a batch may run long).
-pub const RPC_TIMEOUT_MS: u64 = 60_000;
+/// Timeout of one `work_on_view_building_tasks` call. A batch may run longer: the call then
+/// fails and its retry attaches to the batch. (A request lost in a partition would otherwise
+/// hold the replica's one RPC slot until the timeout: the simulated transport drops messages
+/// where TCP would retransmit or break the connection.)
+pub const RPC_TIMEOUT_MS: u64 = 10_000;
 
 /// One in-flight or finished RPC: `None` while running, then `Some(result)`.
 type Remote = Rc<RefCell<Option<Option<Vec<TaskId>>>>>;

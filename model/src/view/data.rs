@@ -181,7 +181,20 @@ pub fn paired_or_drop(
     let to = h.g0.with_state(|s| {
         let info = s.tablets.get(&tablet)?;
         let v = s.views.views.get(&view)?;
-        paired_view_replica(info, &v.placement[tablet.index as usize], replica)
+        let placement = &v.placement[tablet.index as usize];
+        paired_view_replica(info, placement, replica).or_else(|| {
+            // Candidate fix of finding F2 (off by default, not upstream).
+            if h.cfg.view_pairing_any_write_replica != Some(true) {
+                return None;
+            }
+            let next = info.transition.as_ref().map(|t| &t.new_replicas);
+            let idx = info
+                .replicas
+                .iter()
+                .position(|r| *r == replica)
+                .or_else(|| next.and_then(|n| n.iter().position(|r| *r == replica)))?;
+            placement.get(idx).copied()
+        })
     });
     match to {
         None => {

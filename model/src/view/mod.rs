@@ -51,6 +51,13 @@
 //!   the GC; "gossip says the host is dead" is the simulation's own liveness.
 //! - Tasks of one batch share type and tablet; the coordinator's selector never mixes views of
 //!   two tablets, and the worker refuses a mixed request.
+//! - `work_on_view_building_tasks` has a 10 s timeout (upstream relies on the connection and
+//!   the abort source): the simulated transport drops a request cut by a partition, and the
+//!   replica's one RPC slot must not stay busy past the converge budget. A longer batch makes
+//!   the call fail and its retry attach, which is the path V6 checks.
+//! - Finding F2 (FINDINGS.md): pairing with the replica's own erm drops the view update of a
+//!   write whose coordinator is one stage away across `write_both_read_new`/`use_new`; its
+//!   candidate fix is `topology.view_pairing_any_write_replica` (off: faithful).
 
 pub mod api;
 pub mod coordinator;

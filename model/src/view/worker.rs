@@ -443,6 +443,7 @@ async fn run_batch(h: Rc<NodeHandle>, w: Rc<Worker>, b: Rc<Batch>) {
 /// One attempt of a batch: `do_build_range` for every view of the batch, or
 /// `do_process_staging`. `Err` is a failure (retried) or an abort.
 async fn execute(h: &Rc<NodeHandle>, b: &Rc<Batch>) -> Result<(), String> {
+    let row_ms = h.cfg.view_build_row_interval_ms.unwrap_or(ROW_INTERVAL_MS);
     let storage = Storage::of(&h.sim, h.node);
     let staging = h.sim.ext::<StagingLists>();
     match b.kind {
@@ -478,7 +479,7 @@ async fn execute(h: &Rc<NodeHandle>, b: &Rc<Batch>) -> Result<(), String> {
                 for view in &views {
                     paired_or_drop(h, b.replica, b.tablet, *view, key, cell);
                 }
-                sleep(Duration::from_millis(ROW_INTERVAL_MS)).await;
+                sleep(Duration::from_millis(row_ms)).await;
             }
             Ok(())
         }
@@ -500,7 +501,7 @@ async fn execute(h: &Rc<NodeHandle>, b: &Rc<Batch>) -> Result<(), String> {
                         dropped.push(*key);
                     }
                 }
-                sleep(Duration::from_millis(ROW_INTERVAL_MS)).await;
+                sleep(Duration::from_millis(row_ms)).await;
             }
             staging.remove(b.replica, b.tablet, &keys);
             let (applied, in_transition) = h.g0.with_state(|s| {

@@ -73,10 +73,10 @@ pub fn scenarios() -> Vec<ScenarioDef> {
         ScenarioDef {
             id: "streaming.fenced_after_kill_connection",
             tier: Tier::Scripted,
-            description: "SPEC §3: a receiver blocked before applying outlives its killed stream; streaming is retried under the same session and completes; after TRUNCATE the released receiver is refused and nothing is resurrected",
+            description: "SPEC §3: node A alone, node B added through the coordinator's join path; a receiver blocked before applying outlives its killed stream; streaming is retried under the same session and completes; after TRUNCATE the released receiver is refused and nothing is resurrected",
             mutants: &["no-fencing", "stream-ignores-closed-session", "receiver-ignores-guard-check", "session-not-deleted-after-streaming"],
-            marks: &["stale stream refused", "streaming failed, will retry or roll back", "migration completed"],
-            config: config_two_nodes,
+            marks: &["node joined through the topology coordinator", "stale stream refused", "streaming failed, will retry or roll back", "migration completed"],
+            config: config_one_node,
             run: |sim, cfg| run_scripted(sim, cfg, story_fenced_after_kill).boxed_local(),
             checkers: CHECKERS,
         },
@@ -161,6 +161,16 @@ pub fn scenarios() -> Vec<ScenarioDef> {
             checkers: CHECKERS,
         },
         ScenarioDef {
+            id: "migration.lagging_node_skew",
+            tier: Tier::Scripted,
+            description: "group0's appends and heartbeats to an uninvolved node are stalled while a tablet migrates: every barrier waits for it (its read barrier cannot complete), so no stage is committed two stages ahead of what it applied; released, it catches up and the migration completes",
+            mutants: &["barrier-skips-version-check"],
+            marks: &["migration completed"],
+            config: config_three_nodes,
+            run: |sim, cfg| run_scripted(sim, cfg, story_lagging_node).boxed_local(),
+            checkers: CHECKERS,
+        },
+        ScenarioDef {
             id: "raft.leader_crash_mid_migration",
             tier: Tier::Scripted,
             description: "the group0 leader (the coordinator) crashes while tablets stream; the next leader resumes every migration from group0 state",
@@ -174,7 +184,19 @@ pub fn scenarios() -> Vec<ScenarioDef> {
             id: "topology.swarm",
             tier: Tier::Randomised,
             description: "balancer on, random move_tablet calls, client load, swarm faults (killed connections, stalls, partitions, crashes, leader kills, disk stalls) and the model's injection points with random release (blocked receivers, paused consumers, rollback windows)",
-            mutants: &["no-fencing", "barrier-skips-drain", "barrier-skips-stale-erm-wait"],
+            // Every mutant a scripted story of this area catches, except
+            // `receiver-ignores-guard-check` and `rollback-skips-barrier`: no failure in 200
+            // swarm seeds (their scripted stories catch them).
+            mutants: &[
+                "no-fencing",
+                "barrier-skips-drain",
+                "barrier-skips-stale-erm-wait",
+                "stream-ignores-closed-session",
+                "session-not-deleted-after-streaming",
+                "coordinator-ignores-term",
+                "barrier-skips-version-check",
+                "fence-version-not-advanced",
+            ],
             marks: &[],
             config: config_swarm,
             run: |sim, cfg| run_load(sim, cfg).boxed_local(),
@@ -200,6 +222,18 @@ fn config_two_nodes(cfg: &mut RunConfig) {
         cfg,
         TopologyConfig {
             nodes: 2,
+            ..TopologyConfig::default()
+        },
+    );
+}
+
+/// SPEC §3 step 1: node A alone (step 4 adds B at run time).
+fn config_one_node(cfg: &mut RunConfig) {
+    config_two_nodes(cfg);
+    topo_defaults(
+        cfg,
+        TopologyConfig {
+            nodes: 1,
             ..TopologyConfig::default()
         },
     );
@@ -458,7 +492,8 @@ impl phases::Area for Topo {
             // replicate.
             let mut stray = Vec::new();
             if let Some(st) = self.cluster.state() {
-                for n in &self.cluster.nodes {
+                // Every node of the run, also those added at run time.
+                for n in &self.sim().nodes() {
                     if st.excluded.contains(n) {
                         continue;
                     }
@@ -518,6 +553,21 @@ async fn run_scripted(sim: Sim, cfg: Rc<RunConfig>, story: TopoStory) -> RunEnd 
 fn story_fenced_after_kill(st: Rc<Topo>) -> LocalBoxFuture<'static, ()> {
     Box::pin(async move {
         let sim = st.sim().clone();
+        // Step 4: add node B; it joins through the coordinator (group0 non-voter, the join
+        // path's barriers and topology session) and is normal before any data is written.
+        let b = st.cluster.add_node();
+        st.expect(b == NodeId(2), "B is n2");
+        let s2 = st.clone();
+        if !st
+            .wait_until("B joins (normal in group0)", 30_000, move || {
+                s2.cluster.state().is_some_and(|s| {
+                    s.node_states.get(&b) == Some(&model::topology::state::NodeState::Normal)
+                })
+            })
+            .await
+        {
+            return;
+        }
         let a = st.client(1);
         st.expect(st.write(&a, 7, 0).await == OpOutcome::Ok, "insert pk=7");
         st.expect(a.read(7).await.1 == Some(0), "one row visible");
@@ -588,6 +638,53 @@ fn story_fenced_after_revert(st: Rc<Topo>) -> LocalBoxFuture<'static, ()> {
                 "row still visible on the old replica",
             );
             migrate_again_and_read(&st, &a).await;
+        }
+    })
+}
+
+/// A node that stops receiving group0 (its appends and heartbeats stalled) while a tablet it
+/// does not replicate migrates. The skew bound holds only because each barrier waits for it.
+fn story_lagging_node(st: Rc<Topo>) -> LocalBoxFuture<'static, ()> {
+    Box::pin(async move {
+        let sim = st.sim().clone();
+        let a = st.client(1);
+        st.expect(st.write(&a, 7, 0).await == OpOutcome::Ok, "insert pk=7");
+        let s2 = sim.clone();
+        if !st
+            .wait_until("a group0 leader", 10_000, move || {
+                current_leader(&s2).is_some()
+            })
+            .await
+        {
+            return;
+        }
+        let leader = current_leader(&sim).expect("waited for it");
+        // The lagging node is neither the leader nor a replica of T0 (on n1); the tablet moves
+        // to the remaining node.
+        let lag = if leader == NodeId(3) {
+            NodeId(2)
+        } else {
+            NodeId(3)
+        };
+        let dst = if lag == NodeId(3) {
+            NodeId(2)
+        } else {
+            NodeId(3)
+        };
+        for verb in ["raft_append_entries", "raft_heartbeat"] {
+            sim.net().stall(leader, lag, verb);
+        }
+        let done = st.spawn_move(T0, r(1, 0), r(dst.0, 0));
+        sleep(Duration::from_millis(3_000)).await;
+        for verb in ["raft_append_entries", "raft_heartbeat"] {
+            sim.net().release(leader, lag, verb);
+        }
+        if st
+            .wait_until("move_tablet returns", 60_000, || done.get())
+            .await
+        {
+            st.expect(st.replicas(T0) == vec![r(dst.0, 0)], "tablet moved");
+            st.expect(a.read(7).await.1 == Some(0), "pk=7 readable after the move");
         }
     })
 }

@@ -17,7 +17,7 @@ use crate::config::RunConfig;
 use crate::phases;
 use crate::scenario::{Checker, RunEnd, ScenarioDef, Tier};
 use crate::story::Story;
-use fault_injection::{BuggifyPoint, FaultKind, FaultModel};
+use fault_injection::{BuggifyPoint, EventTrigger, Fault, FaultKind, FaultModel, TriggeredFault};
 use futures::future::LocalBoxFuture;
 use futures::FutureExt;
 use model::node::Cluster;
@@ -155,6 +155,7 @@ fn base_topology(initial_holders: u32, tablets: u32) -> TopologyConfig {
         stream_timeout_ms: 5_000,
         stream_fragment_interval_ms: 1,
         view_building_coordinator: true,
+        view_pairing_any_write_replica: Some(false),
         ..TopologyConfig::default()
     }
 }
@@ -187,6 +188,9 @@ fn config_swarm(cfg: &mut RunConfig) {
     cfg.phases.converge_budget_ms = 60_000;
     let mut t = base_topology(1, 4);
     t.balancing = true;
+    // Builds long enough (about a second per tablet) that a failed RPC's retry, one second
+    // later, can find its batch still running.
+    t.view_build_row_interval_ms = Some(25);
     topo(cfg, t);
     cfg.fault_model = FaultModel {
         kinds: vec![
@@ -220,6 +224,25 @@ fn config_swarm(cfg: &mut RunConfig) {
                 max_hold_ms: 800,
             },
         ],
+        // Kill the coordinator's connection to a worker just after it sent work there: the
+        // RPC fails, and its retry attaches to the running batch or is answered from
+        // `completed_tasks`.
+        triggered: vec![TriggeredFault {
+            trigger: EventTrigger {
+                bind: [
+                    ("from".to_string(), "@node".to_string()),
+                    ("to".to_string(), "replica.node".to_string()),
+                ]
+                .into(),
+                ..EventTrigger::on("vb_work_sent", 6)
+            },
+            fault: Fault::KillConnection {
+                from: NodeId(1),
+                to: NodeId(2),
+            },
+            probability: 0.6,
+            max_delay_ms: 300,
+        }],
         ..FaultModel::default()
     };
 }

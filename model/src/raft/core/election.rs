@@ -72,20 +72,23 @@ impl<C: Clone> Core<C> {
 
     pub(super) fn become_leader(&mut self) {
         assert_eq!(self.role, Role::Candidate);
+        assert!(self.is_voter(), "a non-voter never leads");
         assert_eq!(self.vote, Some(self.cfg.id));
         self.role = Role::Leader;
         self.leader = Some(self.cfg.id);
         self.heartbeat_elapsed = 0;
         self.quorum_elapsed = 0;
         let next = self.log.last_index() + 1;
+        let voters = self.peers();
         self.progress = self
-            .peers()
+            .targets()
             .into_iter()
             .map(|p| {
                 (
                     p,
                     Progress {
                         next_index: next,
+                        voter: voters.contains(&p),
                         ..Progress::default()
                     },
                 )

@@ -25,7 +25,10 @@ impl<C: Clone> Core<C> {
         let progress = &self.progress;
         let mut done = Vec::new();
         self.reads_pending.retain(|r| {
-            let acks = 1 + progress.values().filter(|p| p.read_ack >= r.seq).count();
+            let acks = 1 + progress
+                .values()
+                .filter(|p| p.voter && p.read_ack >= r.seq)
+                .count();
             if acks >= quorum {
                 done.push((r.id, Ok(r.index)));
                 false

@@ -94,10 +94,10 @@ impl<C: Clone> Core<C> {
             return;
         }
         let last = self.log.last_index();
-        let pr = self
-            .progress
-            .get_mut(&from)
-            .expect("response from a non-member");
+        // A non-voter removed meanwhile: nothing to track.
+        let Some(pr) = self.progress.get_mut(&from) else {
+            return;
+        };
         pr.inflight = false;
         pr.active = true;
         if a.success {
@@ -132,10 +132,9 @@ impl<C: Clone> Core<C> {
             return;
         }
         let last = self.log.last_index();
-        let pr = self
-            .progress
-            .get_mut(&from)
-            .expect("response from a non-member");
+        let Some(pr) = self.progress.get_mut(&from) else {
+            return;
+        };
         pr.active = true;
         pr.read_ack = pr.read_ack.max(h.seq);
         let lagging = pr.match_index < last && !pr.inflight;
@@ -179,13 +178,13 @@ impl<C: Clone> Core<C> {
     }
 
     pub(super) fn broadcast_append(&mut self) {
-        for p in self.peers() {
+        for p in self.targets() {
             self.send_append(p);
         }
     }
 
     pub(super) fn broadcast_heartbeat(&mut self) {
-        for p in self.peers() {
+        for p in self.targets() {
             let pr = &self.progress[&p];
             let req = HeartbeatReq {
                 term: self.term,
@@ -206,7 +205,13 @@ impl<C: Clone> Core<C> {
             // Mutant: "it is in my log, so it is committed".
             self.log.last_index()
         } else {
-            let mut matches: Vec<u64> = self.progress.values().map(|p| p.match_index).collect();
+            // Only voters count (a non-voter's copy does not make an entry committed).
+            let mut matches: Vec<u64> = self
+                .progress
+                .values()
+                .filter(|p| p.voter)
+                .map(|p| p.match_index)
+                .collect();
             matches.push(self.log.stable_index());
             matches.sort_unstable_by(|a, b| b.cmp(a));
             matches[self.quorum() - 1]

@@ -72,6 +72,15 @@ pub struct Sessions {
     pub migration_of: BTreeMap<SessionId, u64>,
     /// Session → tablet.
     pub tablet_of: BTreeMap<SessionId, TabletId>,
+    /// Topology-wide sessions (`system.topology.session` of a node operation) → the node.
+    pub node_of: BTreeMap<SessionId, NodeId>,
+}
+
+impl Sessions {
+    /// Did group0 ever list `s` (a tablet's or the topology's session)?
+    pub fn listed(&self, s: &SessionId) -> bool {
+        self.tablet_of.contains_key(s) || self.node_of.contains_key(s)
+    }
 }
 
 impl Sessions {
@@ -79,7 +88,31 @@ impl Sessions {
     pub fn from_events(evs: &[(At, TopologyEvent)]) -> Self {
         let mut s = Sessions::default();
         let mut cur: BTreeMap<TabletId, SessionId> = BTreeMap::new();
+        let mut topo: Option<SessionId> = None;
         for (_, ev) in evs {
+            if let TopologyEvent::NodeTransitionCommitted {
+                version,
+                node,
+                session,
+                ..
+            } = ev
+            {
+                if let Some(id) = session {
+                    s.node_of.entry(*id).or_insert(*node);
+                }
+                if let Some(b) = topo {
+                    if Some(b) != *session {
+                        s.closed_at.entry(b).or_insert(*version);
+                    }
+                }
+                topo = *session;
+                let open: BTreeSet<SessionId> = cur.values().copied().chain(topo).collect();
+                match s.open_by_version.last_mut() {
+                    Some((v, set)) if *v == *version => *set = open,
+                    _ => s.open_by_version.push((*version, open)),
+                }
+                continue;
+            }
             if let TopologyEvent::StageCommitted {
                 version,
                 tablet,
@@ -104,7 +137,7 @@ impl Sessions {
                         s.closed_at.entry(b).or_insert(*version);
                     }
                 }
-                let open: BTreeSet<SessionId> = cur.values().copied().collect();
+                let open: BTreeSet<SessionId> = cur.values().copied().chain(topo).collect();
                 match s.open_by_version.last_mut() {
                     Some((v, set)) if *v == *version => *set = open,
                     _ => s.open_by_version.push((*version, open)),

@@ -2,7 +2,8 @@
 //! session is set exactly from `write_both_read_old` through `streaming` and deleted on the
 //! edge out of `streaming`; only a migration rolled back from `write_both_read_old` (which
 //! never streamed) may keep it until `revert_migration` deletes the transition row. And the
-//! nodes follow: no node opens a session that group0 never listed.
+//! nodes follow: no node opens a session that group0 never listed. A node operation's
+//! topology session (`system.topology.session`) is set exactly in `write_both_read_old`.
 
 use super::{events, safety, Sessions};
 use crate::config::RunConfig;
@@ -63,8 +64,25 @@ impl Checker for SessionScoping {
                         ));
                     }
                 }
+                TopologyEvent::NodeTransitionCommitted {
+                    node,
+                    transition_state,
+                    session,
+                    ..
+                } => {
+                    // The topology session of a node operation lives exactly in
+                    // `write_both_read_old` (SPEC §2.2: set on entering it, deleted on moving on).
+                    let in_wbro = transition_state.as_deref() == Some("write_both_read_old");
+                    if in_wbro != session.is_some() {
+                        out.push(safety(self.name(), format!(
+                            "{node}: topology session {} in transition state {}: it is set exactly in write_both_read_old",
+                            session.map_or("none".into(), |s| s.to_string()),
+                            transition_state.as_deref().unwrap_or("none")
+                        ), e));
+                    }
+                }
                 TopologyEvent::SessionOpened { session, shard, .. }
-                    if !sessions.tablet_of.contains_key(session) =>
+                    if !sessions.listed(session) =>
                 {
                     out.push(safety(
                         self.name(),

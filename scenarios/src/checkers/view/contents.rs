@@ -9,8 +9,20 @@
 use crate::config::RunConfig;
 use crate::scenario::{Checker, RunEnd, Violation};
 use model::topology::events::{OpKind, OpOutcome, TopologyEvent};
+use model::view::ViewEvent;
 use sim::History;
 use std::collections::{BTreeMap, BTreeSet};
+
+/// Keys some base replica dropped a view update of (no paired view replica in its erm).
+fn dropped(h: &History) -> BTreeSet<String> {
+    h.entries()
+        .iter()
+        .filter_map(|e| match e.proto::<ViewEvent>() {
+            Some(ViewEvent::ViewUpdateDropped { key, .. }) => Some(key.to_string()),
+            _ => None,
+        })
+        .collect()
+}
 
 /// Keys with a client write or delete whose outcome was not `ok`.
 fn tainted(h: &History) -> BTreeSet<String> {
@@ -56,6 +68,7 @@ impl Checker for ViewContents {
     fn check(&self, _cfg: &RunConfig, h: &History, end: &RunEnd) -> Vec<Violation> {
         let mut out = Vec::new();
         let skip = tainted(h);
+        let drops = dropped(h);
         if !end.pending.is_empty() {
             return out; // not converged: the liveness verdict speaks
         }
@@ -88,10 +101,19 @@ impl Checker for ViewContents {
                         .filter(|k| !skip.contains(*k) && !base.contains_key(*k))
                         .collect();
                     if !missing.is_empty() || !extra.is_empty() {
+                        let all_dropped = missing
+                            .iter()
+                            .chain(extra.iter())
+                            .all(|k| drops.contains(*k));
+                        let why = if all_dropped {
+                            "; every such row had a view update dropped by a base replica that found no pair in its erm"
+                        } else {
+                            ""
+                        };
                         out.push(Violation::safety(
                             NAME,
                             format!(
-                                "view {name}, {} on {} (base replica {}): {} row(s) missing or stale {:?}, {} extra {:?}",
+                                "view {name}, {} on {} (base replica {}): {} row(s) missing or stale {:?}, {} extra {:?}{why}",
                                 t["tablet"].as_str().unwrap_or("?"),
                                 p["view_replica"].as_str().unwrap_or("?"),
                                 p["base_replica"].as_str().unwrap_or("?"),
