@@ -43,6 +43,8 @@ const CHECKERS: &[&dyn Checker] = &[
     &chk::BoundedCleanup,
     &chk::BatchlogDrained,
     &chk::ReplicasHoldBatches,
+    &chk::Atomicity,
+    &chk::NoResurrection,
     &crate::checkers::raft::ElectionSafety,
     &crate::checkers::raft::LogAgreement,
     &Fencing,
