@@ -23,6 +23,7 @@
 //! deleted by a later delete is exempt (repair-mode GC may have purged everything); so are
 //! mutations of a dropped table. A run that did not converge is left to the liveness checkers.
 
+use super::final_replicas::FinalReplicas;
 use super::{events, safety};
 use crate::config::RunConfig;
 use crate::scenario::{Checker, RunEnd, Violation};
@@ -43,10 +44,7 @@ impl Checker for Atomicity {
         if !end.pending.is_empty() {
             return Vec::new();
         }
-        let (Some(tablets), Some(cells)) = (
-            end.final_state.get("tablets").and_then(|t| t.as_object()),
-            end.final_state.get("cells").and_then(|c| c.as_object()),
-        ) else {
+        let Some(finals) = FinalReplicas::of(end, true) else {
             return Vec::new();
         };
         let evs = events(h);
@@ -74,28 +72,6 @@ impl Checker for Atomicity {
                 _ => {}
             }
         }
-        let tombstones = end
-            .final_state
-            .get("tombstones")
-            .and_then(|t| t.as_object());
-        let tablet_count = |table: u32| {
-            let prefix = format!("table{table}/");
-            tablets.keys().filter(|t| t.starts_with(&prefix)).count() as u64
-        };
-        let at = |map: &serde_json::Map<String, serde_json::Value>,
-                  replica: &str,
-                  tablet: &str,
-                  key: u64| {
-            map.get(replica)?
-                .get(tablet)?
-                .get(key.to_string())?
-                .as_u64()
-        };
-        // A replica's newest cell of a row, live or tombstone.
-        let held_at = |replica: &str, tablet: &str, key: u64| -> Option<u64> {
-            let dead = tombstones.and_then(|m| at(m, replica, tablet, key));
-            at(cells, replica, tablet, key).max(dead)
-        };
         let mut out = Vec::new();
         for (id, (at, first)) in touched {
             let Some(mutations) = invoked.get(&id) else {
@@ -114,28 +90,18 @@ impl Checker for Atomicity {
                 .iter()
                 .filter(|m| !dropped.contains(&m.table) && !superseded(m))
             {
-                let table = m.table.schema_id().0;
-                let n = tablet_count(table);
-                if n == 0 {
-                    continue;
-                }
-                let tablet = format!("table{table}/t{}", m.key % n);
-                let Some(replicas) = tablets.get(&tablet).and_then(|r| r.as_array()) else {
+                let Some(h) = finals.holding(m) else {
                     continue;
                 };
-                let replicas: Vec<&str> = replicas.iter().filter_map(|r| r.as_str()).collect();
-                let holders = replicas
-                    .iter()
-                    .filter(|r| held_at(r, &tablet, m.key).is_some_and(|ts| ts >= m.ts))
-                    .count();
-                let needed = replicas.len() / 2 + 1;
-                if holders < needed {
+                if h.holders < h.needed() {
                     missing.push(format!(
-                        "{}:{} (ts {}) held by {holders}/{needed} of {}",
+                        "{}:{} (ts {}) held by {}/{} of {}",
                         m.table,
                         m.key,
                         m.ts,
-                        replicas.join(", ")
+                        h.holders,
+                        h.needed(),
+                        h.replicas.join(", ")
                     ));
                 }
             }

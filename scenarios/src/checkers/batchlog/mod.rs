@@ -4,6 +4,7 @@
 pub mod atomicity;
 pub mod bounded_cleanup;
 pub mod drained;
+mod final_replicas;
 pub mod no_early_replay;
 pub mod no_lost_batch;
 pub mod range_tombstone;

@@ -12,6 +12,7 @@
 //! Mutations of dropped tables are exempt; a run that did not converge is left to the liveness
 //! checkers.
 
+use super::final_replicas::FinalReplicas;
 use super::{events, safety};
 use crate::config::RunConfig;
 use crate::scenario::{Checker, RunEnd, Violation};
@@ -32,10 +33,7 @@ impl Checker for ReplicasHoldBatches {
         if !end.pending.is_empty() {
             return Vec::new();
         }
-        let (Some(tablets), Some(cells)) = (
-            end.final_state.get("tablets").and_then(|t| t.as_object()),
-            end.final_state.get("cells").and_then(|c| c.as_object()),
-        ) else {
+        let Some(finals) = FinalReplicas::of(end, false) else {
             return Vec::new();
         };
         let evs = events(h);
@@ -61,47 +59,27 @@ impl Checker for ReplicasHoldBatches {
                 _ => {}
             }
         }
-        let count = |table: u32| {
-            let prefix = format!("table{table}/");
-            tablets.keys().filter(|t| t.starts_with(&prefix)).count() as u64
-        };
-        let held_at = |replica: &str, tablet: &str, key: u64| -> Option<u64> {
-            cells
-                .get(replica)?
-                .get(tablet)?
-                .get(key.to_string())?
-                .as_u64()
-        };
         let mut out = Vec::new();
         for (id, at) in applied {
             let Some(mutations) = invoked.get(&id) else {
                 continue;
             };
             for m in mutations.iter().filter(|m| !dropped.contains(&m.table)) {
-                let table = m.table.schema_id().0;
-                let n = count(table);
-                if n == 0 {
-                    continue;
-                }
-                let tablet = format!("table{table}/t{}", m.key % n);
-                let Some(replicas) = tablets.get(&tablet).and_then(|r| r.as_array()) else {
+                let Some(h) = finals.holding(m) else {
                     continue;
                 };
-                let replicas: Vec<&str> = replicas.iter().filter_map(|r| r.as_str()).collect();
-                let holders = replicas
-                    .iter()
-                    .filter(|r| held_at(r, &tablet, m.key).is_some_and(|ts| ts >= m.ts))
-                    .count();
-                let needed = replicas.len() / 2 + 1;
-                if holders < needed {
+                if h.holders < h.needed() {
                     out.push(safety(
                         self.name(),
                         format!(
-                            "batch {id}'s mutation {}:{} (ts {}) was applied but only {holders}/{needed} of the final replicas of {tablet} ({}) hold it",
+                            "batch {id}'s mutation {}:{} (ts {}) was applied but only {}/{} of the final replicas of {} ({}) hold it",
                             m.table,
                             m.key,
                             m.ts,
-                            replicas.join(", ")
+                            h.holders,
+                            h.needed(),
+                            h.tablet,
+                            h.replicas.join(", ")
                         ),
                         Some(&evs[at]),
                     ));
