@@ -4,6 +4,7 @@
 //! ```text
 //! node n (shards 0..S)
 //!  ├─ group0 member (Raft<TopologySm>)  ─ topology coordinator fiber while this node leads
+//!  │    persists in system.raft* (shard 0); mirrors its state into system.topology/tablets
 //!  ├─ erm tracker                         (token-metadata versions held by in-flight ops)
 //!  ├─ per shard: session registry + topology guards, tables on the storage engine
 //!  ├─ batchlog manager (replay loop; tables system.batchlog, system.batchlog_v2 on shard 0)
@@ -35,6 +36,7 @@ use crate::topology::group0::{Group0, NodeHooks, TopologySm};
 use crate::topology::ids::{NodeId, ShardId};
 use crate::topology::session::SessionManager;
 use crate::topology::state::TopologyState;
+use crate::topology::system_tables::Group0Tables;
 use crate::topology::{barrier, cleanup, coordinator, data, join, stream};
 use sim::{NodeCtx, Sim};
 use std::rc::Rc;
@@ -55,7 +57,8 @@ pub async fn boot(ctx: NodeCtx, cfg: Rc<TopologyConfig>, bl: Rc<BatchlogConfig>)
         sessions: shards.iter().map(|s| (s.id, s.sessions.clone())).collect(),
         erm: erm.clone(),
     };
-    let sm = TopologySm::new(&sim, cfg.initial_state(), hooks);
+    let sm = TopologySm::new(&sim, cfg.initial_state(), hooks)
+        .with_tables(Group0Tables::open(&sim, ctx.node));
     let members: Vec<NodeId> = (1..=cfg.nodes).map(NodeId).collect();
     let joining = !members.contains(&ctx.node);
     let g0 = Group0::start(&ctx, members.clone(), sm);

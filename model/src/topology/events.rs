@@ -298,6 +298,20 @@ pub enum TopologyEvent {
         /// Value read (reads).
         value: Option<Value>,
     },
+    /// A restarted node's group0 state tables (`system.topology`, `system.tablets`) compared
+    /// with the state its log replay reached (`topology::system_tables`).
+    Group0TablesChecked {
+        /// The applied group0 index the tables named.
+        index: u64,
+        /// The index the replay was at when compared (equal to `index` unless the log lost it).
+        replayed_index: u64,
+        /// Digest of the rows the tables held.
+        tables: String,
+        /// Digest of the rows of the re-applied state.
+        replayed: String,
+        /// The first differing row, if any.
+        difference: Option<String>,
+    },
     /// A migration was requested through the API (or by the balancer).
     MigrationRequested {
         /// Tablet.
@@ -338,6 +352,7 @@ impl EventKind for TopologyEvent {
             TopologyEvent::OpInvoke { .. } => "op_invoke",
             TopologyEvent::OpComplete { .. } => "op_complete",
             TopologyEvent::MigrationRequested { .. } => "migration_requested",
+            TopologyEvent::Group0TablesChecked { .. } => "group0_tables_checked",
         }
     }
 }

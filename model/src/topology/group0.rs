@@ -6,6 +6,10 @@
 //! the session mirror step, in the same atomic step. It also records the history events of each
 //! commit once per group0 index (replays on restart do not duplicate them).
 //!
+//! Every node also mirrors the applied state into its `system.topology` and `system.tablets`
+//! tables on the storage engine, checked against the re-applied log on restart
+//! ([`super::system_tables`]).
+//!
 //! [`Group0`] is a thin handle over `model::raft::Raft<TopologySm>` (every node of the cluster is
 //! a voting member), mapping Raft's errors onto the two the topology code distinguishes.
 
@@ -14,6 +18,7 @@ use super::events::TopologyEvent;
 use super::ids::{NodeId, ShardId};
 use super::session::SessionManager;
 use super::state::{ApplyOutcome, Group0Command, TopologyState};
+use super::system_tables::Group0Tables;
 use crate::raft::{Raft, RaftConfig, RaftError, StateMachine};
 use sim::{NodeCtx, Sim};
 use std::cell::RefCell;
@@ -42,6 +47,8 @@ pub struct TopologySm {
     pub state: TopologyState,
     hooks: NodeHooks,
     applied: u64,
+    /// The node's `system.topology` / `system.tablets` (none in pure tests).
+    tables: Option<Group0Tables>,
 }
 
 impl TopologySm {
@@ -52,9 +59,16 @@ impl TopologySm {
             state: initial,
             hooks,
             applied: 0,
+            tables: None,
         };
         sm.publish();
         sm
+    }
+
+    /// Mirrors every applied state into the node's state tables (`topology::system_tables`).
+    pub fn with_tables(mut self, tables: Group0Tables) -> Self {
+        self.tables = Some(tables);
+        self
     }
 
     /// The last applied index.
@@ -215,6 +229,9 @@ impl TopologySm {
         }
         if outcome == ApplyOutcome::Applied {
             self.publish();
+        }
+        if let Some(t) = &mut self.tables {
+            t.on_apply(index, &self.state);
         }
     }
 }

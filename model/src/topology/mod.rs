@@ -56,6 +56,7 @@ pub mod session;
 pub mod stage;
 pub mod state;
 pub mod stream;
+pub mod system_tables;
 pub mod tablet_guard;
 
 pub use config::TopologyConfig;

@@ -48,6 +48,7 @@ const CHECKERS: &[&dyn Checker] = &[
     &crate::checkers::raft::ElectionSafety,
     &crate::checkers::raft::LogAgreement,
     &Fencing,
+    &crate::checkers::topology::group0_tables::Group0TablesMatchLog,
     &BarrierHoldsGroup0Sessions,
     &StageMonotonicity,
     &Liveness,

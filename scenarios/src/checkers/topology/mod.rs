@@ -6,6 +6,7 @@ pub mod barrier;
 pub mod data;
 pub mod expectations;
 pub mod fencing;
+pub mod group0_tables;
 pub mod liveness;
 pub mod routing;
 pub mod scoping;
