@@ -313,6 +313,10 @@ struct Inner {
     buf: Vec<u8>,
     /// Live watches (see [`History::watch`]).
     watches: Vec<std::rc::Weak<WatchInner>>,
+    /// Entries per kind name, counted as they are recorded and keyed by the address and length
+    /// of the `&'static str` (integer compares instead of a string compare per entry; two
+    /// copies of one name are summed by [`History::kind_counts`], so addresses never show).
+    kinds: BTreeMap<(usize, usize), (&'static str, u64)>,
 }
 
 /// Bytes of entry encodings collected before they are hashed (see `Inner::buf`).
@@ -342,6 +346,7 @@ impl Inner {
             hasher: blake3::Hasher::new(),
             buf: Vec::new(),
             watches: Vec::new(),
+            kinds: BTreeMap::new(),
         }
     }
 }
@@ -441,6 +446,12 @@ impl History {
                 p.encode(buf);
             }
         }
+        let kind = event.kind();
+        inner
+            .kinds
+            .entry((kind.as_ptr() as usize, kind.len()))
+            .or_insert((kind, 0))
+            .1 += 1;
         inner.entries.push(Entry {
             index,
             at,
@@ -547,8 +558,8 @@ impl History {
     /// Number of events of each kind.
     pub fn kind_counts(&self) -> BTreeMap<&'static str, u64> {
         let mut m = BTreeMap::new();
-        for e in self.entries().iter() {
-            *m.entry(e.event.kind()).or_default() += 1;
+        for (name, n) in self.0.borrow().kinds.values() {
+            *m.entry(*name).or_default() += n;
         }
         m
     }
@@ -609,6 +620,22 @@ mod tests {
         assert_eq!(entries[0].proto::<Applied>().map(|a| a.key), Some(3));
         assert!(entries[1].proto::<Applied>().is_none());
         assert_eq!(entries[1].event.kind(), "phase");
+        drop(entries);
+        // Counted as recorded; a name whose copies live at two addresses is one kind.
+        #[derive(Debug, Serialize)]
+        struct Named(#[serde(skip)] &'static str);
+        impl EventKind for Named {
+            fn kind(&self) -> &'static str {
+                self.0
+            }
+        }
+        let copy: &'static str = String::from("applied").leak();
+        assert!(!std::ptr::eq(copy, "applied"));
+        h.push(SimInstant(10), None, Event::Proto(Box::new(Named(copy))));
+        assert_eq!(
+            h.kind_counts(),
+            BTreeMap::from([("applied", 2), ("phase", 1)])
+        );
     }
 
     #[test]
