@@ -10,7 +10,9 @@
 
 use super::commitlog::{Commitlog, Segment};
 use super::fragment::{prune_range_tombstones, Mutation, PartitionFragment, Row, Run};
-use super::read::{read_fragments, reconcile, LiveRow, RowVersion, ScanCost, Version};
+use super::read::{
+    read_fragments, read_fragments_in, reconcile, LiveRow, RowVersion, ScanCost, Version,
+};
 use super::{Keys, Timestamp};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -81,7 +83,33 @@ pub const COMMITLOG_PREFIX: &str = "cl/";
 pub const SSTABLE_PREFIX: &str = "sst/";
 
 fn commitlog_key(segment: u64, n: u64) -> String {
-    format!("{COMMITLOG_PREFIX}{segment:010}/{n:010}")
+    // `format!("{COMMITLOG_PREFIX}{segment:010}/{n:010}")`, without the formatting machinery:
+    // one key per mutation of every table made this a hot allocation-and-format.
+    let mut k = String::with_capacity(COMMITLOG_PREFIX.len() + 21);
+    k.push_str(COMMITLOG_PREFIX);
+    push_zero_padded_10(&mut k, segment);
+    k.push('/');
+    push_zero_padded_10(&mut k, n);
+    k
+}
+
+/// Append `v` as `{v:010}` does: decimal, zero-padded to at least 10 digits.
+fn push_zero_padded_10(out: &mut String, v: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut x = v;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (x % 10) as u8;
+        x /= 10;
+        if x == 0 {
+            break;
+        }
+    }
+    for _ in (digits.len() - i)..10 {
+        out.push('0');
+    }
+    out.push_str(std::str::from_utf8(&digits[i..]).expect("ascii digits"));
 }
 
 fn sstable_key(generation: u64) -> String {
@@ -502,6 +530,32 @@ impl<K: Keys> Table<K> {
         read_fragments(pk, &self.fragments_of(pk))
     }
 
+    /// Reads the rows of partition `pk` whose clustering key is in `range` (a clustering
+    /// slice), in clustering order, with the cost of the walk: the partition's tombstones are
+    /// stepped over whatever the slice.
+    pub fn read_rows<R: RangeBounds<K::Ck> + Clone>(
+        &self,
+        pk: &K::Pk,
+        range: R,
+    ) -> (Vec<LiveRow<K>>, ScanCost) {
+        read_fragments_in(pk, &self.fragments_of(pk), range)
+    }
+
+    /// The newest timestamp of anything partition `pk` holds: rows, row, range and partition
+    /// tombstones, over every run (a writer that must outrun every earlier write, a tombstone
+    /// shadowing no row included, starts above it).
+    pub fn max_timestamp(&self, pk: &K::Pk) -> Option<Timestamp> {
+        self.fragments_of(pk)
+            .iter()
+            .flat_map(|p| {
+                p.tombstone
+                    .into_iter()
+                    .chain(p.range_tombstones.iter().map(|r| r.ts))
+                    .chain(p.rows.values().map(|r| r.ts()))
+            })
+            .max()
+    }
+
     /// Reads the partitions in `range`, in key order, with the cost of the walk.
     pub fn read_range<R: RangeBounds<K::Pk> + Clone>(
         &self,
@@ -552,5 +606,26 @@ impl<K: Keys> Table<K> {
     /// Every live row, without counting cost (final state, tests).
     pub fn live_rows(&self) -> Vec<LiveRow<K>> {
         self.scan_all().0
+    }
+}
+
+#[cfg(test)]
+mod key_tests {
+    use super::commitlog_key;
+
+    #[test]
+    fn commitlog_keys_are_what_format_gives() {
+        for (seg, n) in [
+            (0, 0),
+            (1, 9),
+            (42, 1_000),
+            (9_999_999_999, 10_000_000_000),
+            (u64::MAX, 123),
+        ] {
+            assert_eq!(
+                commitlog_key(seg, n),
+                format!("{}{seg:010}/{n:010}", super::COMMITLOG_PREFIX)
+            );
+        }
     }
 }
