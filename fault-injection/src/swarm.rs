@@ -99,8 +99,48 @@ pub struct BuggifyPoint {
     /// The point's name, as the model declares it.
     pub name: String,
     /// Longest the point may stay enabled: for a wait-for-message point, below the deadline
-    /// after which a forgotten message is a test failure.
+    /// after which a forgotten message is a test failure. The swarm's kind mix caps it at the
+    /// model's `max_duration_ms`; [`BuggifyPoint::episodes`] do not.
     pub max_hold_ms: u64,
+    /// Shortest hold of the point's [`BuggifyPoint::episodes`] (0: 1 ms).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub min_hold_ms: u64,
+    /// Episodes of this point in *every* seed, besides what the swarm's kind mix draws: a
+    /// count from this inclusive range, each on a random node, starting within the model's
+    /// `window_ms`, held `min_hold_ms..=max_hold_ms` (a one-shot error armed for a while, a
+    /// replay pass held until a random release). For points a scenario needs in every run,
+    /// not only in the seeds whose kind subset has `injection`. `[0, 0]`: none.
+    #[serde(default, skip_serializing_if = "is_no_range")]
+    pub episodes: [u32; 2],
+    /// Whether those episodes are one-shot (`None`: a coin per episode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub one_shot: Option<bool>,
+}
+
+fn is_no_range(r: &[u32; 2]) -> bool {
+    r[1] == 0
+}
+
+impl BuggifyPoint {
+    /// A point the swarm's kind mix may enable for up to `max_hold_ms`.
+    pub fn new(name: &str, max_hold_ms: u64) -> BuggifyPoint {
+        BuggifyPoint {
+            name: name.into(),
+            max_hold_ms,
+            min_hold_ms: 0,
+            episodes: [0, 0],
+            one_shot: None,
+        }
+    }
+
+    /// Also `episodes` (an inclusive count range) of it in every seed, each held
+    /// `min_hold_ms..=max_hold_ms`, one-shot or not.
+    pub fn every_seed(mut self, episodes: [u32; 2], min_hold_ms: u64, one_shot: bool) -> Self {
+        self.episodes = episodes;
+        self.min_hold_ms = min_hold_ms;
+        self.one_shot = Some(one_shot);
+        self
+    }
 }
 
 /// A state-triggered fault a scenario offers the swarm: "when this event occurs, do that".
@@ -117,6 +157,48 @@ pub struct TriggeredFault {
     /// Most milliseconds between the event and the fault.
     #[serde(default)]
     pub max_delay_ms: u64,
+    /// The inclusive range its duration is drawn from (default: `1..=max_duration_ms` of the
+    /// model).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<[u64; 2]>,
+    /// Part of the nearest template before it that does not follow one: drawn only when that
+    /// one is (then with its own `probability`), on the same occurrence (`nth`) of its trigger — which should name the
+    /// same event, so that one event sets off several faults ("when a stream to x opens,
+    /// hold x's receiver and then kill the stream's connection").
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub follows_previous: bool,
+}
+
+impl TriggeredFault {
+    /// "When the `nth` (drawn from `1..=nth`) `trigger` occurs, `fault`", in a share of
+    /// seeds, within `max_delay_ms` of the event.
+    pub fn new(
+        trigger: EventTrigger,
+        fault: Fault,
+        probability: f64,
+        max_delay_ms: u64,
+    ) -> TriggeredFault {
+        TriggeredFault {
+            trigger,
+            fault,
+            probability,
+            max_delay_ms,
+            duration_ms: None,
+            follows_previous: false,
+        }
+    }
+
+    /// Lasting `lo..=hi` ms.
+    pub fn lasting(mut self, lo: u64, hi: u64) -> Self {
+        self.duration_ms = Some([lo, hi]);
+        self
+    }
+
+    /// Drawn with the template before it, on the same occurrence of the event.
+    pub fn following(mut self) -> Self {
+        self.follows_previous = true;
+        self
+    }
 }
 
 impl Default for FaultModel {
@@ -176,8 +258,16 @@ pub fn generate(model: &FaultModel, nodes: &[NodeId], rng: &mut impl Rng) -> Fau
     // State-triggered faults: when their time comes is only known at run time, so one that
     // takes a node down counts as down for the whole run, and is added only if that fits
     // `max_down` beside the timed episodes.
+    // The previous template's drawn occurrence, if it was drawn.
+    let mut previous: Option<u32> = None;
     for t in &model.triggered {
+        if t.follows_previous && previous.is_none() {
+            continue;
+        }
         if !rng.gen_bool(t.probability.clamp(0.0, 1.0)) {
+            if !t.follows_previous {
+                previous = None;
+            }
             continue;
         }
         let takes_down = matches!(
@@ -186,12 +276,21 @@ pub fn generate(model: &FaultModel, nodes: &[NodeId], rng: &mut impl Rng) -> Fau
         );
         if takes_down {
             if !tracker.fits(0, u64::MAX, &[NodeId(0)], model.max_down) {
+                if !t.follows_previous {
+                    previous = None;
+                }
                 continue;
             }
             tracker.intervals.push((0, u64::MAX, vec![NodeId(0)]));
         }
         let mut trigger: EventTrigger = t.trigger.clone();
-        trigger.nth = rng.gen_range(1..=t.trigger.nth.max(1));
+        trigger.nth = match (t.follows_previous, previous) {
+            (true, Some(nth)) => nth,
+            _ => rng.gen_range(1..=t.trigger.nth.max(1)),
+        };
+        if !t.follows_previous {
+            previous = Some(trigger.nth);
+        }
         for path in trigger.bind.values_mut() {
             while path.contains('?') {
                 *path = path.replacen('?', &rng.gen_range(0..16u32).to_string(), 1);
@@ -200,13 +299,14 @@ pub fn generate(model: &FaultModel, nodes: &[NodeId], rng: &mut impl Rng) -> Fau
         faults.push(ScheduledFault {
             at_ms: rng.gen_range(0..=t.max_delay_ms),
             after: Some(trigger),
-            duration_ms: t
-                .fault
-                .lasts()
-                .then(|| rng.gen_range(1..=model.max_duration_ms.max(1))),
+            duration_ms: t.fault.lasts().then(|| match t.duration_ms {
+                Some([lo, hi]) => rng.gen_range(lo.max(1)..=hi.max(lo).max(1)),
+                None => rng.gen_range(1..=model.max_duration_ms.max(1)),
+            }),
             fault: t.fault.clone(),
         });
     }
+    every_seed_episodes(model, nodes, &mut faults, rng);
     // Whole-run skew of every node, drawn last so that the rest of a seed's schedule is the
     // same with and without it.
     if model.skew_every_node && model.skews_clocks() {
@@ -221,6 +321,64 @@ pub fn generate(model: &FaultModel, nodes: &[NodeId], rng: &mut impl Rng) -> Fau
     }
     faults.sort_by_key(|f| f.at_ms);
     FaultSchedule { faults }
+}
+
+/// Does an episode of injection `name` on `node` over `[at, end)` overlap one in `faults`? One
+/// episode per point and node at a time: a second enable would be a no-op and the first one's
+/// end would cut it short.
+fn injection_overlaps(
+    faults: &[ScheduledFault],
+    node: NodeId,
+    name: &str,
+    at: u64,
+    end: u64,
+) -> bool {
+    faults.iter().any(|f| {
+        matches!(&f.fault, Fault::Injection { node: n, name: m, .. } if *n == node && m == name)
+            && f.after.is_none()
+            && f.at_ms < end
+            && at < f.at_ms + f.duration_ms.unwrap_or(0)
+    })
+}
+
+/// The [`BuggifyPoint::episodes`] every seed gets.
+fn every_seed_episodes(
+    model: &FaultModel,
+    nodes: &[NodeId],
+    faults: &mut Vec<ScheduledFault>,
+    rng: &mut impl Rng,
+) {
+    for point in model.injections.iter().filter(|p| p.episodes[1] > 0) {
+        let [lo, hi] = point.episodes;
+        let n = rng.gen_range(lo.min(hi)..=hi);
+        let mut placed = 0;
+        let mut attempts = 0;
+        while placed < n && attempts < n * 20 {
+            attempts += 1;
+            let node = *nodes.choose(rng).expect("nodes");
+            let at_ms = rng.gen_range(0..=model.window_ms);
+            let min = point.min_hold_ms.max(1);
+            let hold = rng.gen_range(min..=point.max_hold_ms.max(min));
+            let one_shot = match point.one_shot {
+                Some(b) => b,
+                None => rng.gen_bool(0.5),
+            };
+            if injection_overlaps(faults, node, &point.name, at_ms, at_ms + hold) {
+                continue;
+            }
+            placed += 1;
+            faults.push(ScheduledFault {
+                at_ms,
+                after: None,
+                fault: Fault::Injection {
+                    node,
+                    name: point.name.clone(),
+                    one_shot,
+                },
+                duration_ms: Some(hold),
+            });
+        }
+    }
 }
 
 /// The time-placed faults of a schedule, and the down intervals they use.
@@ -383,14 +541,7 @@ fn timed(
             }
         }
         if let Fault::Injection { node, name, .. } = &fault {
-            // One episode per point and node at a time: a second enable would be a no-op and
-            // the first one's end would cut it short.
-            let overlaps = faults.iter().any(|f: &ScheduledFault| {
-                matches!(&f.fault, Fault::Injection { node: n, name: m, .. } if n == node && m == name)
-                    && f.at_ms < end
-                    && at_ms < f.at_ms + f.duration_ms.unwrap_or(0)
-            });
-            if overlaps {
+            if injection_overlaps(&faults, *node, name, at_ms, end) {
                 continue;
             }
         }
@@ -592,12 +743,16 @@ mod tests {
             },
             probability: 1.0,
             max_delay_ms: 20,
+            duration_ms: None,
+            follows_previous: false,
         };
         let crash = TriggeredFault {
             trigger: EventTrigger::on("barrier_started", 1),
             fault: Fault::Crash { node: NodeId(1) },
             probability: 1.0,
             max_delay_ms: 0,
+            duration_ms: None,
+            follows_previous: false,
         };
         let m = FaultModel {
             triggered: vec![kill, crash],
@@ -670,10 +825,16 @@ mod tests {
                 BuggifyPoint {
                     name: "a".into(),
                     max_hold_ms: 50,
+                    min_hold_ms: 0,
+                    episodes: [0, 0],
+                    one_shot: None,
                 },
                 BuggifyPoint {
                     name: "b".into(),
                     max_hold_ms: 5_000,
+                    min_hold_ms: 0,
+                    episodes: [0, 0],
+                    one_shot: None,
                 },
             ],
             ..FaultModel::default()

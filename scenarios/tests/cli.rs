@@ -700,6 +700,87 @@ fn a_buggified_injection_in_a_failing_bundle_shrinks_and_replays() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+/// Issue 11 item 3: topology.swarm's buggify episodes are schedule faults, so a failure that
+/// needs one (`no-fencing` lets a receiver held at `stream_mutation_fragments` apply its row
+/// after its session closed) shrinks to a schedule that still holds the injection fault, the
+/// shrunk bundle replays to the same verdict and digest, and without its injection faults the
+/// same schedule passes.
+#[test]
+fn a_topology_swarm_failure_shrinks_to_its_buggified_injection_and_replays() {
+    let dir = std::env::temp_dir().join(format!("clustersim-topo-bug-{}", std::process::id()));
+    let out = clustersim(&[
+        "run",
+        "topology.swarm",
+        "--seed",
+        "5",
+        "--mutant",
+        "no-fencing",
+        "--json",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "no-fencing is caught at seed 5");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let bundle = v["bundle"].as_str().unwrap().to_string();
+    let read = |p: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+    };
+    let before = read(&bundle)["config"]["faults"]["faults"]
+        .as_array()
+        .unwrap()
+        .len();
+    let shrunk = dir.join("shrunk.json");
+    let s = clustersim(&[
+        "shrink",
+        &bundle,
+        "--budget",
+        "40",
+        "--out",
+        shrunk.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        s.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&s.stderr)
+    );
+    let small = read(shrunk.to_str().unwrap());
+    let faults = small["config"]["faults"]["faults"].as_array().unwrap();
+    assert!(faults.len() < before, "{before} -> {faults:?}");
+    let is_injection = |f: &serde_json::Value| {
+        f["fault"]["type"] == "injection" && f["fault"]["name"] == "stream_mutation_fragments"
+    };
+    assert!(
+        faults.iter().any(is_injection),
+        "the held receiver the failure needs is still in the schedule: {faults:?}"
+    );
+    let r = clustersim(&["replay", shrunk.to_str().unwrap(), "--json"]);
+    assert_eq!(r.status.code(), Some(1));
+    let rv: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+    assert_eq!(rv["digest_matches"], true);
+    assert_eq!(rv["verdict"], "safety");
+    // The injection is what the failure needs: the shrunk schedule without it passes.
+    let rest: Vec<&serde_json::Value> = faults.iter().filter(|f| !is_injection(f)).collect();
+    let set = format!("faults={}", serde_json::json!({ "faults": rest }));
+    let p = clustersim(&[
+        "run",
+        "topology.swarm",
+        "--seed",
+        "5",
+        "--mutant",
+        "no-fencing",
+        "--set",
+        &set,
+    ]);
+    assert_eq!(
+        p.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&p.stdout)
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
 /// Runs matching a known finding are printed in full only for the first three per scenario;
 /// the rest are counted in the summary, which names every seed, and all get their bundle.
 #[test]

@@ -13,7 +13,7 @@ use crate::phases;
 use crate::scenario::{RunEnd, ScenarioDef, Tier};
 use crate::story::Story;
 use crate::workload::{self, BatchLoad};
-use fault_injection::{FaultKind, FaultModel, Injections};
+use fault_injection::{BuggifyPoint, FaultKind, FaultModel, Injections};
 use futures::future::LocalBoxFuture;
 use futures::FutureExt;
 use model::batchlog::manager::{
@@ -201,6 +201,7 @@ pub fn scenarios() -> Vec<ScenarioDef> {
                         // default swarm is F1's fix-validating run (skew beyond
                         // `replay_timeout − write_request_timeout` defeats the fix too).
                         FaultKind::ClockSkew,
+                        FaultKind::Injection,
                     ],
                     min_faults: 1,
                     max_faults: 4,
@@ -208,6 +209,7 @@ pub fn scenarios() -> Vec<ScenarioDef> {
                     max_duration_ms: 2_000,
                     verbs: Vec::new(),
                     max_down: 1,
+                    injections: swarm_injections(),
                     ..FaultModel::default()
                 };
             },
@@ -741,39 +743,36 @@ fn story_repair_after_failed_flush(sim: Sim, c: Cluster) -> LocalBoxFuture<'stat
     .boxed_local()
 }
 
+/// The batchlog injections of `batchlog.swarm`, drawn by the swarm as faults (so `explain`
+/// prints them, bundles replay them and `shrink` drops or shortens them): in every seed a few
+/// one-shot failures armed on random nodes for a while (a batch failing after its batchlog
+/// write, a failed delete of an applied batch's entry, a failed replay send), and in about
+/// half the seeds one node's replay passes held until a random release. The swarm's kind mix
+/// may enable the same points on top.
+fn swarm_injections() -> Vec<BuggifyPoint> {
+    let mut points = vec![
+        BuggifyPoint::new("storage_proxy_fail_send_batch", 2_000).every_seed([1, 5], 300, true),
+        BuggifyPoint::new("storage_proxy_fail_remove_from_batchlog", 2_000).every_seed(
+            [1, 5],
+            300,
+            true,
+        ),
+        // Armed for longer: it fires only in a replay that has something to send (one a second).
+        BuggifyPoint::new("storage_proxy_fail_replay_batch", 4_000).every_seed([2, 5], 1_000, true),
+    ];
+    // Not one-shot: a one-shot handler point counts as disabled while its handler runs, so the
+    // pass would not wait; every pass on the node waits until the fault ends.
+    points.push(BuggifyPoint::new(INJ_REPLAY_STALL, 2_500).every_seed([0, 1], 500, false));
+    points
+}
+
+/// The rest of `batchlog.swarm`'s story: in half the seeds, table 2 is dropped mid-chaos.
 fn story_swarm(sim: Sim, c: Cluster) -> LocalBoxFuture<'static, ()> {
     async move {
         let mut rng = sim.rng("workload_faults");
-        let inj = Injections::of(&sim);
-        let nodes = c.nodes();
-        let drop_at = rng.gen_bool(0.5).then(|| rng.gen_range(500..4_000u64));
-        // Sometimes one node's replays stall for a while, then are released by a message.
         if rng.gen_bool(0.5) {
-            let node = nodes[rng.gen_range(0..nodes.len())];
-            let hold = rng.gen_range(500..2_500u64);
-            let s = sim.clone();
-            let inj2 = inj.clone();
-            sim.spawn_supervisor(async move {
-                inj2.enable(&s, node, INJ_REPLAY_STALL, true, BTreeMap::new());
-                sleep(Duration::from_millis(hold)).await;
-                inj2.message(&s, node, INJ_REPLAY_STALL);
-            });
-        }
-        let mut t = 0;
-        while t < 4_500 {
-            let dt = rng.gen_range(200..800);
-            sleep(Duration::from_millis(dt)).await;
-            t += dt;
-            if drop_at.is_some_and(|d| d <= t) && !c.is_dropped(TableId(2)) {
-                c.drop_table(TableId(2));
-            }
-            let node = nodes[rng.gen_range(0..nodes.len())];
-            let name = [
-                "storage_proxy_fail_send_batch",
-                "storage_proxy_fail_remove_from_batchlog",
-                "storage_proxy_fail_replay_batch",
-            ][rng.gen_range(0..3)];
-            inj.enable(&sim, node, name, true, BTreeMap::new());
+            sleep(Duration::from_millis(rng.gen_range(500..4_000u64))).await;
+            c.drop_table(TableId(2));
         }
     }
     .boxed_local()

@@ -243,6 +243,9 @@ fn config_buggify(cfg: &mut RunConfig) {
         injections: vec![BuggifyPoint {
             name: BUGGIFY_POINT.into(),
             max_hold_ms: BUGGIFY_DEADLINE_MS - 500,
+            min_hold_ms: 0,
+            episodes: [0, 0],
+            one_shot: None,
         }],
         ..FaultModel::default()
     };

@@ -155,6 +155,9 @@ fn config_swarm(cfg: &mut RunConfig) {
         injections: vec![BuggifyPoint {
             name: INJ_DELAY_ACK_AFTER_SYNC.into(),
             max_hold_ms: 1_500,
+            min_hold_ms: 0,
+            episodes: [0, 0],
+            one_shot: None,
         }],
         // ... and sometimes crashes right inside that window: between a durable write and
         // its acknowledgement.
@@ -169,6 +172,8 @@ fn config_swarm(cfg: &mut RunConfig) {
             },
             probability: 0.7,
             max_delay_ms: 20,
+            duration_ms: None,
+            follows_previous: false,
         }],
         ..FaultModel::default()
     };

@@ -14,8 +14,10 @@ use crate::phases;
 use crate::scenario::{Checker, RunEnd, ScenarioDef, Tier};
 use crate::story::Story;
 use crate::workload::{self, KvLoad};
-use fault_injection::injection::Injections;
-use fault_injection::{EventTrigger, Fault, FaultKind, FaultModel, FaultSchedule, ScheduledFault};
+use fault_injection::{
+    BuggifyPoint, EventTrigger, Fault, FaultKind, FaultModel, FaultSchedule, ScheduledFault,
+    TriggeredFault,
+};
 use futures::future::LocalBoxFuture;
 use futures::FutureExt;
 use model::node::Cluster;
@@ -324,7 +326,6 @@ fn config_swarm(cfg: &mut RunConfig) {
     config_load(cfg);
     cfg.phases.chaos_ms = 5_000;
     cfg.params.insert("moves".into(), serde_json::json!(true));
-    cfg.params.insert("buggify".into(), serde_json::json!(true));
     cfg.fault_model = FaultModel {
         kinds: vec![
             FaultKind::KillConnection,
@@ -334,6 +335,7 @@ fn config_swarm(cfg: &mut RunConfig) {
             FaultKind::KillLeader,
             FaultKind::DiskStall,
             FaultKind::Pause,
+            FaultKind::Injection,
         ],
         min_faults: 2,
         max_faults: 8,
@@ -348,9 +350,101 @@ fn config_swarm(cfg: &mut RunConfig) {
             "mutation".into(),
         ],
         max_down: 1,
+        // Buggify, in the swarm's kind mix: the model's points on a random node for a while.
+        injections: vec![
+            BuggifyPoint::new(STREAM_MUTATION_FRAGMENTS, 1_500),
+            BuggifyPoint::new(STREAM_CONSUMER_WRITE, 1_500),
+            BuggifyPoint::new(STREAM_TABLET_MOVE_TO_CLEANUP, 1_500),
+            BuggifyPoint::new(BARRIER_AND_DRAIN_FAIL, 1_000),
+        ],
+        triggered: swarm_triggered(),
         ..FaultModel::default()
     };
 }
+
+/// The swarm's state-triggered buggify episodes, each set off by one streaming event and
+/// released at a random time (the injection fault's end):
+/// - a receiver held at `stream_mutation_fragments` (or a consumer paused at
+///   `stream_consumer_write`) as its stream opens, then the stream's connection killed: the
+///   master fails, streaming is retried under the same session and completes, and the session
+///   closes under the held receiver (stale stream refused) or paused consumer (the barrier
+///   drains it);
+/// - a streaming master whose receiver is held, its `tablet_stream_data` connection from the
+///   coordinator killed, and sometimes a rollback window (`stream_tablet_move_to_cleanup` on the
+///   coordinator): the stage moves on under the stuck master, whose tablet metadata guard goes
+///   stale.
+fn swarm_triggered() -> Vec<TriggeredFault> {
+    let on = |kind: &str, nth: u32, verb: &str, bind: &[(&str, &str)]| EventTrigger {
+        fields: [("verb".to_string(), serde_json::json!(verb))].into(),
+        bind: bind
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        ..EventTrigger::on(kind, nth)
+    };
+    let inj = |name: &str| Fault::Injection {
+        node: NodeId(1),
+        name: name.into(),
+        one_shot: true,
+    };
+    let kill = Fault::KillConnection {
+        from: NodeId(1),
+        to: NodeId(2),
+    };
+    let mut out = Vec::new();
+    for (point, p) in [
+        (STREAM_MUTATION_FRAGMENTS, 0.6),
+        (STREAM_CONSUMER_WRITE, 0.45),
+    ] {
+        let open = |bind| on("stream_open", 8, STREAM_MUTATION_FRAGMENTS, bind);
+        out.push(
+            TriggeredFault::new(open(&[("node", "to")]), inj(point), p, 0).lasting(1_000, 6_000),
+        );
+        out.push(
+            TriggeredFault::new(
+                open(&[("from", "@node"), ("to", "to")]),
+                kill.clone(),
+                0.8,
+                600,
+            )
+            .following(),
+        );
+    }
+    let admit = |bind| on("rpc_admit", 8, "tablet_stream_data", bind);
+    out.push(
+        TriggeredFault::new(
+            admit(&[("node", "@node")]),
+            inj(STREAM_MUTATION_FRAGMENTS),
+            0.5,
+            0,
+        )
+        .lasting(2_000, 6_000),
+    );
+    out.push(
+        TriggeredFault::new(admit(&[("from", "from"), ("to", "@node")]), kill, 0.9, 800)
+            .following(),
+    );
+    out.push(
+        TriggeredFault::new(
+            admit(&[("node", "from")]),
+            Fault::Injection {
+                node: NodeId(1),
+                name: STREAM_TABLET_MOVE_TO_CLEANUP.into(),
+                one_shot: false,
+            },
+            0.5,
+            900,
+        )
+        .lasting(1_200, 3_000)
+        .following(),
+    );
+    out
+}
+
+/// The receiver's injection point: blocked between receiving a fragment and applying it.
+const STREAM_MUTATION_FRAGMENTS: &str = "stream_mutation_fragments";
+/// The consumer's: paused while it writes a fragment, holding the session's guard.
+const STREAM_CONSUMER_WRITE: &str = "stream_consumer_write";
 
 // ---------------------------------------------------------------------------------------------
 // the story DSL
@@ -973,75 +1067,6 @@ fn story_exclude_fallback(st: Rc<Topo>) -> LocalBoxFuture<'static, ()> {
     })
 }
 
-/// The swarm's use of the model's own injection points, each with a random release: a blocked
-/// receiver or a paused consumer on a random node with its connections killed (so streaming is
-/// retried and the session closes under them), and rollback windows
-/// (`stream_tablet_move_to_cleanup`) while a streaming master is stuck. Everything is released
-/// at the end of the chaos phase.
-async fn buggify(sim: Sim, cluster: Cluster, until_ns: u64) {
-    let mut rng = sim.rng("buggify");
-    let nodes = cluster.cfg.nodes;
-    let all: Vec<NodeId> = (1..=nodes).map(NodeId).collect();
-    sleep(Duration::from_millis(rng.gen_range(100..600))).await;
-    while sim.now().0 < until_ns {
-        let x = NodeId(rng.gen_range(1..=nodes));
-        let kind = rng.gen_range(0..3u32);
-        let point = if kind == 1 {
-            "stream_consumer_write"
-        } else {
-            "stream_mutation_fragments"
-        };
-        api::enable_injection(&sim, x, point, true);
-        let entered = sim::time::timeout(
-            Duration::from_millis(rng.gen_range(300..1_500)),
-            api::wait_for_injection_enter(
-                &sim,
-                x,
-                point,
-                Injections::of(&sim).enter_count(x, point) + 1,
-            ),
-        )
-        .await
-        .is_ok();
-        if entered {
-            if kind == 2 {
-                // Fail only the coordinator's tablet_stream_data: the master on x stays stuck
-                // on the blocked receiver, and a rollback window may move the stage under it.
-                if let Some(l) = current_leader(&sim) {
-                    if l != x {
-                        api::inject_disconnect(&sim, l, x);
-                    }
-                }
-                if rng.gen_bool(0.5) {
-                    for n in &all {
-                        api::enable_injection(&sim, *n, STREAM_TABLET_MOVE_TO_CLEANUP, false);
-                    }
-                    sleep(Duration::from_millis(rng.gen_range(1_200..3_000))).await;
-                    for n in &all {
-                        api::disable_injection(&sim, *n, STREAM_TABLET_MOVE_TO_CLEANUP);
-                    }
-                }
-            } else {
-                for n in all.iter().filter(|n| **n != x) {
-                    api::inject_disconnect(&sim, *n, x);
-                }
-            }
-            sleep(Duration::from_millis(rng.gen_range(300..3_000))).await;
-            api::message_injection(&sim, x, point);
-        } else {
-            api::disable_injection(&sim, x, point);
-        }
-        sleep(Duration::from_millis(rng.gen_range(100..800))).await;
-    }
-    for n in &all {
-        api::disable_injection(&sim, *n, STREAM_TABLET_MOVE_TO_CLEANUP);
-        for point in ["stream_mutation_fragments", "stream_consumer_write"] {
-            api::disable_injection(&sim, *n, point);
-            api::message_injection(&sim, *n, point);
-        }
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // load: happy path, leader crash, swarm
 
@@ -1058,15 +1083,6 @@ async fn run_load(sim: Sim, cfg: Rc<RunConfig>) -> RunEnd {
             .is_some_and(|v| v.as_bool() == Some(true))
         {
             workloads.push(workload::moves(&st.cluster, until));
-        }
-        if st
-            .story
-            .cfg
-            .params
-            .get("buggify")
-            .is_some_and(|v| v.as_bool() == Some(true))
-        {
-            workloads.push(buggify(st.sim().clone(), st.cluster.clone(), until).boxed_local());
         }
         let s2 = st.sim().clone();
         phases::Plan {

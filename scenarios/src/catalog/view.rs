@@ -223,10 +223,16 @@ fn config_swarm(cfg: &mut RunConfig) {
             BuggifyPoint {
                 name: PAUSE_BUILD_RANGE.into(),
                 max_hold_ms: 1_500,
+                min_hold_ms: 0,
+                episodes: [0, 0],
+                one_shot: None,
             },
             BuggifyPoint {
                 name: BUILD_RANGE_FAIL.into(),
                 max_hold_ms: 800,
+                min_hold_ms: 0,
+                episodes: [0, 0],
+                one_shot: None,
             },
         ],
         // Kill the coordinator's connection to a worker just after it sent work there: the
@@ -247,6 +253,8 @@ fn config_swarm(cfg: &mut RunConfig) {
             },
             probability: 0.6,
             max_delay_ms: 300,
+            duration_ms: None,
+            follows_previous: false,
         }],
         ..FaultModel::default()
     };
