@@ -3,7 +3,8 @@
 //! User tables are tablet-based: each has its own tablets, keyed by (table, tablet) in
 //! `system.tablets`, with (node, shard) replicas. System tables are node-local (the system
 //! keyspace uses local replication upstream): `system.topology` and `system.tablets` hold
-//! group0 state, `system.batchlog` and `system.batchlog_v2` the batchlog.
+//! group0 state, `system.raft`, `system.raft_snapshots` and `system.raft_snapshot_config`
+//! group0's Raft persistence, `system.batchlog` and `system.batchlog_v2` the batchlog.
 //!
 //! Simplifications: no columns or types (a row is a key and a value); no co-location groups
 //! (every user table has its own tablet map); the set of tables is fixed at cluster start
@@ -75,6 +76,16 @@ pub const SYSTEM_TABLES: &[(u32, &str)] = &[
     (4, "batchlog_v2"),
 ];
 
+/// The tables of `raft_sys_table_storage` (`crate::raft::sys_table`): group0's Raft member
+/// persists its hard state and log in `system.raft` (partition = group id, clustering = log
+/// index, static cells for term, vote, commit index and snapshot id) and its snapshot
+/// descriptor in `system.raft_snapshots` / `system.raft_snapshot_config`, on shard 0.
+pub const RAFT_TABLES: &[(u32, &str)] = &[
+    (8, "raft"),
+    (9, "raft_snapshots"),
+    (10, "raft_snapshot_config"),
+];
+
 /// The Raft-group tables of strongly consistent tablets (SPEC §7.1). They exist only when the
 /// experimental feature `STRONGLY_CONSISTENT_TABLES` is enabled
 /// ([`SchemaRegistry::enable_strongly_consistent_tables`]); their partition key is
@@ -102,7 +113,7 @@ impl SchemaRegistry {
         assert!(user_tables >= 1, "at least one user table");
         assert!(tablets >= 1, "a user table has at least one tablet");
         let mut tables = BTreeMap::new();
-        for &(id, name) in SYSTEM_TABLES {
+        for &(id, name) in SYSTEM_TABLES.iter().chain(RAFT_TABLES) {
             let id = TableId(id);
             assert!(!id.is_user());
             tables.insert(
@@ -214,7 +225,12 @@ mod tests {
     #[test]
     fn system_and_user_tables_have_distinct_ids() {
         let s = SchemaRegistry::new(3, 4);
-        assert_eq!(s.system_tables().len(), SYSTEM_TABLES.len());
+        assert_eq!(
+            s.system_tables().len(),
+            SYSTEM_TABLES.len() + RAFT_TABLES.len()
+        );
+        assert_eq!(s.by_name("system", "raft").map(|t| t.id), Some(TableId(8)));
+        assert_eq!(s.partitioner(TableId(8)), MURMUR3_PARTITIONER);
         let user: Vec<TableId> = s.user_tables().iter().map(|t| t.id).collect();
         assert_eq!(user, vec![TableId(100), TableId(101), TableId(102)]);
         assert!(user.iter().all(|t| t.is_user()));
@@ -236,6 +252,9 @@ mod tests {
             .expect("added");
         assert_eq!(s.partitioner(t.id), FIXED_SHARD_PARTITIONER);
         assert_eq!(s.partitioner(TableId(1)), MURMUR3_PARTITIONER);
-        assert_eq!(s.system_tables().len(), SYSTEM_TABLES.len() + 3);
+        assert_eq!(
+            s.system_tables().len(),
+            SYSTEM_TABLES.len() + RAFT_TABLES.len() + 3
+        );
     }
 }

@@ -698,6 +698,10 @@ fn explore_cmd(
         indicatif::ProgressBar::hidden()
     };
     let mut failed = 0;
+    let mut known = 0;
+    // Runs that match a known finding are printed in full only for the first few of each
+    // (finding, scenario); the summary lists every seed and every run still gets its bundle.
+    let mut known_printed: std::collections::BTreeMap<(String, String), u32> = Default::default();
     let mut case_stats: std::collections::BTreeMap<String, crate::junit::CaseStats> =
         Default::default();
     let summary = explore::explore_with(
@@ -715,14 +719,34 @@ fn explore_cmd(
             st.runs += 1;
             st.wall_s += fin.wall_s;
             if let Some(f) = failure {
-                failed += 1;
-                bar.set_message(format!("{failed} failed"));
-                if !json {
+                let mut print = true;
+                let mut elide = false;
+                match f.finding.as_deref() {
+                    Some(id) => {
+                        known += 1;
+                        let n = known_printed
+                            .entry((id.to_string(), f.scenario.clone()))
+                            .or_default();
+                        *n += 1;
+                        print = *n <= KNOWN_RUNS_PRINTED;
+                        elide = *n == KNOWN_RUNS_PRINTED + 1;
+                    }
+                    None => failed += 1,
+                }
+                bar.set_message(format!("{failed} failed, {known} known"));
+                if !json && (print || elide) {
                     bar.suspend(|| {
                         let tag = f
                             .finding
                             .as_deref()
                             .map_or("FAIL".to_string(), |id| format!("KNOWN {id}"));
+                        if elide {
+                            eprintln!(
+                                "{tag} {}: further matching runs are counted in the summary (their bundles are written)",
+                                f.scenario
+                            );
+                            return;
+                        }
                         eprintln!(
                             "{tag} {} seed {}: {} {}",
                             f.scenario, f.seed, f.verdict, f.message
@@ -753,6 +777,9 @@ fn explore_cmd(
     }
     Ok(summary_exit_code(&summary, limits.strict))
 }
+
+/// How many runs matching one known finding in one scenario `explore` prints in full.
+const KNOWN_RUNS_PRINTED: u32 = 3;
 
 /// Exit code of an exploration: 1 if a run failed (or, with `strict`, matched a known
 /// finding), 3 if only coverage missed, else 0.

@@ -9,7 +9,10 @@
 //! - the run does not have the finding's fix switched on and runs no mutant (a mutant's failure
 //!   is the mutant's, not the finding's),
 //! - at least one violation matches the finding's *signature* (checker + message pattern), and
-//! - every violation matches the signature or one of the finding's *consequences*.
+//! - every violation matches the signature or one of the finding's *consequences*, and
+//! - if the finding names a fault it needs (`needs_fault`), the run's fault timeline has one
+//!   (F3 is a hazard of clocks that disagree: without a clock skew the same message would be a
+//!   model bug, and stays unknown).
 //!
 //! Anything else stays an unknown failure. Patterns are globs over the violation message: `*`
 //! matches any run of characters, everything else matches itself.
@@ -56,7 +59,31 @@ pub struct Finding {
     pub signature: &'static [Pattern],
     /// Other violations the finding explains (its consequences).
     pub consequences: &'static [Pattern],
+    /// A glob one entry of the run's fault timeline must match (`None`: no fault needed).
+    pub needs_fault: Option<&'static str>,
 }
+
+/// What F1 and F3 explain besides their signature: the same store shadowed elsewhere, and what
+/// follows from a shadowed store (never replayed, lost, half-applied).
+const SHADOWED_STORE_CONSEQUENCES: &[Pattern] = &[
+    Pattern {
+        checker: "batchlog_range_tombstone_safety",
+        message: "*",
+    },
+    Pattern {
+        checker: "batchlog_drained",
+        message:
+            "batch * left the batchlog of * without being replayed or deleted by its coordinator*",
+    },
+    Pattern {
+        checker: "batchlog_no_lost_batch",
+        message: "batch * was logged but is lost*",
+    },
+    Pattern {
+        checker: "batchlog_atomicity",
+        message: "*",
+    },
+];
 
 /// Every registered finding.
 pub const ALL: &[Finding] = &[Finding {
@@ -79,30 +106,14 @@ pub const ALL: &[Finding] = &[Finding {
             message: "store of initial entry * landed on * after range tombstone Before(*) * that shadows it",
         },
     ],
-    consequences: &[
-        Pattern {
-            checker: "batchlog_range_tombstone_safety",
-            message: "*",
-        },
-        Pattern {
-            checker: "batchlog_drained",
-            message: "batch * left the batchlog of * without being replayed or deleted by its coordinator*",
-        },
-        Pattern {
-            checker: "batchlog_no_lost_batch",
-            message: "batch * was logged but is lost*",
-        },
-        Pattern {
-            checker: "batchlog_atomicity",
-            message: "*",
-        },
-    ],
+    consequences: SHADOWED_STORE_CONSEQUENCES,
+    needs_fault: None,
 },
 Finding {
     id: "F2",
     title: "an acknowledged base write (or delete) loses its view update when the base replica's erm is one stage away from the write's coordinator across write_both_read_new / use_new: the replica finds itself outside its own write-replica set and drops the update, so the built view misses the row",
     upstream: "db/view/view.cc, view_update_generator::mutate_MV and get_view_natural_endpoint: the pairing uses the replica's local base erm, get_replicas() = get_replicas_for_write() (previous while writes go to previous/both, next from use_new); a replica not in that set logs 'Could not find ... in base_endpoints' and returns no endpoint (the FIXME there: 'a view update would be lost'; cf_stats.total_view_updates_on_wrong_node)",
-    scenario: "view.swarm",
+    scenario: "view.finding_f2_stale_pending_replica",
     bundle: "findings/F2.json",
     fix: &[("topology.view_pairing_any_write_replica", "true")],
     scenarios: &["view.*"],
@@ -111,6 +122,28 @@ Finding {
         message: "*every such row had a view update dropped by a base replica that found no pair in its erm",
     }],
     consequences: &[],
+    needs_fault: None,
+},
+Finding {
+    id: "F3",
+    title: "when a batch's coordinator's clock is behind its batchlog endpoint's by more than replay_timeout − write_request_timeout, a store still in flight while the endpoint cleans its shard lies below the endpoint's now − replay_timeout and under the cleanup range tombstone's newer timestamp: it is shadowed on landing, under either cleanup_end; with its coordinator gone, the batch is lost",
+    upstream: "db/batchlog_manager.cc, replay_all_failed_batches_v2: the cleanup range tombstone of a shard with need_cleanup and no too-fresh entry ends after now − replay_timeout, where now = db_clock::now() on the endpoint, and takes api::new_timestamp() of the endpoint; service/storage_proxy.cc, mutate_atomically's context: written_at = db_clock::now() and the row timestamp api::new_timestamp() of the coordinator; nothing bounds how far those clocks disagree",
+    scenario: "batchlog.finding_f3_skewed_store_shadowed",
+    bundle: "findings/F3.json",
+    fix: &[("batchlog.cleanup_clock_margin_ms", "2000")],
+    scenarios: &["batchlog.*", "cluster.*"],
+    signature: &[
+        Pattern {
+            checker: "batchlog_range_tombstone_safety",
+            message: "store of initial entry * landed on * after range tombstone After(*) * that shadows it",
+        },
+        Pattern {
+            checker: "batchlog_range_tombstone_safety",
+            message: "range tombstone After(*) * covers live initial entry * not replayed in that pass",
+        },
+    ],
+    consequences: SHADOWED_STORE_CONSEQUENCES,
+    needs_fault: Some("* clock skew *"),
 }];
 
 /// The finding with this id.
@@ -166,6 +199,8 @@ pub fn classify(cfg: &RunConfig, report: &RunReport) -> Option<&'static Finding>
                     .chain(f.consequences)
                     .any(|p| p.matches(v))
             })
+            && f.needs_fault
+                .is_none_or(|g| report.fault_timeline.iter().any(|t| glob(g, t)))
     })
 }
 

@@ -89,6 +89,7 @@ fn replay_all(
         replay_timeout_ms: 0,
         cleanup,
         cleanup_end: Default::default(),
+        cleanup_clock_margin_ms: 0,
     };
     let ts = clock;
     for unit in replay::units(layout, shards) {
@@ -464,6 +465,86 @@ fn finding_f1_loses_a_batch_upstream_and_not_under_the_fix() {
         .expect("resolve");
         assert!(scenarios::findings::classify(&fcfg, &r).is_none());
     }
+}
+
+/// Finding F3's scripted scenario (the coordinator's clock 1 s behind its endpoints') loses a
+/// batch under upstream's cleanup and under F1's fix alike, and passes under F3's fix switch;
+/// its failure is classified as F3, never F1.
+#[test]
+fn finding_f3_loses_a_batch_under_skew_and_not_under_the_margin() {
+    let id = "batchlog.finding_f3_skewed_store_shadowed";
+    let def = find(id).expect("scenario");
+    for seed in 0..3 {
+        for (label, sets) in [
+            ("upstream", vec![]),
+            ("F1's fix", vec![("batchlog.cleanup_end", "replay_timeout")]),
+        ] {
+            let r = run_seed(id, seed, &[], &sets);
+            assert_eq!(
+                r.verdict,
+                Verdict::Safety,
+                "seed {seed} {label}: {:?}",
+                r.violations
+            );
+            for checker in ["batchlog_no_lost_batch", "batchlog_range_tombstone_safety"] {
+                assert!(
+                    r.violations.iter().any(|v| v.checker == checker),
+                    "seed {seed} {label}: {checker} silent: {:?}",
+                    r.violations
+                );
+            }
+            let owned: Vec<(String, String)> = sets
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            let cfg = resolve(&def, seed, &[], &owned).expect("resolve");
+            let f = scenarios::findings::classify(&cfg, &r).expect("matches a finding");
+            assert_eq!((f.id, f.scenario), ("F3", id), "seed {seed} {label}");
+        }
+        let fixed = run_seed(
+            id,
+            seed,
+            &[],
+            &[("batchlog.cleanup_clock_margin_ms", "2000")],
+        );
+        assert_eq!(
+            fixed.verdict,
+            Verdict::Pass,
+            "seed {seed} under the margin: {:?} {:?}",
+            fixed.violations,
+            fixed.missing_marks
+        );
+    }
+}
+
+/// F3 needs a clock skew: the same violations in a run without one stay unknown.
+#[test]
+fn finding_f3_needs_a_clock_skew() {
+    let id = "batchlog.finding_f3_skewed_store_shadowed";
+    let def = find(id).expect("scenario");
+    let mut r = run_seed(id, 0, &[], &[]);
+    let cfg = resolve(&def, 0, &[], &[]).expect("resolve");
+    assert_eq!(
+        scenarios::findings::classify(&cfg, &r).map(|f| f.id),
+        Some("F3")
+    );
+    r.fault_timeline.retain(|t| !t.contains("clock skew"));
+    assert!(scenarios::findings::classify(&cfg, &r).is_none());
+}
+
+/// The committed repro bundle of F3 still reproduces its verdict.
+#[test]
+fn finding_f3_bundle_reproduces() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../findings/F3.json");
+    let b = scenarios::bundle::Bundle::load(&path).expect("bundle");
+    let def = find(&b.scenario).expect("scenario");
+    let (r, _) = run(&def, &b.config);
+    assert_eq!(r.verdict, b.verdict);
+    assert_eq!(b.verdict, Verdict::Safety);
+    assert_eq!(
+        scenarios::findings::classify(&b.config, &r).map(|f| f.id),
+        Some("F3")
+    );
 }
 
 /// `explore` reports F1's runs as a known finding, not as failures, and still writes bundles.

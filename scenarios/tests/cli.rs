@@ -699,3 +699,34 @@ fn a_buggified_injection_in_a_failing_bundle_shrinks_and_replays() {
     assert_eq!(rv["verdict"], "safety");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// Runs matching a known finding are printed in full only for the first three per scenario;
+/// the rest are counted in the summary, which names every seed, and all get their bundle.
+#[test]
+fn explore_prints_only_the_first_known_finding_runs() {
+    let dir = std::env::temp_dir().join(format!("clustersim-known-{}", std::process::id()));
+    let d = dir.to_str().expect("utf-8 path");
+    let out = clustersim(&[
+        "explore",
+        "batchlog.finding_f1_inflight_store_shadowed",
+        "--seeds",
+        "0..6",
+        "--jobs",
+        "1",
+        "--out",
+        d,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "known findings do not fail");
+    let err = String::from_utf8_lossy(&out.stderr);
+    let full = err.lines().filter(|l| l.contains(": safety [")).count();
+    assert_eq!(full, 3, "{err}");
+    assert_eq!(err.matches("further matching runs").count(), 1, "{err}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("known finding F1: 6 runs") && stdout.contains("seeds 0, 1, 2, 3, 4, 5"),
+        "{stdout}"
+    );
+    let bundles = std::fs::read_dir(&dir).expect("out dir").count();
+    assert_eq!(bundles, 6);
+    let _ = std::fs::remove_dir_all(&dir);
+}

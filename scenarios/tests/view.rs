@@ -128,3 +128,58 @@ fn same_seed_same_digest() {
     let b = run_seed("view.migration_during_build", 5, &[]);
     assert_eq!(a.digest, b.digest);
 }
+
+/// Finding F2's scripted scenario: under upstream's pairing the acknowledged write's view row
+/// is missing (`view_contents`) on every seed and the run is classified as F2; under the fix
+/// switch it passes.
+#[test]
+fn finding_f2_loses_a_view_row_upstream_and_not_under_the_fix() {
+    let id = "view.finding_f2_stale_pending_replica";
+    let def = find(id).expect("scenario");
+    let fix = [(
+        "topology.view_pairing_any_write_replica".to_string(),
+        "true".to_string(),
+    )];
+    for seed in 0..3 {
+        let cfg = resolve(&def, seed, &[], &[]).expect("resolve");
+        let r = run(&def, &cfg).0;
+        assert_eq!(
+            r.verdict,
+            Verdict::Safety,
+            "seed {seed}: {:?}",
+            r.violations
+        );
+        assert!(
+            r.violations.iter().all(|v| v.checker == "view_contents"),
+            "seed {seed}: {:?}",
+            r.violations
+        );
+        let f = scenarios::findings::classify(&cfg, &r).expect("matches a finding");
+        assert_eq!((f.id, f.scenario), ("F2", id));
+        let fcfg = resolve(&def, seed, &[], &fix).expect("resolve");
+        let fixed = run(&def, &fcfg).0;
+        assert_eq!(
+            fixed.verdict,
+            Verdict::Pass,
+            "seed {seed} under the fix: {:?} {:?}",
+            fixed.violations,
+            fixed.missing_marks
+        );
+        assert!(scenarios::findings::classify(&fcfg, &r).is_none());
+    }
+}
+
+/// The committed repro bundle of F2 still reproduces its verdict.
+#[test]
+fn finding_f2_bundle_reproduces() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../findings/F2.json");
+    let b = scenarios::bundle::Bundle::load(&path).expect("bundle");
+    let def = find(&b.scenario).expect("scenario");
+    let (r, _) = run(&def, &b.config);
+    assert_eq!(r.verdict, b.verdict);
+    assert_eq!(b.verdict, Verdict::Safety);
+    assert_eq!(
+        scenarios::findings::classify(&b.config, &r).map(|f| f.id),
+        Some("F2")
+    );
+}

@@ -124,6 +124,7 @@ pub fn steady_workload(p: &SteadyParams) -> (Table, u64) {
                 replay_timeout_ms: p.replay_timeout_ms,
                 cleanup: true,
                 cleanup_end: p.cleanup_end,
+                cleanup_clock_margin_ms: 0,
             };
             let mut ts = || {
                 seq += 1;
@@ -174,6 +175,7 @@ pub fn final_replay(p: &SteadyParams, table: &mut Table, end_ms: u64) -> PassSum
         replay_timeout_ms: p.replay_timeout_ms,
         cleanup: true,
         cleanup_end: p.cleanup_end,
+        cleanup_clock_margin_ms: 0,
     };
     let mut seq = 0u64;
     let mut ts = || {

@@ -50,6 +50,11 @@ pub struct BatchlogConfig {
     /// a too-young entry, else after `now − replay_timeout`; finding F1) or `replay_timeout`
     /// (always after `now − replay_timeout`: the candidate fix of F1).
     pub cleanup_end: CleanupEnd,
+    /// How far (ms) below `now − replay_timeout` a cleanup range tombstone's `After` end lies:
+    /// 0 as upstream (finding F3: a store whose coordinator's clock is behind the endpoint's by
+    /// more than `replay_timeout − write_request_timeout` is shadowed in flight); the candidate
+    /// fix of F3 sets it to at least twice the clock-skew bound.
+    pub cleanup_clock_margin_ms: u64,
 }
 
 /// Config `batchlog.cleanup_end`: where the cleanup range tombstone of a shard ends.
@@ -84,6 +89,7 @@ impl Default for BatchlogConfig {
             scan_ns_per_fragment: 1000,
             enable_v2_at_ms: 0,
             cleanup_end: CleanupEnd::Upstream,
+            cleanup_clock_margin_ms: 0,
         }
     }
 }

@@ -124,6 +124,7 @@ async fn replay_pass(h: &Rc<NodeHandle>, cleanup: bool, stale: Option<&TopologyS
         replay_timeout_ms: cfg.replay_timeout_ms(),
         cleanup,
         cleanup_end: cfg.cleanup_end,
+        cleanup_clock_margin_ms: cfg.cleanup_clock_margin_ms,
     };
     tracing::info!(layout = ?p.layout, cleanup, cutoff_ms = p.cutoff_ms(), "batchlog replay pass ({:?}, cleanup {}) starts: entries written before {} ms are due", p.layout, if cleanup { "on" } else { "off" }, p.cutoff_ms());
     sim.record(

@@ -32,6 +32,16 @@
 //! candidate fix, `batchlog.cleanup_end = replay_timeout`, always ends at `now − replay_timeout`:
 //! too-young entries lie beyond that bound anyway (their timeout is at most `replay_timeout`),
 //! and a store older than it has outlived its write timeout and is refused by the endpoint.
+//!
+//! **Clocks (finding F3).** `written_at` is the coordinator's `db_clock`, `now` the endpoint's.
+//! A store in flight during the pass was sent at most `write_request_timeout` ago in real time,
+//! so the `now − replay_timeout` end spares it only while the endpoint's clock is ahead of the
+//! coordinator's by less than `replay_timeout − write_request_timeout`; beyond that, the
+//! tombstone (stamped with the endpoint's newer clock) shadows the store when it lands, under
+//! either `cleanup_end`. Upstream has no guard against that. The candidate fix,
+//! `batchlog.cleanup_clock_margin_ms = M`, lowers the `After` end by `M`: it spares every
+//! in-flight store while the clocks disagree by less than
+//! `M + replay_timeout − write_request_timeout`; the rows in between wait for a later pass.
 
 use super::config::CleanupEnd;
 use super::table::{BatchlogRead, LiveRow, Mutation, RangeTombstone, RtEnd, ScanCost};
@@ -71,6 +81,9 @@ pub struct PassParams {
     pub cleanup: bool,
     /// Where the cleanup range tombstone ends (config `batchlog.cleanup_end`).
     pub cleanup_end: CleanupEnd,
+    /// How much further below `now − replay_timeout` the `After` end of the cleanup range
+    /// tombstone lies (config `batchlog.cleanup_clock_margin_ms`; 0 as upstream, finding F3).
+    pub cleanup_clock_margin_ms: u64,
 }
 
 impl PassParams {
@@ -78,6 +91,13 @@ impl PassParams {
     /// batch.
     pub fn cutoff_ms(&self) -> u64 {
         self.now_ms.saturating_sub(self.replay_timeout_ms)
+    }
+
+    /// Where an `After` cleanup range tombstone ends: `now − replay_timeout`, lowered by the
+    /// clock margin (0 upstream).
+    pub fn cleanup_after_ms(&self) -> u64 {
+        self.cutoff_ms()
+            .saturating_sub(self.cleanup_clock_margin_ms)
     }
 }
 
@@ -348,7 +368,9 @@ pub fn finish_unit(
     {
         let end = match (scan.min_too_fresh, p.cleanup_end) {
             (Some(x), CleanupEnd::Upstream) => RtEnd::Before(x),
-            (_, CleanupEnd::Upstream | CleanupEnd::ReplayTimeout) => RtEnd::After(p.cutoff_ms()),
+            (_, CleanupEnd::Upstream | CleanupEnd::ReplayTimeout) => {
+                RtEnd::After(p.cleanup_after_ms())
+            }
         };
         let rt_ts = ts();
         r.mutations.push(Mutation::DeleteRange {

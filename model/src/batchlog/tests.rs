@@ -98,6 +98,7 @@ impl Fixture {
             replay_timeout_ms: timeout_ms,
             cleanup,
             cleanup_end: Default::default(),
+            cleanup_clock_margin_ms: 0,
         };
         let mut effects = Vec::new();
         for unit in replay::units(self.layout, SHARDS) {
@@ -620,4 +621,28 @@ fn migrate_v1_to_v2_failed_replay() {
     f.layout = Layout::V2;
     f.replay(100, 0, true, false);
     assert!(f.table.live_rows().is_empty());
+}
+
+/// F3's candidate fix: the clock margin lowers the `After` end of the cleanup tombstone (and
+/// only that end), saturating at zero; `now − replay_timeout`, the due line, stays.
+#[test]
+fn clock_margin_lowers_the_after_end_only() {
+    let p = PassParams {
+        layout: Layout::V2,
+        shard_count: SHARDS,
+        now_ms: 10_000,
+        replay_timeout_ms: 1_000,
+        cleanup: true,
+        cleanup_end: crate::batchlog::config::CleanupEnd::ReplayTimeout,
+        cleanup_clock_margin_ms: 2_000,
+    };
+    assert_eq!(p.cutoff_ms(), 9_000);
+    assert_eq!(p.cleanup_after_ms(), 7_000);
+    let early = PassParams { now_ms: 2_500, ..p };
+    assert_eq!(early.cleanup_after_ms(), 0);
+    let upstream = PassParams {
+        cleanup_clock_margin_ms: 0,
+        ..p
+    };
+    assert_eq!(upstream.cleanup_after_ms(), upstream.cutoff_ms());
 }

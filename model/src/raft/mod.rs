@@ -13,7 +13,9 @@
 //! - [`log`]: the replicated log and its persistence bookkeeping.
 //! - [`service`]: the async shell (tick timer, persistence, apply loop) and [`Raft`].
 //! - [`verbs`]: the group-addressed RPC verbs and the per-node dispatch by group id.
-//! - [`storage`]: the persistence trait and its implementation on a node's disk.
+//! - [`storage`]: the persistence trait and its implementation on a node's raw disk.
+//! - [`sys_table`]: its implementation in the `system.raft*` tables on the storage engine
+//!   (group0's).
 //! - [`events`]: the history events ([`RaftEvent`]).
 
 pub mod core;
@@ -21,6 +23,7 @@ pub mod events;
 pub mod log;
 pub mod service;
 pub mod storage;
+pub mod sys_table;
 pub mod verbs;
 
 #[cfg(test)]
@@ -29,6 +32,8 @@ mod core_tests;
 mod service_tests;
 #[cfg(test)]
 mod swarm_tests;
+#[cfg(test)]
+mod sys_table_tests;
 
 use serde::{Deserialize, Serialize};
 
@@ -36,6 +41,7 @@ pub use events::{command_hash, RaftEvent};
 pub use service::Raft;
 pub use sim::NodeId;
 pub use storage::{DiskStorage, RaftStorage};
+pub use sys_table::SysTableStorage;
 
 /// The id of a Raft group. group0 is [`GroupId::GROUP0`]; its events and requests look exactly
 /// as they did before groups had ids.

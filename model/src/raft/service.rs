@@ -39,7 +39,8 @@ use super::core::{
 };
 use super::events::{command_hash, RaftEvent};
 use super::log::Entry;
-use super::storage::{DiskStorage, RaftStorage};
+use super::storage::RaftStorage;
+use super::sys_table::SysTableStorage;
 use super::verbs::{
     call_group, handler, serve_group, AppendEntriesVerb, ForwardProposalVerb, GroupHandler,
     HeartbeatVerb, ReadIndexVerb, RequestVoteVerb,
@@ -166,10 +167,11 @@ impl<S: StateMachine> Clone for Raft<S> {
 }
 
 impl<S: StateMachine> Raft<S> {
-    /// Starts the group0 member on `ctx.node`, on group0's disk layout
-    /// ([`DiskStorage::group0`]). See [`Raft::start_group`].
+    /// Starts the group0 member on `ctx.node`, persisting in the `system.raft*` tables of the
+    /// node's storage engine ([`SysTableStorage`], shard 0). See [`Raft::start_group`].
     pub fn start(ctx: &NodeCtx, members: Vec<NodeId>, sm: S, cfg: RaftConfig) -> Self {
-        let storage = DiskStorage::group0(ctx.sim.disk(ctx.node));
+        let storage =
+            SysTableStorage::<S::Command>::open(&ctx.sim, ctx.node, GroupId::GROUP0, &members);
         Self::start_group(ctx, GroupId::GROUP0, members, sm, cfg, Box::new(storage))
     }
 

@@ -1,5 +1,5 @@
 //! Persistence of one Raft group member: the [`RaftStorage`] trait the shell writes through,
-//! and [`DiskStorage`], its implementation on a node's [`Disk`] (one key per log entry).
+//! and [`DiskStorage`], its implementation on a node's raw [`Disk`] (one key per log entry).
 //!
 //! The shell's durability promise rests on the trait's contract: every `store_*` call is a
 //! *buffered* write, applied in call order (a later write of the same entry wins, so chained
@@ -7,16 +7,18 @@
 //! [`RaftStorage::sync`] has succeeded. A crash loses exactly the writes not covered by a
 //! successful sync. Nothing leaves a node before the sync that covers what it depends on.
 //!
-//! group0 keeps the layout it always had (`raft/hard_state`, `raft/log/<index>`:
-//! [`DiskStorage::group0`]); every other group has its own key space
-//! (`raft/g<id>/hard_state`, `raft/g<id>/log/<index>`: [`DiskStorage::for_group`]), so many
-//! groups share a node's disk and its sync (as they share a commitlog upstream).
+//! group0 persists in the `system.raft*` tables of the storage engine
+//! ([`super::sys_table::SysTableStorage`], as upstream's `raft_sys_table_storage`). The raw
+//! layout here is what the `raft.*` harness scenarios run their groups on: group0's old keys
+//! (`raft/hard_state`, `raft/log/<index>`: [`DiskStorage::group0`]) and, for every other group,
+//! its own key space (`raft/g<id>/hard_state`, `raft/g<id>/log/<index>`:
+//! [`DiskStorage::for_group`]), so many groups share a node's disk and its sync (as they share a
+//! commitlog upstream).
 //!
 //! Simplification: no snapshots and no log truncation yet; a restarted member re-reads and
-//! re-applies its whole log (the cost is measured in the raft module's notes). The trait is
-//! where the `raft_groups` tables of strongly consistent tablets (SPEC §7.1/§7.3) plug in: a
-//! snapshot descriptor and a forward-only snapshot index would be two more `store_*`/`load_*`
-//! pairs with the same buffered-then-synced contract.
+//! re-applies its whole log (the cost is measured in BENCHMARKS.md). The `raft_groups` tables of
+//! strongly consistent tablets (SPEC §7.1/§7.3, `crate::sc::storage`) implement the same trait
+//! with a snapshot descriptor and a forward-only snapshot index on top.
 
 use futures::future::LocalBoxFuture;
 use sim::{Disk, DiskError};

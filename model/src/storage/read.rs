@@ -5,6 +5,7 @@ use super::fragment::{PartitionFragment, RangeTombstone, Row};
 use super::{Keys, Timestamp};
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::ops::RangeBounds;
 
 /// What a read walked.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -58,6 +59,15 @@ pub type RowVersion<K> = (<K as Keys>::Pk, <K as Keys>::Ck, Version<<K as Keys>:
 pub(crate) fn reconcile<'a, K: Keys>(
     frags: &[&'a PartitionFragment<K>],
 ) -> (Reconciled<'a, K>, ScanCost) {
+    reconcile_in(frags, ..)
+}
+
+/// [`reconcile`] restricted to the rows whose clustering key is in `range` (a clustering
+/// slice: the partition and range tombstones are walked, and counted, all the same).
+pub(crate) fn reconcile_in<'a, K: Keys, R: RangeBounds<K::Ck> + Clone>(
+    frags: &[&'a PartitionFragment<K>],
+    range: R,
+) -> (Reconciled<'a, K>, ScanCost) {
     let mut cost = ScanCost::default();
     let mut tombstone: Option<Timestamp> = None;
     let mut rts: Vec<RangeTombstone<K::Bound>> = Vec::new();
@@ -71,7 +81,7 @@ pub(crate) fn reconcile<'a, K: Keys>(
     }
     let mut winners: BTreeMap<&K::Ck, &Row<K::Cell>> = BTreeMap::new();
     for f in frags {
-        for (ck, row) in &f.rows {
+        for (ck, row) in f.rows.range(range.clone()) {
             match winners.get(ck) {
                 Some(w) if w.wins_over(row) => cost.dead += 1,
                 Some(_) => {
@@ -119,7 +129,16 @@ pub(crate) fn read_fragments<K: Keys>(
     pk: &K::Pk,
     frags: &[&PartitionFragment<K>],
 ) -> (Vec<LiveRow<K>>, ScanCost) {
-    let (versions, cost) = reconcile(frags);
+    read_fragments_in(pk, frags, ..)
+}
+
+/// [`read_fragments`] of the rows whose clustering key is in `range`.
+pub(crate) fn read_fragments_in<K: Keys, R: RangeBounds<K::Ck> + Clone>(
+    pk: &K::Pk,
+    frags: &[&PartitionFragment<K>],
+    range: R,
+) -> (Vec<LiveRow<K>>, ScanCost) {
+    let (versions, cost) = reconcile_in(frags, range);
     let live = versions
         .into_iter()
         .filter_map(|(ck, v)| {

@@ -10,7 +10,9 @@
 
 use super::commitlog::{Commitlog, Segment};
 use super::fragment::{prune_range_tombstones, Mutation, PartitionFragment, Row, Run};
-use super::read::{read_fragments, reconcile, LiveRow, RowVersion, ScanCost, Version};
+use super::read::{
+    read_fragments, read_fragments_in, reconcile, LiveRow, RowVersion, ScanCost, Version,
+};
 use super::{Keys, Timestamp};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -526,6 +528,32 @@ impl<K: Keys> Table<K> {
     /// cost of the walk.
     pub fn read_partition(&self, pk: &K::Pk) -> (Vec<LiveRow<K>>, ScanCost) {
         read_fragments(pk, &self.fragments_of(pk))
+    }
+
+    /// Reads the rows of partition `pk` whose clustering key is in `range` (a clustering
+    /// slice), in clustering order, with the cost of the walk: the partition's tombstones are
+    /// stepped over whatever the slice.
+    pub fn read_rows<R: RangeBounds<K::Ck> + Clone>(
+        &self,
+        pk: &K::Pk,
+        range: R,
+    ) -> (Vec<LiveRow<K>>, ScanCost) {
+        read_fragments_in(pk, &self.fragments_of(pk), range)
+    }
+
+    /// The newest timestamp of anything partition `pk` holds: rows, row, range and partition
+    /// tombstones, over every run (a writer that must outrun every earlier write, a tombstone
+    /// shadowing no row included, starts above it).
+    pub fn max_timestamp(&self, pk: &K::Pk) -> Option<Timestamp> {
+        self.fragments_of(pk)
+            .iter()
+            .flat_map(|p| {
+                p.tombstone
+                    .into_iter()
+                    .chain(p.range_tombstones.iter().map(|r| r.ts))
+                    .chain(p.rows.values().map(|r| r.ts()))
+            })
+            .max()
     }
 
     /// Reads the partitions in `range`, in key order, with the cost of the walk.

@@ -150,6 +150,22 @@ pub fn scenarios() -> Vec<ScenarioDef> {
             checkers: chk::ALL,
         },
         ScenarioDef {
+            id: "batchlog.finding_f3_skewed_store_shadowed",
+            tier: Tier::Scripted,
+            description: "finding F3's worst outcome: the coordinator's clock is 1 s behind its endpoints' (more than replay_timeout − write_request_timeout); its batch's store is in flight while both endpoints replay its shard with cleanup; the range tombstone ends after the endpoints' now − replay_timeout, above the batch's written_at, and shadows the store when it lands; the coordinator crashes, the batch is lost, under either cleanup_end (passes with --set batchlog.cleanup_clock_margin_ms=2000)",
+            mutants: &[],
+            marks: &["storage_proxy_fail_send_batch", "range tombstone written", "stalled request released", "batchlog entry replayed"],
+            config: |cfg| {
+                base(cfg, 3, 5_000);
+                // Manual replays only until the story is over; then the loop drains the rest.
+                let mut bl: BatchlogConfig = cfg.section("batchlog");
+                bl.ring_delay_ms = 4_000;
+                cfg.set_section("batchlog", &bl);
+            },
+            run: |sim, cfg| run_story(sim, cfg, BatchLoad::NONE, story_f3).boxed_local(),
+            checkers: chk::ALL,
+        },
+        ScenarioDef {
             id: "batchlog.swarm",
             tier: Tier::Randomised,
             description: "a logged-batch workload under random crashes, killed connections, partitions, delays and pauses, random batchlog injections and a table drop (and clock skew with --set fault_model.clock_skew_ms=N)",
@@ -422,6 +438,104 @@ fn story_f1(sim: Sim, c: Cluster) -> LocalBoxFuture<'static, ()> {
         }))
         .await;
         // 5.
+        for e in [n2, n3] {
+            sim.net().release(n1, e, "batchlog_mutate");
+        }
+        sleep(Duration::from_millis(100)).await;
+        sim.crash(n1);
+        sleep(Duration::from_millis(1_500)).await;
+        sim.restart(n1);
+    }
+    .boxed_local()
+}
+
+/// How far behind its endpoints the coordinator's clock is in F3's story (ms).
+pub const F3_SKEW_MS: i64 = 1_000;
+
+/// Finding F3, step by step, on three nodes (every coordinator's batchlog endpoints are the two
+/// other nodes) with write timeout 500 ms, replay timeout 1 s and 8 batchlog shards:
+/// 0. n1's clock is set 1 s behind true time (`clock_skew`), n2's and n3's are true: they
+///    disagree by more than `replay_timeout − write_request_timeout` (500 ms); the story
+///    starts at 2 s of virtual time, when n1's clock reads 1 s;
+/// 1. batch A from n1 fails after its batchlog write: its entry waits on n2 and n3, in shard s
+///    of its (skewed) `written_at`; by the endpoints' clocks it is already due;
+/// 2. batch B (the victim) starts on n1 at a millisecond whose `written_at` (n1's clock) falls
+///    in shard s; its store to n2 and n3 is held on both links (in flight);
+/// 3. 100 ms later, well inside B's write timeout, n2 and n3 replay with cleanup: each replays
+///    A (so shard s needs cleanup) and sees nothing too fresh, so the range tombstone ends just
+///    after its `now − replay_timeout` — 900 ms past B's `written_at` — and carries a timestamp
+///    1 s newer than B's row;
+/// 4. B's store is released: it lands on both endpoints, in time, under the tombstone; B's
+///    coordinator fails after the store and crashes. Nobody holds B any more.
+fn story_f3(sim: Sim, c: Cluster) -> LocalBoxFuture<'static, ()> {
+    async move {
+        let (n1, n2, n3) = (NodeId(1), NodeId(2), NodeId(3));
+        let inj = Injections::of(&sim);
+        let shards = c.cfg().shard_count;
+        let shard = |t: u64| model::batchlog::types::batchlog_shard(t, shards);
+        let fail_send = |n: NodeId| {
+            inj.enable(
+                &sim,
+                n,
+                "storage_proxy_fail_send_batch",
+                true,
+                BTreeMap::new(),
+            )
+        };
+        // 0.
+        sim.apply_fault(
+            &sim::Fault::ClockSkew {
+                node: n1,
+                offset_ms: -F3_SKEW_MS,
+                drift_ppm: 0,
+            },
+            None,
+        );
+        // Late enough that n1's clock reads well above zero and past a replay timeout.
+        sleep(Duration::from_millis(
+            2_000u64.saturating_sub(sim.now().as_millis()),
+        ))
+        .await;
+        // 1.
+        let w_a = sim.wall_clock_ms(n1);
+        fail_send(n1);
+        c.execute(n1, vec![(TableId(0), 11, 1), (TableId(1), 12, 1)])
+            .await;
+        let s = shard(w_a);
+        // 2. B at the first ms of n1's clock ≥ w_a + 100 in shard s.
+        let w_b = (w_a + 100..)
+            .find(|t| shard(*t) == s)
+            .expect("a ms in shard s");
+        let offset = sim.clock_offset_ms(n1);
+        let t_b = (w_b as i64 - offset) as u64;
+        sleep(Duration::from_millis(
+            t_b.saturating_sub(sim.now().as_millis()),
+        ))
+        .await;
+        for e in [n2, n3] {
+            sim.net().stall(n1, e, "batchlog_mutate");
+        }
+        fail_send(n1);
+        let c_b = c.clone();
+        sim.spawn_supervisor(async move {
+            c_b.execute(
+                n1,
+                vec![
+                    (TableId(0), 21, 2),
+                    (TableId(1), 22, 2),
+                    (TableId(2), 23, 2),
+                ],
+            )
+            .await;
+        });
+        // 3.
+        sleep(Duration::from_millis(100)).await;
+        futures::future::join_all([n2, n3].map(|e| {
+            let c = c.clone();
+            async move { c.replay(e, true).await }
+        }))
+        .await;
+        // 4.
         for e in [n2, n3] {
             sim.net().release(n1, e, "batchlog_mutate");
         }

@@ -248,3 +248,100 @@ pub(super) fn story_swarm(v: Rc<Vb>) -> LocalBoxFuture<'static, ()> {
         v.create(MV2, "ks.mv2").await;
     })
 }
+
+/// The stage `node` itself has applied for `t` (its own group0 state, not the freshest one).
+fn local_stage(v: &Vb, node: NodeId, t: TabletId) -> Option<Stage> {
+    v.cluster.services(node).and_then(|s| {
+        s.g0.with_state(|st| st.tablets.get(&t).and_then(|i| i.stage()))
+    })
+}
+
+/// Poll (every 100 µs of virtual time) until `f` holds or `limit_ms` passed; false on timeout.
+async fn poll_fine(v: &Vb, limit_ms: u64, f: impl Fn() -> bool) -> bool {
+    let until = v.sim().now().0 + limit_ms * 1_000_000;
+    while !f() {
+        if v.sim().now().0 >= until {
+            return false;
+        }
+        sleep(Duration::from_micros(100)).await;
+    }
+    true
+}
+
+/// Finding F2, step by step, on three nodes (RF 1, both base tablets on one node):
+/// 1. the view is built over the preloaded rows;
+/// 2. tablet 0 migrates from its replica `src` to a node `dst` that does not lead group0; the
+///    moment `dst` has applied `write_both_read_new`, the leader's `raft_append_entries` to
+///    `dst` are held, so `dst` answers the stage's barrier and then stays one stage behind;
+/// 3. the leader commits `use_new` with the third node's vote; once that node `w` has applied
+///    it, `w` coordinates a write of a fresh key of tablet 0: at `use_new` it goes to `dst` only,
+///    which accepts it (its fence is older) and generates the view update with its own erm,
+///    at `write_both_read_new`, where it is not a natural replica: the update is dropped;
+/// 4. the write is acknowledged; the entries to `dst` are released, the migration completes;
+///    the view never gets the row (`view_contents`). Passes with
+///    `--set topology.view_pairing_any_write_replica=true`.
+pub(super) fn story_finding_f2(v: Rc<Vb>) -> LocalBoxFuture<'static, ()> {
+    Box::pin(async move {
+        let sim = v.sim().clone();
+        v.preload().await;
+        v.create(MV1, "ks.mv1").await;
+        built(&v).await;
+        let t0 = v.tablet(0);
+        let src = v.replica_of(t0);
+        let leader = v.leader();
+        let Some(dst_node) = (1..=3).map(NodeId).find(|n| *n != leader && *n != src.node) else {
+            v.expect(false, "a node that neither leads group0 nor holds tablet 0");
+            return;
+        };
+        let w = (1..=3)
+            .map(NodeId)
+            .find(|n| *n != dst_node && *n != leader)
+            .unwrap_or(leader);
+        let dst = Replica {
+            node: dst_node,
+            shard: ShardId(0),
+        };
+        // 2.
+        let done = v.spawn_move(t0, src, dst);
+        let stalled = poll_fine(&v, 20_000, || {
+            local_stage(&v, dst_node, t0) == Some(Stage::WriteBothReadNew)
+        })
+        .await;
+        v.expect(stalled, "the pending replica applies write_both_read_new");
+        if !stalled {
+            return;
+        }
+        sim.net().stall(leader, dst_node, "raft_append_entries");
+        sim.mark("f2: pending replica held at write_both_read_new");
+        // 3.
+        let ahead = poll_fine(&v, 20_000, || local_stage(&v, w, t0) == Some(Stage::UseNew)).await;
+        v.expect(ahead, "the coordinator of the write applies use_new");
+        v.expect(
+            local_stage(&v, dst_node, t0) == Some(Stage::WriteBothReadNew),
+            "the pending replica is still at write_both_read_new",
+        );
+        let key = (PRELOAD + 1_000..)
+            .find(|k| model::topology::ids::tablet_of(BASE, *k, 2) == t0)
+            .expect("an even key");
+        if ahead {
+            let out = Client::new(&sim, w).write(key, 77_777).await;
+            let ok = out == model::topology::events::OpOutcome::Ok;
+            v.expect(
+                ok,
+                &format!("the write of key {key} is acknowledged ({out:?})"),
+            );
+            if ok && local_stage(&v, dst_node, t0) == Some(Stage::WriteBothReadNew) {
+                sim.mark("f2: write at use_new acknowledged by the stale pending replica");
+            }
+        }
+        // 4.
+        sim.net().release(leader, dst_node, "raft_append_entries");
+        if v.story
+            .wait_until("the migration ends", 30_000, || done.get())
+            .await
+        {
+            v.expect(v.replica_of(t0) == dst, "tablet moved");
+        }
+        built(&v).await;
+    })
+}
