@@ -684,7 +684,10 @@ mod tests {
         let digest = first.digest();
         drop(first);
         let second = History::new();
-        assert!(second.is_empty(), "nothing of the last history is kept but its buffer");
+        assert!(
+            second.is_empty(),
+            "nothing of the last history is kept but its buffer"
+        );
         assert!(second.0.borrow().entries.capacity() >= 5_000);
         drop(second);
         // The same entries give the same digest in a reused buffer.

@@ -47,7 +47,8 @@ impl Checker for Atomicity {
         let Some(finals) = FinalReplicas::of(end, true) else {
             return Vec::new();
         };
-        let evs = events(h);
+        let entries = h.entries();
+        let evs = events(&entries);
         let mut invoked: BTreeMap<BatchId, Vec<WriteMutation>> = BTreeMap::new();
         // The first application of any member of each batch: (event index, the member).
         let mut touched: BTreeMap<BatchId, (usize, WriteMutation)> = BTreeMap::new();

@@ -76,7 +76,8 @@ impl Checker for BoundedCleanup {
         let fixed = u64::from(bl.shard_count) * (1 + 2 * (t - 1)) + f + (t - 1) * (4 * f + 16 * f);
         let mut views: BTreeMap<NodeId, NodeView> = BTreeMap::new();
         let mut out = Vec::new();
-        for e in events(h) {
+        let entries = h.entries();
+        for e in events(&entries) {
             let Some(node) = e.node else { continue };
             let v = views.entry(node).or_default();
             match &e.ev {

@@ -44,7 +44,8 @@ impl Checker for BatchlogDrained {
         let mut stored: BTreeMap<BatchId, BTreeSet<NodeId>> = BTreeMap::new();
         let mut write_deleted: BTreeSet<(BatchId, NodeId)> = BTreeSet::new();
         let mut replayed: BTreeSet<BatchId> = BTreeSet::new();
-        for e in events(h) {
+        let entries = h.entries();
+        for e in events(&entries) {
             let Some(node) = e.node else { continue };
             match &e.ev {
                 BatchlogEvent::EntryWritten {

@@ -26,7 +26,8 @@ impl Checker for NoEarlyReplay {
         let mut invoked: BTreeMap<BatchId, Vec<WriteMutation>> = BTreeMap::new();
         let mut dropped: BTreeSet<TableId> = BTreeSet::new();
         let mut out = Vec::new();
-        for e in events(h) {
+        let entries = h.entries();
+        for e in events(&entries) {
             let (id, now_ms, written_at, what) = match &e.ev {
                 BatchlogEvent::BatchInvoke { id, mutations, .. } => {
                     invoked.insert(*id, mutations.clone());

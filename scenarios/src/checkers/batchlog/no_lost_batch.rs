@@ -48,7 +48,8 @@ impl Checker for NoLostBatch {
     fn check(&self, cfg: &RunConfig, h: &History, end: &RunEnd) -> Vec<Violation> {
         let bl = super::config(cfg);
         let quorum = bl.rf / 2 + 1;
-        let evs = events(h);
+        let entries = h.entries();
+        let evs = events(&entries);
         let mut invoked: BTreeMap<BatchId, (Vec<WriteMutation>, usize)> = BTreeMap::new();
         let mut acked: BTreeMap<BatchId, &Ev> = BTreeMap::new();
         let mut applied: BTreeMap<(BatchId, WriteMutation), BTreeSet<NodeId>> = BTreeMap::new();

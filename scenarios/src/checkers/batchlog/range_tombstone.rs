@@ -55,7 +55,8 @@ impl Checker for RangeTombstoneSafety {
         let mut replayed_in_pass: BTreeMap<NodeId, BTreeSet<BatchId>> = BTreeMap::new();
         let mut laid: BTreeMap<(NodeId, u32), Vec<Laid>> = BTreeMap::new();
         let mut out = Vec::new();
-        for e in events(h) {
+        let entries = h.entries();
+        for e in events(&entries) {
             let Some(node) = e.node else { continue };
             match &e.ev {
                 BatchlogEvent::EntryWritten {

@@ -36,7 +36,8 @@ impl Checker for ReplicasHoldBatches {
         let Some(finals) = FinalReplicas::of(end, false) else {
             return Vec::new();
         };
-        let evs = events(h);
+        let entries = h.entries();
+        let evs = events(&entries);
         let mut invoked: BTreeMap<BatchId, Vec<WriteMutation>> = BTreeMap::new();
         let mut applied: BTreeMap<BatchId, usize> = BTreeMap::new();
         let mut dropped: BTreeSet<TableId> = BTreeSet::new();

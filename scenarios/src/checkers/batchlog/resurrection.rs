@@ -39,7 +39,8 @@ impl Checker for NoResurrection {
             return Vec::new();
         };
         let tombstones = fs.get("tombstones").and_then(|t| t.as_object());
-        let evs = events(h);
+        let entries = h.entries();
+        let evs = events(&entries);
         // The newest acknowledged delete of each key, and the newest write to it.
         let mut deleted: BTreeMap<(TableId, u64), (u64, usize)> = BTreeMap::new();
         let mut written: BTreeMap<(TableId, u64), u64> = BTreeMap::new();

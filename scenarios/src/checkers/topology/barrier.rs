@@ -45,7 +45,8 @@ impl Checker for BarrierHoldsGroup0Sessions {
     }
 
     fn check(&self, _cfg: &RunConfig, h: &History, _end: &RunEnd) -> Vec<Violation> {
-        let evs = events(h);
+        let entries = h.entries();
+        let evs = events(&entries);
         let sessions = Sessions::from_events(&evs);
         let migs = migrations(&evs);
         // The stage of (tablet, migration) at topology version v.
@@ -61,7 +62,7 @@ impl Checker for BarrierHoldsGroup0Sessions {
         let mut running: BTreeMap<NodeId, Running> = BTreeMap::new();
         let mut started: BTreeMap<u64, Vec<NodeId>> = BTreeMap::new();
         let mut answered: BTreeMap<u64, BTreeSet<NodeId>> = BTreeMap::new();
-        for step in walk(h) {
+        for step in walk(&entries) {
             let (e, ev, view) = match step {
                 Step::Crash(at) => {
                     if let Some(n) = at.node {
@@ -73,7 +74,7 @@ impl Checker for BarrierHoldsGroup0Sessions {
             };
             let Some(node) = e.node else { continue };
             let run = running.entry(node).or_default();
-            match ev {
+            match *ev {
                 TopologyEvent::OpInvoke { op, kind, .. } if kind != OpKind::Truncate => {
                     run.ops.insert(op, view.version);
                 }
@@ -119,8 +120,10 @@ impl Checker for BarrierHoldsGroup0Sessions {
                 TopologyEvent::SessionDrained { shard, session } => {
                     run.undrained.remove(&(shard, session));
                 }
-                TopologyEvent::BarrierStarted { barrier, nodes, .. } => {
-                    started.insert(barrier, nodes);
+                TopologyEvent::BarrierStarted {
+                    barrier, ref nodes, ..
+                } => {
+                    started.insert(barrier, nodes.clone());
                 }
                 TopologyEvent::BarrierCompleted { barrier, ok: true } => {
                     let got = answered.remove(&barrier).unwrap_or_default();
@@ -137,8 +140,8 @@ impl Checker for BarrierHoldsGroup0Sessions {
                 TopologyEvent::BarrierAnswered {
                     barrier,
                     version: v,
-                    open,
-                    closing,
+                    ref open,
+                    ref closing,
                     ..
                 } => {
                     answered.entry(barrier).or_default().insert(node);

@@ -30,7 +30,8 @@ impl Checker for Data {
     }
 
     fn check(&self, _cfg: &RunConfig, h: &History, _end: &RunEnd) -> Vec<Violation> {
-        let evs = events(h);
+        let entries = h.entries();
+        let evs = events(&entries);
         let mut ops: BTreeMap<u64, Op> = BTreeMap::new();
         let mut read_values: BTreeMap<u64, Option<Value>> = BTreeMap::new();
         for (e, ev) in &evs {
@@ -80,7 +81,6 @@ impl Checker for Data {
                 .collect()
         };
         let mut out = Vec::new();
-        let entries = h.entries();
         for (id, r) in &ops {
             if r.kind != OpKind::Read || r.outcome != Some(OpOutcome::Ok) {
                 continue;

@@ -26,7 +26,8 @@ impl Checker for Fencing {
     }
 
     fn check(&self, _cfg: &RunConfig, h: &History, _end: &RunEnd) -> Vec<Violation> {
-        let evs = events(h);
+        let entries = h.entries();
+        let evs = events(&entries);
         let sessions = Sessions::from_events(&evs);
         let mut out = Vec::new();
         let migs = migrations(&evs);
@@ -36,7 +37,7 @@ impl Checker for Fencing {
         // (tablet, replica) → (history index of the cleanup's start, version at which its
         // cleanup stage was committed), latest cleanup only.
         let mut last_cleanup: BTreeMap<(TabletId, Replica), (usize, u64)> = BTreeMap::new();
-        for step in walk(h) {
+        for step in walk(&entries) {
             let Step::Topo(e, ev, view) = step else {
                 continue;
             };

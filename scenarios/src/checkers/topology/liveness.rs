@@ -21,8 +21,9 @@ impl Checker for Liveness {
         let mut out = Vec::new();
         let mut stage = BTreeMap::new();
         let mut open_barriers: BTreeMap<u64, NodeId> = BTreeMap::new();
-        for (e, ev) in events(h) {
-            match ev {
+        let entries = h.entries();
+        for (e, ev) in events(&entries) {
+            match *ev {
                 TopologyEvent::StageCommitted {
                     tablet, stage: s, ..
                 } => {

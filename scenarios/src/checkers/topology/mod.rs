@@ -18,7 +18,7 @@ use model::raft::RaftEvent;
 use model::topology::events::TopologyEvent;
 use model::topology::stage::Stage;
 use model::topology::{SessionId, TabletId};
-use sim::{History, NodeId, SimEvent};
+use sim::{Entry, History, NodeId, SimEvent};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Where an event sits in the history.
@@ -32,9 +32,10 @@ pub struct At {
     pub node: Option<NodeId>,
 }
 
-/// Every topology event of the history, with its position.
-pub fn events(h: &History) -> Vec<(At, TopologyEvent)> {
-    h.entries()
+/// Every topology event of the history (`h.entries()`), with its position. The events are
+/// borrowed from the history, not cloned: every checker of the area reads them.
+pub fn events(entries: &[Entry]) -> Vec<(At, &TopologyEvent)> {
+    entries
         .iter()
         .filter_map(|e| {
             e.proto::<TopologyEvent>().map(|ev| {
@@ -44,7 +45,7 @@ pub fn events(h: &History) -> Vec<(At, TopologyEvent)> {
                         at_ns: e.at.0,
                         node: e.node,
                     },
-                    ev.clone(),
+                    ev,
                 )
             })
         })
@@ -86,7 +87,7 @@ impl Sessions {
 
 impl Sessions {
     /// Build from the history's `stage_committed` events.
-    pub fn from_events(evs: &[(At, TopologyEvent)]) -> Self {
+    pub fn from_events(evs: &[(At, &TopologyEvent)]) -> Self {
         let mut s = Sessions::default();
         let mut cur: BTreeMap<TabletId, SessionId> = BTreeMap::new();
         let mut topo: Option<SessionId> = None;
@@ -162,9 +163,9 @@ impl Sessions {
 /// One step of a [`walk`]: a topology event with the recording node's group0 view at that
 /// point, or a crash (everything the node held in memory is gone).
 #[derive(Debug)]
-pub enum Step {
-    /// A topology event.
-    Topo(At, TopologyEvent, NodeView),
+pub enum Step<'h> {
+    /// A topology event (borrowed from the history).
+    Topo(At, &'h TopologyEvent, NodeView),
     /// A node crashed.
     Crash(At),
 }
@@ -189,8 +190,13 @@ pub struct Versions(BTreeMap<u64, (u64, u64)>);
 impl Versions {
     /// Collect from the whole history.
     pub fn of(h: &History) -> Self {
+        Self::of_entries(&h.entries())
+    }
+
+    /// Collect from the history's entries.
+    pub fn of_entries(entries: &[Entry]) -> Self {
         let mut m = BTreeMap::new();
-        for e in h.entries().iter() {
+        for e in entries {
             if let Some(TopologyEvent::TopologyCommitted {
                 index,
                 version,
@@ -214,12 +220,13 @@ impl Versions {
     }
 }
 
-/// Every topology event in history order with its node's group0 view, and every crash.
-pub fn walk(h: &History) -> Vec<Step> {
-    let versions = Versions::of(h);
+/// Every topology event of the history (`h.entries()`) in order with its node's group0 view,
+/// and every crash.
+pub fn walk(entries: &[Entry]) -> Vec<Step<'_>> {
+    let versions = Versions::of_entries(entries);
     let mut applied: BTreeMap<NodeId, u64> = BTreeMap::new();
     let mut out = Vec::new();
-    for e in h.entries().iter() {
+    for e in entries {
         let at = At {
             index: e.index,
             at_ns: e.at.0,
@@ -247,7 +254,7 @@ pub fn walk(h: &History) -> Vec<Step> {
                     fence,
                 }
             });
-            out.push(Step::Topo(at, ev.clone(), view));
+            out.push(Step::Topo(at, ev, view));
         }
     }
     out
@@ -267,7 +274,7 @@ pub struct StageAt {
 }
 
 /// Every migration's committed stages, in order: (tablet, migration id) → stages.
-pub fn migrations(evs: &[(At, TopologyEvent)]) -> BTreeMap<(TabletId, u64), Vec<StageAt>> {
+pub fn migrations(evs: &[(At, &TopologyEvent)]) -> BTreeMap<(TabletId, u64), Vec<StageAt>> {
     let mut m: BTreeMap<(TabletId, u64), Vec<StageAt>> = BTreeMap::new();
     for (e, ev) in evs {
         if let TopologyEvent::StageCommitted {

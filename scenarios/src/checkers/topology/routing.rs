@@ -50,8 +50,9 @@ impl Checker for BarrierBeforeRoutingChange {
     }
 
     fn check(&self, _cfg: &RunConfig, h: &History, _end: &RunEnd) -> Vec<Violation> {
-        let evs = events(h);
-        let versions = Versions::of(h);
+        let entries = h.entries();
+        let evs = events(&entries);
+        let versions = Versions::of_entries(&entries);
         let migs = migrations(&evs);
         let mut out = Vec::new();
         let mut barrier_version: BTreeMap<u64, u64> = BTreeMap::new();

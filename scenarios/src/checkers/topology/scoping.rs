@@ -24,7 +24,8 @@ impl Checker for SessionScoping {
 
     fn check(&self, _cfg: &RunConfig, h: &History, _end: &RunEnd) -> Vec<Violation> {
         use Stage::*;
-        let evs = events(h);
+        let entries = h.entries();
+        let evs = events(&entries);
         let sessions = Sessions::from_events(&evs);
         let mut out = Vec::new();
         // Did the tablet's current migration enter streaming?

@@ -28,7 +28,8 @@ impl Checker for StageMonotonicity {
         let mut last = BTreeMap::new();
         let mut sessions_seen = BTreeSet::new();
         let mut cur_session = BTreeMap::new();
-        for (e, ev) in events(h) {
+        let entries = h.entries();
+        for (e, ev) in events(&entries) {
             let TopologyEvent::StageCommitted {
                 tablet,
                 stage,
@@ -36,7 +37,7 @@ impl Checker for StageMonotonicity {
                 term,
                 fenced_term,
                 ..
-            } = ev
+            } = *ev
             else {
                 continue;
             };
