@@ -20,7 +20,8 @@ impl Checker for Group0TablesMatchLog {
 
     fn check(&self, _cfg: &RunConfig, h: &History, _end: &RunEnd) -> Vec<Violation> {
         let mut out = Vec::new();
-        for (at, ev) in events(h) {
+        let entries = h.entries();
+        for (at, ev) in events(&entries) {
             let TopologyEvent::Group0TablesChecked {
                 index,
                 replayed_index,
@@ -43,7 +44,7 @@ impl Checker for Group0TablesMatchLog {
                     self.name(),
                     format!(
                         "{node}'s group0 tables at index {index} differ from its re-applied log ({tables} vs {replayed}): {}",
-                        difference.unwrap_or_default()
+                        difference.as_deref().unwrap_or_default()
                     ),
                     &at,
                 ));
