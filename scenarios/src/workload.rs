@@ -174,6 +174,22 @@ pub fn batches_over(
     until_ns: u64,
     keys: u64,
 ) -> futures::future::LocalBoxFuture<'static, ()> {
+    batches_then(c, client, gap_ms, until_ns, keys, None)
+}
+
+/// What a batch client does once a batch is answered: given the batch's writes and the
+/// client's outcome (a client that reacts to a timeout, say).
+pub type AfterBatch = Rc<dyn Fn(&[(BatchTable, u64, u64)], Outcome)>;
+
+/// [`batches_over`], calling `after` (if given) with each batch's writes and outcome.
+pub fn batches_then(
+    c: &BatchlogCluster,
+    client: u64,
+    gap_ms: (u64, u64),
+    until_ns: u64,
+    keys: u64,
+    after: Option<AfterBatch>,
+) -> futures::future::LocalBoxFuture<'static, ()> {
     let c = c.clone();
     Box::pin(async move {
         let sim = c.sim().clone();
@@ -197,7 +213,15 @@ pub fn batches_over(
                     .collect();
                 n += 1;
                 if !writes.is_empty() {
-                    c.execute(coord, writes).await;
+                    match &after {
+                        Some(after) => {
+                            let outcome = c.execute(coord, writes.clone()).await;
+                            after(&writes, outcome);
+                        }
+                        None => {
+                            c.execute(coord, writes).await;
+                        }
+                    }
                 }
             }
             sleep(Duration::from_millis(rng.gen_range(gap_ms.0..gap_ms.1))).await;

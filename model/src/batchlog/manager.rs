@@ -189,6 +189,9 @@ async fn replay_pass(h: &Rc<NodeHandle>, cleanup: bool, stale: Option<&TopologyS
                     if cand.stage == Stage::FailedReplay {
                         sim.mark("failed_replay entry replayed");
                     }
+                    if cand.data.mutations.len() - *dropped > 1 {
+                        sim.mark("batch of several mutations replayed");
+                    }
                     outcomes.push(if *dropped == cand.data.mutations.len() {
                         SendOutcome::Dropped
                     } else {

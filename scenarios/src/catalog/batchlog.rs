@@ -4,6 +4,12 @@
 //! delete; replicas down while the batchlog is replayed; repair's flush; and a randomised swarm.
 //! Every scenario runs under either layout (`--set batchlog.layout=v1`); v2 is the default.
 //!
+//! The swarm draws per seed ([`SwarmParams`], config section `batchlog_swarm`): its clients
+//! write over a wide key space (so that a batch applied in part is not hidden by later writes),
+//! delete a table-1 row of half the batches answered `unknown`, and table 1 is repaired every
+//! 0.8–2 s; a share of seeds are compacting runs ([`SWARM_COMPACTING_SHARE`]). With these the
+//! swarm alone catches every mutant the scripted stories catch.
+//!
 //! Each story runs inside the chaos phase, beside a light client workload where noted; after the
 //! heal the converge phase waits for every batchlog to drain.
 
@@ -26,6 +32,7 @@ use model::batchlog::write_path::MUTANT_DELETE_BEFORE_APPLY;
 use model::batchlog::{BatchlogCluster as Cluster, BatchlogConfig, BatchlogEvent};
 use model::storage::table::MUTANT_COMPACTION_KEEPS_SHADOWED;
 use rand::Rng;
+use serde::{Deserialize, Serialize};
 use sim::time::{sleep, Duration};
 use sim::{NodeId, Sim};
 use std::collections::BTreeMap;
@@ -168,52 +175,23 @@ pub fn scenarios() -> Vec<ScenarioDef> {
         ScenarioDef {
             id: "batchlog.swarm",
             tier: Tier::Randomised,
-            description: "a logged-batch workload under random crashes, killed connections, partitions, delays and pauses, random batchlog injections and a table drop (and clock skew with --set fault_model.clock_skew_ms=N)",
-            // Every mutant a scripted batchlog story catches, except
-            // `storage-compaction-keeps-shadowed` (not caught in 200 swarm seeds: its bound needs
-            // the steady workload's long run).
+            description: "a logged-batch workload under random crashes, killed connections, partitions, delays and pauses, random batchlog injections and a table drop (and clock skew with --set fault_model.clock_skew_ms=N); clients delete a row of a batch answered unknown, table 1 (repair-mode tombstone GC) is repaired now and then, and some seeds are long compacting runs with a trickle of failed batches",
+            // Every mutant a scripted batchlog story catches: the compaction mutant in the
+            // compacting seeds (`SWARM_COMPACTING_SHARE`), the repair mutant through the deletes
+            // after `unknown` batches and the repairs of table 1.
             mutants: &[
-                "batchlog-delete-before-apply",
-                "batchlog-cleanup-covers-failed",
-                "batchlog-no-failed-stage",
-                "batchlog-replay-too-young",
-                "batchlog-no-range-tombstone",
+                MUTANT_DELETE_BEFORE_APPLY,
+                MUTANT_CLEANUP_COVERS_FAILED,
+                MUTANT_NO_FAILED_STAGE,
+                MUTANT_REPLAY_TOO_YOUNG,
+                MUTANT_NO_RANGE_TOMBSTONE,
+                MUTANT_REPLAY_FIRST_MUTATION_ONLY,
+                MUTANT_REPAIR_TIME_DESPITE_FAILED_FLUSH,
+                MUTANT_COMPACTION_KEEPS_SHADOWED,
             ],
             marks: &[],
-            config: |cfg| {
-                base(cfg, 5, 5_000);
-                // Table 1 uses repair-mode tombstone GC: its batches replay after its shorter
-                // propagation delay (SPEC §5.5 step 2).
-                let mut bl: BatchlogConfig = cfg.section("batchlog");
-                bl.repair_mode_tables = vec![1];
-                bl.propagation_delay_ms = 700;
-                cfg.set_section("batchlog", &bl);
-                cfg.fault_model = FaultModel {
-                    kinds: vec![
-                        FaultKind::Crash,
-                        FaultKind::KillConnection,
-                        FaultKind::Partition,
-                        FaultKind::Delay,
-                        FaultKind::Pause,
-                        FaultKind::Drop,
-                        // Drawn only with a skew bound: `--set fault_model.clock_skew_ms=300`
-                        // (and `fault_model.clock_drift_ppm`); off by default, so that the
-                        // default swarm is F1's fix-validating run (skew beyond
-                        // `replay_timeout − write_request_timeout` defeats the fix too).
-                        FaultKind::ClockSkew,
-                        FaultKind::Injection,
-                    ],
-                    min_faults: 1,
-                    max_faults: 4,
-                    window_ms: 4_000,
-                    max_duration_ms: 2_000,
-                    verbs: Vec::new(),
-                    max_down: 1,
-                    injections: swarm_injections(),
-                    ..FaultModel::default()
-                };
-            },
-            run: |sim, cfg| run_story(sim, cfg, BatchLoad::LIGHT, story_swarm).boxed_local(),
+            config: config_swarm,
+            run: |sim, cfg| run_swarm(sim, cfg).boxed_local(),
             checkers: chk::ALL,
         },
     ]
@@ -254,6 +232,17 @@ struct Batchlog {
     cluster: Cluster,
 }
 
+impl Batchlog {
+    /// The story kit and a batchlog cluster of the config's nodes and `batchlog` section.
+    fn start(sim: &Sim, cfg: &Rc<RunConfig>) -> Rc<Batchlog> {
+        let bl: BatchlogConfig = cfg.section("batchlog");
+        Rc::new(Batchlog {
+            story: Story::new(sim, cfg),
+            cluster: Cluster::start(sim, Cluster::topology(cfg.nodes, TABLETS, &bl), bl),
+        })
+    }
+}
+
 impl phases::Area for Batchlog {
     fn story(&self) -> &Story {
         &self.story
@@ -276,11 +265,7 @@ impl phases::Area for Batchlog {
 /// The phase sequence with the story beside the batch workload during chaos; converge waits
 /// for every batchlog to drain.
 async fn run_story(sim: Sim, cfg: Rc<RunConfig>, load: BatchLoad, story: BatchStory) -> RunEnd {
-    let bl: BatchlogConfig = cfg.section("batchlog");
-    let area = Rc::new(Batchlog {
-        story: Story::new(&sim, &cfg),
-        cluster: Cluster::start(&sim, Cluster::topology(cfg.nodes, TABLETS, &bl), bl),
-    });
+    let area = Batchlog::start(&sim, &cfg);
     phases::run(&sim, &cfg, area, |a| {
         let until = phases::chaos_end_ns(&a.story.sim, &a.story.cfg);
         phases::Plan {
@@ -332,27 +317,123 @@ fn endpoints_of(sim: &Sim, coord: NodeId) -> Vec<NodeId> {
 /// ever deletes anything and, as upstream, no shard is ever cleaned (`batchlog-compare` shows
 /// that workload).
 fn story_steady_replays(sim: Sim, c: Cluster) -> LocalBoxFuture<'static, ()> {
-    async move {
-        let mut rng = sim.rng("workload_faults");
-        let inj = Injections::of(&sim);
-        let nodes = c.nodes();
-        // Until shortly before the chaos phase (25 s) ends, when the clients stop.
-        let mut t = 0;
-        while t < 24_500 {
-            let dt = rng.gen_range(50..150);
-            sleep(Duration::from_millis(dt)).await;
-            t += dt;
-            let node = nodes[rng.gen_range(0..nodes.len())];
-            inj.enable(
-                &sim,
-                node,
-                "storage_proxy_fail_send_batch",
-                true,
-                BTreeMap::new(),
-            );
+    // Until shortly before the chaos phase (25 s) ends, when the clients stop.
+    async move { fail_send_trickle(&sim, &c, "workload_faults", 24_500).await }.boxed_local()
+}
+
+/// Every 50–150 ms (drawn from rng stream `stream`) for `for_ms`, the next batch of a random
+/// node fails after its batchlog write (`storage_proxy_fail_send_batch`, one-shot).
+async fn fail_send_trickle(sim: &Sim, c: &Cluster, stream: &str, for_ms: u64) {
+    let mut rng = sim.rng(stream);
+    let inj = Injections::of(sim);
+    let nodes = c.nodes();
+    let mut t = 0;
+    while t < for_ms {
+        let dt = rng.gen_range(50..150);
+        sleep(Duration::from_millis(dt)).await;
+        t += dt;
+        let node = nodes[rng.gen_range(0..nodes.len())];
+        inj.enable(
+            sim,
+            node,
+            "storage_proxy_fail_send_batch",
+            true,
+            BTreeMap::new(),
+        );
+    }
+}
+
+/// The three nodes of F1's and F3's stories: n1 coordinates, n2 and n3 are its batchlog
+/// endpoints (with three nodes, every coordinator's endpoints are the two others).
+const VICTIM_NODES: (NodeId, NodeId, NodeId) = (NodeId(1), NodeId(2), NodeId(3));
+
+/// The steps F1's and F3's stories share: batch A left in the batchlog, batch B (the victim)
+/// whose store is held in flight while both endpoints replay with cleanup, then released onto
+/// them before its coordinator crashes.
+struct VictimStory {
+    sim: Sim,
+    c: Cluster,
+    inj: Rc<Injections>,
+}
+
+impl VictimStory {
+    fn new(sim: &Sim, c: &Cluster) -> VictimStory {
+        VictimStory {
+            sim: sim.clone(),
+            c: c.clone(),
+            inj: Injections::of(sim),
         }
     }
-    .boxed_local()
+
+    /// The v2 batchlog shard of a `written_at` (ms).
+    fn shard(&self, written_at: u64) -> u32 {
+        model::batchlog::types::batchlog_shard(written_at, self.c.cfg().shard_count)
+    }
+
+    /// The next batch coordinated by `n` fails after its batchlog write (one-shot).
+    fn fail_send(&self, n: NodeId) {
+        self.inj.enable(
+            &self.sim,
+            n,
+            "storage_proxy_fail_send_batch",
+            true,
+            BTreeMap::new(),
+        );
+    }
+
+    /// Batch A from n1 fails after its batchlog write: its entry waits on n2 and n3.
+    async fn batch_a(&self) {
+        let (n1, _, _) = VICTIM_NODES;
+        self.fail_send(n1);
+        self.c
+            .execute(n1, vec![(TableId(0), 11, 1), (TableId(1), 12, 1)])
+            .await;
+    }
+
+    /// Batch B (the victim) starts on n1 now: its store to n2 and n3 is held on both links (in
+    /// flight), and its coordinator will fail after the store.
+    fn start_victim(&self) {
+        let (n1, n2, n3) = VICTIM_NODES;
+        for e in [n2, n3] {
+            self.sim.net().stall(n1, e, "batchlog_mutate");
+        }
+        self.fail_send(n1);
+        let c = self.c.clone();
+        self.sim.spawn_supervisor(async move {
+            c.execute(
+                n1,
+                vec![
+                    (TableId(0), 21, 2),
+                    (TableId(1), 22, 2),
+                    (TableId(2), 23, 2),
+                ],
+            )
+            .await;
+        });
+    }
+
+    /// n2 and n3 replay with cleanup, both at once.
+    async fn endpoints_replay(&self) {
+        let (_, n2, n3) = VICTIM_NODES;
+        futures::future::join_all([n2, n3].map(|e| {
+            let c = self.c.clone();
+            async move { c.replay(e, true).await }
+        }))
+        .await;
+    }
+
+    /// B's store is released onto both endpoints; its coordinator fails after the store and
+    /// crashes (and restarts 1.5 s later): nobody else holds B.
+    async fn release_victim_and_crash(&self) {
+        let (n1, n2, n3) = VICTIM_NODES;
+        for e in [n2, n3] {
+            self.sim.net().release(n1, e, "batchlog_mutate");
+        }
+        sleep(Duration::from_millis(100)).await;
+        self.sim.crash(n1);
+        sleep(Duration::from_millis(1_500)).await;
+        self.sim.restart(n1);
+    }
 }
 
 /// Finding F1, step by step, on three nodes (so every coordinator's batchlog endpoints are the
@@ -369,19 +450,8 @@ fn story_steady_replays(sim: Sim, c: Cluster) -> LocalBoxFuture<'static, ()> {
 ///    its mutations are never applied.
 fn story_f1(sim: Sim, c: Cluster) -> LocalBoxFuture<'static, ()> {
     async move {
-        let (n1, n2, n3) = (NodeId(1), NodeId(2), NodeId(3));
-        let inj = Injections::of(&sim);
-        let shards = c.cfg().shard_count;
-        let shard = |t: u64| model::batchlog::types::batchlog_shard(t, shards);
-        let fail_send = |n: NodeId| {
-            inj.enable(
-                &sim,
-                n,
-                "storage_proxy_fail_send_batch",
-                true,
-                BTreeMap::new(),
-            )
-        };
+        let (_, n2, n3) = VICTIM_NODES;
+        let v = VictimStory::new(&sim, &c);
         let at = |t: u64| {
             let now = sim.now();
             let target = sim::SimInstant(t * 1_000_000);
@@ -390,41 +460,24 @@ fn story_f1(sim: Sim, c: Cluster) -> LocalBoxFuture<'static, ()> {
         sleep(Duration::from_millis(100)).await;
         // 1.
         let w_a = sim.now().as_millis();
-        fail_send(n1);
-        c.execute(n1, vec![(TableId(0), 11, 1), (TableId(1), 12, 1)])
-            .await;
-        let s = shard(w_a);
+        v.batch_a().await;
+        let s = v.shard(w_a);
         let timeout = c.cfg().replay_timeout_ms();
         // 2. B at the first ms ≥ w_a + 800 in shard s; C at a later one, before the pass.
         let t_b = (w_a + 800..)
-            .find(|t| shard(*t) == s)
+            .find(|t| v.shard(*t) == s)
             .expect("a ms in shard s");
         let pass_at = (w_a + timeout + 50).max(t_b + 40);
-        let Some(t_c) = (t_b + 1..pass_at - 5).find(|t| shard(*t) == s) else {
+        let Some(t_c) = (t_b + 1..pass_at - 5).find(|t| v.shard(*t) == s) else {
             sim.mark("f1 story found no second ms in the shard");
             return;
         };
         at(t_b).await;
-        for e in [n2, n3] {
-            sim.net().stall(n1, e, "batchlog_mutate");
-        }
-        fail_send(n1);
-        let c_b = c.clone();
-        sim.spawn_supervisor(async move {
-            c_b.execute(
-                n1,
-                vec![
-                    (TableId(0), 21, 2),
-                    (TableId(1), 22, 2),
-                    (TableId(2), 23, 2),
-                ],
-            )
-            .await;
-        });
+        v.start_victim();
         // 3.
         at(t_c).await;
-        fail_send(n3);
-        fail_send(n2);
+        v.fail_send(n3);
+        v.fail_send(n2);
         let (c3, c2) = (c.clone(), c.clone());
         sim.spawn_supervisor(async move {
             c3.execute(n3, vec![(TableId(0), 31, 3)]).await;
@@ -434,19 +487,9 @@ fn story_f1(sim: Sim, c: Cluster) -> LocalBoxFuture<'static, ()> {
         });
         // 4.
         at(pass_at).await;
-        futures::future::join_all([n2, n3].map(|e| {
-            let c = c.clone();
-            async move { c.replay(e, true).await }
-        }))
-        .await;
+        v.endpoints_replay().await;
         // 5.
-        for e in [n2, n3] {
-            sim.net().release(n1, e, "batchlog_mutate");
-        }
-        sleep(Duration::from_millis(100)).await;
-        sim.crash(n1);
-        sleep(Duration::from_millis(1_500)).await;
-        sim.restart(n1);
+        v.release_victim_and_crash().await;
     }
     .boxed_local()
 }
@@ -471,19 +514,8 @@ pub const F3_SKEW_MS: i64 = 1_000;
 ///    coordinator fails after the store and crashes. Nobody holds B any more.
 fn story_f3(sim: Sim, c: Cluster) -> LocalBoxFuture<'static, ()> {
     async move {
-        let (n1, n2, n3) = (NodeId(1), NodeId(2), NodeId(3));
-        let inj = Injections::of(&sim);
-        let shards = c.cfg().shard_count;
-        let shard = |t: u64| model::batchlog::types::batchlog_shard(t, shards);
-        let fail_send = |n: NodeId| {
-            inj.enable(
-                &sim,
-                n,
-                "storage_proxy_fail_send_batch",
-                true,
-                BTreeMap::new(),
-            )
-        };
+        let (n1, _, _) = VICTIM_NODES;
+        let v = VictimStory::new(&sim, &c);
         // 0.
         sim.apply_fault(
             &sim::Fault::ClockSkew {
@@ -500,13 +532,11 @@ fn story_f3(sim: Sim, c: Cluster) -> LocalBoxFuture<'static, ()> {
         .await;
         // 1.
         let w_a = sim.wall_clock_ms(n1);
-        fail_send(n1);
-        c.execute(n1, vec![(TableId(0), 11, 1), (TableId(1), 12, 1)])
-            .await;
-        let s = shard(w_a);
+        v.batch_a().await;
+        let s = v.shard(w_a);
         // 2. B at the first ms of n1's clock ≥ w_a + 100 in shard s.
         let w_b = (w_a + 100..)
-            .find(|t| shard(*t) == s)
+            .find(|t| v.shard(*t) == s)
             .expect("a ms in shard s");
         let offset = sim.clock_offset_ms(n1);
         let t_b = (w_b as i64 - offset) as u64;
@@ -514,37 +544,12 @@ fn story_f3(sim: Sim, c: Cluster) -> LocalBoxFuture<'static, ()> {
             t_b.saturating_sub(sim.now().as_millis()),
         ))
         .await;
-        for e in [n2, n3] {
-            sim.net().stall(n1, e, "batchlog_mutate");
-        }
-        fail_send(n1);
-        let c_b = c.clone();
-        sim.spawn_supervisor(async move {
-            c_b.execute(
-                n1,
-                vec![
-                    (TableId(0), 21, 2),
-                    (TableId(1), 22, 2),
-                    (TableId(2), 23, 2),
-                ],
-            )
-            .await;
-        });
+        v.start_victim();
         // 3.
         sleep(Duration::from_millis(100)).await;
-        futures::future::join_all([n2, n3].map(|e| {
-            let c = c.clone();
-            async move { c.replay(e, true).await }
-        }))
-        .await;
+        v.endpoints_replay().await;
         // 4.
-        for e in [n2, n3] {
-            sim.net().release(n1, e, "batchlog_mutate");
-        }
-        sleep(Duration::from_millis(100)).await;
-        sim.crash(n1);
-        sleep(Duration::from_millis(1_500)).await;
-        sim.restart(n1);
+        v.release_victim_and_crash().await;
     }
     .boxed_local()
 }
@@ -758,7 +763,10 @@ fn swarm_injections() -> Vec<BuggifyPoint> {
             true,
         ),
         // Armed for longer: it fires only in a replay that has something to send (one a second).
-        BuggifyPoint::new("storage_proxy_fail_replay_batch", 4_000).every_seed([2, 5], 1_000, true),
+        // Two to six: the repairs' flushes (replays without cleanup, which keep a failed entry
+        // in place) take some of them, and the loop's replays with cleanup must still meet
+        // failures that move entries to failed_replay.
+        BuggifyPoint::new("storage_proxy_fail_replay_batch", 4_000).every_seed([2, 6], 1_000, true),
     ];
     // Not one-shot: a one-shot handler point counts as disabled while its handler runs, so the
     // pass would not wait; every pass on the node waits until the fault ends.
@@ -766,14 +774,214 @@ fn swarm_injections() -> Vec<BuggifyPoint> {
     points
 }
 
-/// The rest of `batchlog.swarm`'s story: in half the seeds, table 2 is dropped mid-chaos.
-fn story_swarm(sim: Sim, c: Cluster) -> LocalBoxFuture<'static, ()> {
+/// The per-seed draws of `batchlog.swarm` (config section `batchlog_swarm`, so `--set
+/// batchlog_swarm.trickle=true` forces one): the batch stream, the trickle of failed sends,
+/// the client's reaction to a batch it lost track of, and the repairs of table 1.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SwarmParams {
+    /// Keys per user table the batch clients write: a wide space, so that a later batch rarely
+    /// writes the same row again and so hides a batch applied only in part.
+    pub keys: u64,
+    /// Batch clients.
+    pub clients: u64,
+    /// Pause between two batches of one client, `[min, max)` ms.
+    pub gap_ms: (u64, u64),
+    /// A trickle of failed batches through the chaos phase: every 50–150 ms the next batch of a
+    /// random node fails after its batchlog write, so that replays delete entries in every
+    /// batchlog shard and clean them (`batchlog.steady_cleanup`'s trickle on a short run).
+    pub trickle: bool,
+    /// Percent of the batches answered `unknown` after which the client deletes one of the
+    /// batch's table-1 rows (a client undoing a write it lost track of): the deletes a batch
+    /// still waiting in a batchlog is older than.
+    pub delete_after_unknown_percent: u32,
+    /// Pause between two repairs of table 1 (repair-mode tombstone GC), `[min, max)` ms;
+    /// `(0, 0)`: none.
+    pub repair_every_ms: (u64, u64),
+}
+
+impl Default for SwarmParams {
+    fn default() -> Self {
+        SwarmParams {
+            keys: 1_024,
+            clients: BatchLoad::LIGHT.clients,
+            gap_ms: BatchLoad::LIGHT.gap_ms,
+            trickle: false,
+            delete_after_unknown_percent: 50,
+            repair_every_ms: (800, 2_000),
+        }
+    }
+}
+
+/// Share of `batchlog.swarm` seeds that are compacting runs: three nodes (each holds two thirds
+/// of the batchlog entries), a 20 s chaos phase (faults still in its first 4 s), the trickle of
+/// failed sends so that every shard is cleaned, and 8-fragment memtables with compaction at 2
+/// sstables, so that the scan bound of `batchlog_bounded_cleanup` is tight and a pile of dead
+/// entries that compaction should have dropped shows (`storage-compaction-keeps-shadowed`). A
+/// compacting seed costs about 1.4 ordinary ones. Smaller memtables (2 or 4 fragments) are not
+/// used: covered entries then reach the third size tier before their range tombstone lands,
+/// where the bound does not hold (seeds 28, 113, 218 with 4 fragments).
+pub const SWARM_COMPACTING_SHARE: f64 = 0.12;
+
+fn config_swarm(cfg: &mut RunConfig) {
+    base(cfg, 5, 5_000);
+    let mut rng = sim::rng::standalone(cfg.seed, "batchlog_swarm");
+    let compacting = rng.gen_bool(SWARM_COMPACTING_SHARE);
+    // Table 1 uses repair-mode tombstone GC: its batches replay after its shorter
+    // propagation delay (SPEC §5.5 step 2), and its tombstones are purged after a repair.
+    let mut bl: BatchlogConfig = cfg.section("batchlog");
+    bl.repair_mode_tables = vec![1];
+    bl.propagation_delay_ms = 700;
+    if compacting {
+        cfg.nodes = 3;
+        cfg.phases.chaos_ms = 20_000;
+        bl.memtable_flush_fragments = 8;
+        bl.commitlog_segment_mutations = 32;
+        bl.compaction_threshold = 2;
+    }
+    cfg.set_section("batchlog", &bl);
+    cfg.set_section(
+        "batchlog_swarm",
+        &SwarmParams {
+            trickle: compacting,
+            ..SwarmParams::default()
+        },
+    );
+    cfg.fault_model = FaultModel {
+        kinds: vec![
+            FaultKind::Crash,
+            FaultKind::KillConnection,
+            FaultKind::Partition,
+            FaultKind::Delay,
+            FaultKind::Pause,
+            FaultKind::Drop,
+            // Drawn only with a skew bound: `--set fault_model.clock_skew_ms=300`
+            // (and `fault_model.clock_drift_ppm`); off by default, so that the
+            // default swarm is F1's fix-validating run (skew beyond
+            // `replay_timeout − write_request_timeout` defeats the fix too).
+            FaultKind::ClockSkew,
+            FaultKind::Injection,
+        ],
+        min_faults: 1,
+        max_faults: 4,
+        window_ms: 4_000,
+        max_duration_ms: 2_000,
+        verbs: Vec::new(),
+        max_down: 1,
+        injections: swarm_injections(),
+        ..FaultModel::default()
+    };
+}
+
+/// `batchlog.swarm`: the batch clients of the seed's [`SwarmParams`] beside [`story_swarm`];
+/// converge waits for every batchlog to drain.
+async fn run_swarm(sim: Sim, cfg: Rc<RunConfig>) -> RunEnd {
+    let p: SwarmParams = cfg.section("batchlog_swarm");
+    let area = Batchlog::start(&sim, &cfg);
+    phases::run(&sim, &cfg, area, |a| {
+        let until = phases::chaos_end_ns(&a.story.sim, &a.story.cfg);
+        let after = delete_after_unknown(&a.cluster, p.delete_after_unknown_percent);
+        phases::Plan {
+            workloads: (0..p.clients)
+                .map(|client| {
+                    workload::batches_then(
+                        &a.cluster,
+                        client,
+                        (p.gap_ms.0, p.gap_ms.1.max(p.gap_ms.0 + 1)),
+                        until,
+                        p.keys.max(1),
+                        Some(after.clone()),
+                    )
+                })
+                .collect(),
+            story: Some((
+                phases::StoryMode::Beside,
+                story_swarm(a.story.sim.clone(), a.cluster.clone(), p.clone(), until),
+            )),
+            ..phases::Plan::default()
+        }
+    })
+    .await
+}
+
+/// The swarm client's reaction to a batch answered `unknown`: in `percent` of them, 0–200 ms
+/// later, a delete of one of its table-1 rows from a random live node.
+fn delete_after_unknown(c: &Cluster, percent: u32) -> workload::AfterBatch {
+    let c = c.clone();
+    let rng = c.sim().rng("delete_after_unknown");
+    Rc::new(move |writes, outcome| {
+        // A handle on the shared stream (clones draw from one sequence).
+        let mut rng = rng.clone();
+        if outcome != model::Outcome::Unknown || rng.gen_range(0..100) >= percent {
+            return;
+        }
+        let rows: Vec<u64> = writes
+            .iter()
+            .filter(|(t, _, _)| *t == TableId(1))
+            .map(|(_, k, _)| *k)
+            .collect();
+        let sim = c.sim().clone();
+        let nodes: Vec<NodeId> = c.nodes().into_iter().filter(|n| sim.is_up(*n)).collect();
+        if rows.is_empty() || nodes.is_empty() {
+            return;
+        }
+        let key = rows[rng.gen_range(0..rows.len())];
+        let coord = nodes[rng.gen_range(0..nodes.len())];
+        let wait = Duration::from_millis(rng.gen_range(0..200));
+        let c = c.clone();
+        sim.spawn_supervisor(async move {
+            sleep(wait).await;
+            c.delete(coord, TableId(1), key).await;
+        });
+    })
+}
+
+/// The rest of `batchlog.swarm`'s story: in half the seeds, table 2 is dropped mid-chaos;
+/// repairs of table 1 from random live nodes until `until_ns`; and the trickle of failed sends
+/// in the seeds that draw it.
+fn story_swarm(sim: Sim, c: Cluster, p: SwarmParams, until_ns: u64) -> LocalBoxFuture<'static, ()> {
     async move {
         let mut rng = sim.rng("workload_faults");
-        if rng.gen_bool(0.5) {
-            sleep(Duration::from_millis(rng.gen_range(500..4_000u64))).await;
-            c.drop_table(TableId(2));
-        }
+        let drop_at = rng.gen_bool(0.5).then(|| rng.gen_range(500..4_000u64));
+        let drop = {
+            let c = c.clone();
+            async move {
+                if let Some(at) = drop_at {
+                    sleep(Duration::from_millis(at)).await;
+                    c.drop_table(TableId(2));
+                }
+            }
+        };
+        let repairs = {
+            let (sim, c) = (sim.clone(), c.clone());
+            async move {
+                let (lo, hi) = p.repair_every_ms;
+                if hi == 0 {
+                    return;
+                }
+                let mut rng = sim.rng("repairs");
+                loop {
+                    sleep(Duration::from_millis(rng.gen_range(lo..hi.max(lo + 1)))).await;
+                    if sim.now().0 >= until_ns {
+                        return;
+                    }
+                    let up: Vec<NodeId> = c.nodes().into_iter().filter(|n| sim.is_up(*n)).collect();
+                    if let Some(&n) = up.get(rng.gen_range(0..up.len().max(1))) {
+                        c.repair(n, TableId(1)).await;
+                    }
+                }
+            }
+        };
+        let trickle = {
+            let (sim, c) = (sim.clone(), c.clone());
+            async move {
+                if p.trickle {
+                    let left_ms = until_ns.saturating_sub(sim.now().0) / 1_000_000;
+                    fail_send_trickle(&sim, &c, "trickle", left_ms.saturating_sub(300)).await;
+                }
+            }
+        };
+        futures::join!(drop, repairs, trickle);
     }
     .boxed_local()
 }

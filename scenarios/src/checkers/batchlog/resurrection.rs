@@ -7,8 +7,9 @@
 //! Judged as a QUORUM read would see the final state: among the final replicas of the key's
 //! tablet, a read of some quorum can miss every replica that holds the delete (a cell at the
 //! delete's timestamp or newer, live or tombstone) exactly when fewer than a quorum hold it;
-//! the key is resurrected if one of the others holds a live value older than the delete. Row
-//! repair is not modelled, so a single replica that merely missed the delete is not enough.
+//! the key is resurrected if one of the others holds a live value older than the delete. A
+//! single replica that merely missed the delete is not enough (row repair, modelled only as part
+//! of a repair of a repair-mode table, would bring it the tombstone).
 //! Keys written again after the delete (a batch mutation with a newer timestamp) are left out.
 //!
 //! Reads the history (`delete_complete` ok, `batch_invoke`) and the final state's `tablets`,
