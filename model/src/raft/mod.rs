@@ -40,7 +40,7 @@ use serde::{Deserialize, Serialize};
 pub use events::{command_hash, RaftEvent};
 pub use service::Raft;
 pub use sim::NodeId;
-pub use storage::{DiskStorage, RaftStorage};
+pub use storage::{DiskStorage, RaftStorage, SnapshotDescriptor};
 pub use sys_table::SysTableStorage;
 
 /// The id of a Raft group. group0 is [`GroupId::GROUP0`]; its events and requests look exactly

@@ -21,11 +21,28 @@
 //! with a snapshot descriptor and a forward-only snapshot index on top.
 
 use futures::future::LocalBoxFuture;
-use sim::{Disk, DiskError};
+use sim::{Disk, DiskError, NodeId};
 
 use super::core::HardState;
 use super::log::Entry;
 use super::GroupId;
+
+/// A stored snapshot descriptor with its configuration, as both engine-backed storages keep it
+/// (group0's `system.raft_snapshots` + `system.raft_snapshot_config`, and the `raft_groups`
+/// tables of strongly consistent tablets).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotDescriptor {
+    /// `snapshot_id`.
+    pub id: u64,
+    /// Index the snapshot covers.
+    pub idx: u64,
+    /// Term of that index.
+    pub term: u64,
+    /// CURRENT members (all voters).
+    pub current: Vec<NodeId>,
+    /// PREVIOUS members (empty outside a joint configuration).
+    pub previous: Vec<NodeId>,
+}
 
 /// Where a Raft group member keeps its hard state and log.
 pub trait RaftStorage<C>: 'static {
