@@ -146,6 +146,7 @@ fn the_swarm_reaches_fencing_drain_revert_and_a_stale_master() {
         "migration reverted",
         "stream master stopped: tablet metadata guard went stale",
         "receiver held until its migration ended",
+        "held receiver refused by its guard check before its release",
         "dead node excluded through the API",
         "rolled back through write_both_read_old_fallback_cleanup",
     ] {

@@ -41,14 +41,14 @@ use model::topology::api;
 use model::topology::barrier::BARRIER_AND_DRAIN_FAIL;
 use model::topology::coordinator::STREAM_TABLET_MOVE_TO_CLEANUP;
 use model::topology::data::{Client, Storage};
-use model::topology::events::OpOutcome;
+use model::topology::events::{OpOutcome, TopologyEvent};
 use model::topology::group0::current_leader;
 use model::topology::stage::Stage;
 use model::topology::state::TopologyState;
 use model::topology::TopologyConfig;
 use model::topology::{Key, NodeId, Replica, ShardId, TableId, TabletId, Value};
 use rand::Rng;
-use sim::injection::Injections;
+use sim::injection::{InjectionEvent, Injections};
 use sim::time::{sleep, Duration};
 use sim::Sim;
 use std::cell::Cell;
@@ -1160,7 +1160,9 @@ fn with_state<T>(c: &Cluster, f: impl FnOnce(&TopologyState) -> T) -> Option<T> 
 /// that: a receiver that does not check keeps its session's guard, the barrier's drain waits
 /// for it, the migration never ends and the release never comes (a liveness failure, as in the
 /// scripted story); a correct receiver is refused once its session closes ("stale stream
-/// refused"). Keeps watching after the chaos phase (it only ever sends the message); a hold
+/// refused"). A buggify episode of the same point on the same node (a schedule fault) shares
+/// the enabled point, and its end releases the hold early: that seed then proves nothing about
+/// the guard check, which the "refused by its guard check" mark tells apart. Keeps watching after the chaos phase (it only ever sends the message); a hold
 /// not entered by the end of chaos is disabled.
 fn receiver_held_until_migration_ends(
     cluster: &Cluster,
@@ -1219,6 +1221,7 @@ fn receiver_held_until_migration_ends(
                 .collect()
         };
         let held = with_state(&c, to_node).unwrap_or_default();
+        let entered_at = sim.history().len();
         loop {
             let ended = with_state(&c, |s| {
                 held.iter().all(|(t, m)| {
@@ -1235,8 +1238,37 @@ fn receiver_held_until_migration_ends(
         }
         sleep(Duration::from_millis(rng.gen_range(0..300))).await;
         sim.mark("receiver held until its migration ended");
+        if refused_while_held(&sim, node, entered_at) {
+            sim.mark("held receiver refused by its guard check before its release");
+        }
         api::message_injection(&sim, node, STREAM_MUTATION_FRAGMENTS);
     })
+}
+
+/// Did the hold on `node` end, since history index `from`, with a refused fragment on that
+/// node followed by the one-shot point's disable (its handler dropped), the node not crashed
+/// in between: the receiver's guard check ended it, not a message or a crash.
+fn refused_while_held(sim: &Sim, node: NodeId, from: usize) -> bool {
+    let h = sim.history();
+    let entries = h.entries();
+    let mut refused = false;
+    for e in entries.iter().skip(from).filter(|e| e.node == Some(node)) {
+        if matches!(e.sim(), Some(sim::SimEvent::Crash { .. })) {
+            return false;
+        }
+        if matches!(
+            e.proto::<TopologyEvent>(),
+            Some(TopologyEvent::FragmentRefused { .. })
+        ) {
+            refused = true;
+        }
+        if let Some(InjectionEvent::Disabled { name }) = e.proto::<InjectionEvent>() {
+            if name == STREAM_MUTATION_FRAGMENTS {
+                return refused;
+            }
+        }
+    }
+    false
 }
 
 /// The operator's exclude, in a share of seeds (the scripted
