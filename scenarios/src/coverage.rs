@@ -51,6 +51,15 @@ const TOPOLOGY_SWARM: &[Sometimes] = &[
     s("streaming failed, will retry or roll back", 0.06), // [12.5%]
     s("tablet operation joined", 0.03),         // [7.5%]
     s("unsynced writes lost on crash", 0.02),   // [5.5%]
+    // The operator's episodes (catalog/topology.rs): a receiver held until its migration
+    // ended, and a dead pending node excluded through the API, rolled back through the
+    // fallback stage.
+    s("receiver held until its migration ended", 0.06), // [16.5%]
+    s("dead node excluded through the API", 0.08),      // [22%]
+    s(
+        "rolled back through write_both_read_old_fallback_cleanup",
+        0.04,
+    ), // [12%]
 ];
 
 const BATCHLOG_SWARM: &[Sometimes] = &[
