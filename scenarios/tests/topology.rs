@@ -1,5 +1,6 @@
 //! The topology scenarios: clean runs pass a fixed seed range, every declared mutant is caught
-//! within 50 seeds with a safety verdict, and runs are deterministic.
+//! within 50 seeds with its expected verdict (the swarm alone within 200), the swarm reaches
+//! its hard states, and runs are deterministic.
 
 use scenarios::explore::{explore, hunt_mutants};
 use scenarios::runner::{resolve, run};
@@ -72,10 +73,10 @@ fn every_topology_mutant_is_caught_within_50_seeds() {
             r.mutant,
             r.scenario
         );
-        // A receiver that never checks its guard deadlocks the barrier (SPEC §3): liveness.
-        // Since its buggify episodes are schedule faults (held receivers whose stream is
-        // killed), the swarm sees a coordinator that ignores its term commit after it was
-        // fenced (safety, seed 6), as the scripted failover story does.
+        // A receiver that never checks its guard deadlocks the barrier (SPEC §3): liveness,
+        // in the scripted story and in the swarm alike (its receiver held until the migration
+        // ends). Every other mutant breaks a safety property, in the swarm too (a coordinator
+        // that ignores its term commits after it was fenced, as in the failover story).
         let expected = if r.mutant == "receiver-ignores-guard-check" {
             Verdict::Liveness
         } else {
@@ -85,16 +86,25 @@ fn every_topology_mutant_is_caught_within_50_seeds() {
     }
 }
 
-/// Issue 11 item 5: the swarm alone, without any scripted story, catches the fencing and drain
-/// mutants within 200 seeds.
+/// Issue 11 item 5: the swarm alone, without any scripted story, catches within 200 seeds the
+/// fencing and drain mutants, and the two that only scripted stories caught before its
+/// operator episodes: a receiver that never checks its guard (held until its migration ends,
+/// it deadlocks the barrier's drain: liveness, as in the SPEC §3 story) and a rollback from
+/// `write_both_read_new` that skips the barrier (a dead pending node excluded through the API:
+/// routing, safety).
 #[test]
-fn the_swarm_alone_catches_no_fencing_and_barrier_skips_drain() {
+fn the_swarm_alone_catches_fencing_drain_guard_check_and_rollback_mutants() {
     let swarm: Vec<ScenarioDef> = defs()
         .into_iter()
         .filter(|d| d.id == "topology.swarm")
         .collect();
     let results = hunt_mutants(&swarm, 200, 2);
-    for m in ["no-fencing", "barrier-skips-drain"] {
+    for (m, verdict) in [
+        ("no-fencing", Verdict::Safety),
+        ("barrier-skips-drain", Verdict::Safety),
+        ("receiver-ignores-guard-check", Verdict::Liveness),
+        ("rollback-skips-barrier", Verdict::Safety),
+    ] {
         let r = results
             .iter()
             .find(|r| r.mutant == m)
@@ -103,7 +113,7 @@ fn the_swarm_alone_catches_no_fencing_and_barrier_skips_drain() {
             r.caught_at_seed.is_some(),
             "{m} not caught by the swarm in 200 seeds"
         );
-        assert_eq!(r.verdict, Some(Verdict::Safety), "{r:?}");
+        assert_eq!(r.verdict, Some(verdict), "{r:?}");
     }
     // And every other mutant it declares (those scripted stories catch too).
     for r in &results {
@@ -135,6 +145,10 @@ fn the_swarm_reaches_fencing_drain_revert_and_a_stale_master() {
         "barrier waited for drain",
         "migration reverted",
         "stream master stopped: tablet metadata guard went stale",
+        "receiver held until its migration ended",
+        "held receiver refused by its guard check before its release",
+        "dead node excluded through the API",
+        "rolled back through write_both_read_old_fallback_cleanup",
     ] {
         assert!(
             text.contains(mark),

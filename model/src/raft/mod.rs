@@ -13,9 +13,9 @@
 //! - [`log`]: the replicated log and its persistence bookkeeping.
 //! - [`service`]: the async shell (tick timer, persistence, apply loop) and [`Raft`].
 //! - [`verbs`]: the group-addressed RPC verbs and the per-node dispatch by group id.
-//! - [`storage`]: the persistence trait and its implementation on a node's raw disk.
+//! - [`storage`]: the persistence trait and the snapshot descriptor.
 //! - [`sys_table`]: its implementation in the `system.raft*` tables on the storage engine
-//!   (group0's).
+//!   (group0's, and every group of the `raft.*` scenarios); `crate::sc::storage` is the other.
 //! - [`events`]: the history events ([`RaftEvent`]).
 
 pub mod core;
@@ -40,7 +40,7 @@ use serde::{Deserialize, Serialize};
 pub use events::{command_hash, RaftEvent};
 pub use service::Raft;
 pub use sim::NodeId;
-pub use storage::{DiskStorage, RaftStorage};
+pub use storage::{RaftStorage, SnapshotDescriptor};
 pub use sys_table::SysTableStorage;
 
 /// The id of a Raft group. group0 is [`GroupId::GROUP0`]; its events and requests look exactly

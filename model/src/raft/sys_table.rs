@@ -51,6 +51,7 @@ use sim::{DiskError, NodeId, Sim};
 
 use super::core::HardState;
 use super::log::Entry;
+use super::storage::SnapshotDescriptor;
 use super::{GroupId, RaftStorage};
 use crate::schema::TableId;
 use crate::storage::{Engine, Keys, Mutation, RangeTombstone, RtEnd, TableConfig, TableRef};
@@ -180,19 +181,6 @@ impl Keys for ConfigKeys {
     type Bound = ();
     type Cell = bool;
     fn bound_of(_: &(Disposition, NodeId)) {}
-}
-
-/// A stored snapshot descriptor with its configuration.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SnapshotDescriptor {
-    /// `snapshot_id`.
-    pub id: u64,
-    /// Index the snapshot covers.
-    pub idx: u64,
-    /// Term of that index.
-    pub term: u64,
-    /// CURRENT members (all voters).
-    pub current: Vec<NodeId>,
 }
 
 struct Inner<C: Clone + Debug + 'static> {
@@ -360,15 +348,13 @@ impl<C: Clone + Debug + 'static> SysTableStorage<C> {
         let row = rows.into_iter().next()?.data;
         assert_eq!(row.snapshot_id, id, "snapshot_id matches its row");
         let (cfg, _) = self.inner.config.borrow().read_partition(&pk);
+        let members = |d: Disposition| cfg.iter().filter(|r| r.ck.0 == d).map(|r| r.ck.1).collect();
         Some(SnapshotDescriptor {
             id,
             idx: row.idx,
             term: row.term,
-            current: cfg
-                .into_iter()
-                .filter(|r| r.ck.0 == Disposition::Current)
-                .map(|r| r.ck.1)
-                .collect(),
+            current: members(Disposition::Current),
+            previous: members(Disposition::Previous),
         })
     }
 

@@ -28,6 +28,7 @@ use super::tables::{
 };
 use crate::raft::core::HardState;
 use crate::raft::log::Entry;
+pub use crate::raft::storage::SnapshotDescriptor;
 use crate::raft::{GroupId, RaftStorage};
 use futures::future::LocalBoxFuture;
 use rand::Rng;
@@ -36,21 +37,6 @@ use serde::Serialize;
 use sim::{DiskError, NodeId, Sim};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
-
-/// A stored snapshot descriptor with its configuration.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SnapshotDescriptor {
-    /// `snapshot_id`.
-    pub id: u64,
-    /// Index the snapshot covers.
-    pub idx: u64,
-    /// Term of that index.
-    pub term: u64,
-    /// CURRENT members (all voters).
-    pub current: Vec<NodeId>,
-    /// PREVIOUS members.
-    pub previous: Vec<NodeId>,
-}
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct Tracked {

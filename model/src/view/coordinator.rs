@@ -15,7 +15,7 @@
 //! half of [`super::worker::TWO_BATCHES_PER_SHARD`].
 
 use super::events::ViewEvent;
-use super::state::{plan_update, TaskId, ViewBuildingState, ViewChange, ViewOp};
+use super::state::{plan_update, TaskId, TaskKind, ViewBuildingState, ViewChange, ViewOp};
 use super::worker::{WorkOnViewBuildingTasks, WorkRequest, TWO_BATCHES_PER_SHARD};
 use crate::node::NodeHandle;
 use crate::topology::group0::Group0Error;
@@ -135,6 +135,7 @@ async fn run_term(h: &Rc<NodeHandle>, term: u64) {
             continue;
         }
         let ops = plan_update(&vb, &nodes, ignore_staging);
+        note_staging_waits(h, &vb, &nodes, &ops);
         if !ops.is_empty() {
             if ops.iter().any(|o| {
                 matches!(
@@ -183,6 +184,47 @@ async fn run_term(h: &Rc<NodeHandle>, term: u64) {
     }
     inst.alive.set(false);
     tracing::info!(term, "view building coordinator of term {term} stopped");
+}
+
+/// Coverage of the two waits staging imposes (SPEC §6.10), as the coordinator decides: a
+/// `process_staging` task held back because its tablet is in transition in this
+/// coordinator's state, and a view whose `build_range` tasks are all done kept out of
+/// `SUCCESS` by the staging tasks of its base.
+fn note_staging_waits(h: &NodeHandle, vb: &ViewBuildingState, nodes: &[NodeId], ops: &[ViewOp]) {
+    let Some(base) = vb.processing_base else {
+        return;
+    };
+    let staging: Vec<_> = vb
+        .tasks
+        .values()
+        .filter(|t| t.base == base && t.kind == TaskKind::ProcessStaging)
+        .collect();
+    if staging.is_empty() {
+        return;
+    }
+    let held = h.g0.with_state(|s| {
+        staging.iter().any(|t| {
+            !t.aborted
+                && s.tablets
+                    .get(&t.tablet)
+                    .is_some_and(|i| i.transition.is_some())
+        })
+    });
+    if held {
+        h.sim
+            .mark("staging task held back: its tablet is in transition");
+    }
+    let waits = vb.views_of(base).into_iter().any(|view| {
+        !vb.tasks.values().any(|t| t.view == Some(view))
+            && !ops.iter().any(|o| {
+                matches!(o, ViewOp::SetStatus { view: v, status: super::state::BuildStatus::Success, .. } if *v == view)
+            })
+            && !vb.built_on(view, nodes)
+    });
+    if waits {
+        h.sim
+            .mark("view success waited for the staging tasks of its base");
+    }
 }
 
 async fn wait(h: &NodeHandle, inst: &Instance) {

@@ -280,6 +280,9 @@ pub fn record(sim: &sim::Sim, node: NodeId, ev: ViewEvent) {
         } => {
             tracing::info!("view building {id} recreated on {replica} ({cause:?})");
             sim.mark("aborted task recreated");
+            if *cause == TaskCause::Rollback {
+                sim.mark("aborted task recreated on revert");
+            }
         }
         _ => {}
     }

@@ -11,6 +11,10 @@
 //! - `raft.leader_crash_elects_new_leader`: a scripted story: the leader crashes, the others
 //!   elect a new one in a higher term, proposals commit under it, the old leader restarts and
 //!   catches up.
+//!
+//! Every member persists as group0 does, in its node's `system.raft*` tables (one partition per
+//! group, through the tables' commitlog and the node's disk), so disk stalls, errors and crashes
+//! hit the storage upstream uses.
 
 use crate::checkers::raft as chk;
 use crate::config::RunConfig;
@@ -25,7 +29,7 @@ use futures::FutureExt;
 use model::raft::{
     command_hash,
     service::{INJ_DELAY_ACK_AFTER_SYNC, VERBS},
-    DiskStorage, GroupId, Raft, RaftConfig, RaftError, StateMachine,
+    GroupId, Raft, RaftConfig, RaftError, StateMachine, SysTableStorage,
     MUTANT_COMMIT_WITHOUT_MAJORITY,
 };
 use model::Outcome;
@@ -101,7 +105,8 @@ pub struct RaftParams {
     pub op_interval_ms_max: u64,
     /// Share of client operations that are read barriers (the rest are proposals).
     pub read_barrier_percent: u32,
-    /// Raft groups on the nodes, ids 0.. (group 0 has group0's disk layout). Omitted when 1,
+    /// Raft groups on the nodes, ids 0.., each one partition of the nodes' `system.raft*` tables
+    /// (as group0's). Omitted when 1,
     /// so single-group configs read as before.
     #[serde(skip_serializing_if = "is_one")]
     pub groups: u64,
@@ -308,7 +313,7 @@ impl Group {
                 // Raft::start_group runs inside the boot future, i.e. on the node.
                 async move {
                     for g in (0..groups).map(GroupId) {
-                        let storage = DiskStorage::for_group(ctx.sim.disk(ctx.node), g);
+                        let storage = SysTableStorage::open(&ctx.sim, ctx.node, g, &members);
                         let r = Raft::start_group(
                             &ctx,
                             g,

@@ -5,8 +5,12 @@
 //!   2..6 tablets (RF 3), clients reading and writing a few keys through the tablets' groups
 //!   under swarm faults (crashes, leader kills, partitions, killed connections, stalled and
 //!   dropped Raft verbs, pauses, disk stalls, latency and errors) and, in some seeds, a node
-//!   restarted with more shards; every key must be linearizable, every group's state must
-//!   survive every restart, every row must stay on its server's shard.
+//!   restarted with more shards, and in some a node restarted with fewer shards than a
+//!   tablet replica on it needs (it must refuse to start; it comes back with its old count
+//!   within a second); every key must be linearizable, every group's state must survive every
+//!   restart, every row must stay on its server's shard, no node may start with fewer shards
+//!   than it needs. The refused node is away while the nemesis may take another one down: a
+//!   group may lose its majority for that moment (unavailable, never unsafe).
 //! - `sc.restart_preserves_group_state`: values written, then every node crashed and
 //!   restarted in turn; each group recovers its term, vote, commit and log from its shard and
 //!   the values read back are the last ones written.
@@ -58,11 +62,12 @@ pub fn scenarios() -> Vec<ScenarioDef> {
         ScenarioDef {
             id: "sc.linearizable_under_faults",
             tier: Tier::Randomised,
-            description: "a strongly consistent table's tablets, each a Raft group on its replicas' shards, under swarm faults and reshard-up restarts: every key linearizable, group state kept across restarts, metadata on its server's shard",
+            description: "a strongly consistent table's tablets, each a Raft group on its replicas' shards, under swarm faults, reshard-up restarts and refused restarts with too few shards: every key linearizable, group state kept across restarts, metadata on its server's shard, no node started with fewer shards than it needs",
             mutants: &[
                 MUTANT_RAFT_BYPASSES_SHARDER,
                 MUTANT_METADATA_ON_SHARD_ZERO,
                 MUTANT_SHARDER_READS_LIVE_ALLOCATION,
+                MUTANT_NO_SHARD_COUNT_CHECK,
             ],
             marks: &[],
             config: config_swarm,
@@ -114,7 +119,9 @@ pub const MARK_READ_VALUE: &str = "sc read returned a written value";
 pub const MARK_RESHARD_UP: &str = "sc node restarted with more shards";
 const MARK_ALL_RESTARTED: &str = "sc every node restarted";
 const MARK_READ_BACK: &str = "sc reads returned the last writes";
-const MARK_REFUSED: &str = "sc node refused to start with fewer shards";
+/// Coverage mark: a node restarted with fewer shards than a replica on it needs refused to
+/// start.
+pub const MARK_REFUSED: &str = "sc node refused to start with fewer shards";
 const MARK_RECOVERED: &str = "sc refused node started with its old shard count";
 const MARK_RESHARDED: &str = "sc every node resharded up";
 
@@ -140,6 +147,9 @@ pub struct ScParams {
     pub read_percent: u32,
     /// Share of swarm seeds that also restart a node with more shards during chaos.
     pub reshard_percent: u32,
+    /// Share of swarm seeds that also try to restart a node with fewer shards than a tablet
+    /// replica on it needs (it must refuse to start; it is then restarted with its count).
+    pub reshard_down_percent: u32,
 }
 
 impl Default for ScParams {
@@ -153,6 +163,7 @@ impl Default for ScParams {
             op_interval_ms_max: 40,
             read_percent: 40,
             reshard_percent: 30,
+            reshard_down_percent: 30,
         }
     }
 }
@@ -419,19 +430,70 @@ fn reshard_step(a: &Rc<ScArea>) -> LocalBoxFuture<'static, ()> {
         let at = rng.gen_range(500..=a.story.cfg.phases.chaos_ms.max(501));
         sleep(Duration::from_millis(at)).await;
         let node = a.cluster.nodes[rng.gen_range(0..a.cluster.nodes.len())];
-        // Only a node that is up and whose group peers are all up: the nemesis keeps at
-        // most one node away.
+        // Only a node that is up and whose group peers are all up (none refusing to start
+        // with too few shards): the nemesis keeps at most one node away.
         if !a
             .cluster
             .nodes
             .iter()
-            .all(|&n| sim.is_up(n) && !sim.is_paused(n))
+            .all(|&n| sim.is_up(n) && !sim.is_paused(n) && a.cluster.refused(n).is_none())
         {
             return;
         }
         let more = a.cluster.shards_of(node) + rng.gen_range(1..=3);
         a.cluster.restart_with_shards(node, more);
         sim.mark(MARK_RESHARD_UP);
+    })
+}
+
+/// The reshard-down attempt of some seeds (SPEC §7.4, mission item 5: a node never starts with
+/// fewer shards than it needs): the node whose highest tablet replica shard is highest is
+/// restarted mid-chaos with at most that many shards; it must refuse to start (checked from
+/// the history by `sc_placement`), and is restarted with its old count a moment later.
+fn reshard_down_step(a: &Rc<ScArea>) -> LocalBoxFuture<'static, ()> {
+    let a = a.clone();
+    Box::pin(async move {
+        let sim = a.story.sim.clone();
+        let mut rng = sim.rng("sc/reshard_down");
+        if rng.gen_range(0..100) >= a.params.reshard_down_percent {
+            return;
+        }
+        let chaos = a.story.cfg.phases.chaos_ms;
+        let at = rng.gen_range(300..=chaos.saturating_sub(1_500).max(301));
+        let away_ms = rng.gen_range(200..=1_000);
+        sleep(Duration::from_millis(at)).await;
+        let map = a.cluster.tablets();
+        let Some((node, top)) = a
+            .cluster
+            .nodes
+            .iter()
+            .map(|&n| {
+                let top = map.local_replicas(n).iter().map(|r| r.1).max();
+                (n, top.unwrap_or(0))
+            })
+            .max_by_key(|&(n, top)| (top, std::cmp::Reverse(n)))
+        else {
+            return;
+        };
+        // A replica on shard 0 only: no shard count is too small. And, as for the
+        // reshard-up, only while every node is up (the nemesis keeps at most one away).
+        if top == 0
+            || !a
+                .cluster
+                .nodes
+                .iter()
+                .all(|&n| sim.is_up(n) && !sim.is_paused(n))
+        {
+            return;
+        }
+        let old = a.cluster.shards_of(node);
+        let fewer = rng.gen_range(1..=top);
+        a.cluster.restart_with_shards(node, fewer);
+        sleep(Duration::from_millis(away_ms)).await;
+        if a.cluster.refused(node).is_some() {
+            sim.mark(MARK_REFUSED);
+        }
+        a.cluster.restart_with_shards(node, old);
     })
 }
 
@@ -471,7 +533,10 @@ async fn run_swarm(sim: Sim, cfg: Rc<RunConfig>) -> RunEnd {
                 clients(a, until, "sc/clients/1"),
                 clients(a, until, "sc/clients/2"),
             ],
-            story: Some((phases::StoryMode::Beside, reshard_step(a))),
+            story: Some((
+                phases::StoryMode::Beside,
+                Box::pin(futures::future::join(reshard_step(a), reshard_down_step(a)).map(|_| ())),
+            )),
             leader: Some(a.probe()),
             settle_ms: 500,
         }

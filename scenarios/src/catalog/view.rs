@@ -4,7 +4,14 @@
 //! batch at `view_building_worker_pause_build_range_task` and then fail its RPC, change the
 //! group0 leader, migrate or revert its tablet, stream staging data, or drop a view;
 //! `view.swarm` runs the balancer, base writes, random moves and swarm faults (coordinator
-//! failover, killed and stalled worker RPCs, crashes) with buggified pause / fail points.
+//! failover, killed and stalled worker RPCs, crashes) with buggified pause / fail points, and
+//! reaches the scripted stories' states through state-triggered faults: a rollback window
+//! (`stream_tablet_move_to_cleanup`) as a building tablet's task is aborted (the migration
+//! reverts and the task must come back on the old replica), a held `tablet_cleanup` (staging
+//! rows wait for the transition's end, the view's `SUCCESS` for the staging tasks), and, in a
+//! share of seeds, a group0 failover while the old coordinator's retried work RPC is stalled
+//! (the old term's RPC must be refused after the worker's read barrier). So the swarm alone
+//! catches every vb mutant within a few seeds (`scenarios/tests/view.rs`).
 //!
 //! Every run is judged by V1–V8 (`checkers/view/`), the end-to-end view contents check, the
 //! topology checkers and group0's Raft checkers.
@@ -22,6 +29,7 @@ use futures::future::LocalBoxFuture;
 use futures::FutureExt;
 use model::node::Cluster;
 use model::topology::api;
+use model::topology::coordinator::STREAM_TABLET_MOVE_TO_CLEANUP;
 use model::topology::data::Client;
 use model::topology::group0::current_leader;
 use model::topology::stage::Stage;
@@ -131,8 +139,17 @@ pub fn scenarios() -> Vec<ScenarioDef> {
             &["f2: pending replica held at write_both_read_new", "f2: write at use_new acknowledged by the stale pending replica", "migration completed"],
             config_one_holder, |s, c| run(s, c, story_finding_f2).boxed_local()),
         def("view.swarm", Randomised,
-            "balancer on, random moves, base writes, two views created during chaos, swarm faults (leader kills, killed and stalled worker RPCs, crashes, partitions) and buggified build pause / failure points",
-            &[NO_ABORT_ON_MIGRATION, RETRY_STARTS_NEW_BATCH, TWO_BATCHES_PER_SHARD, VIEW_UPDATES_LOST],
+            "balancer on, random moves, base writes, two views created during chaos, swarm faults (leader kills, killed and stalled worker RPCs, crashes, partitions), buggified build pause / failure points, and state-triggered episodes: a rollback window as a building tablet migrates, a held cleanup while its rows are staging, and in some seeds a group0 failover while the old term's work RPC is stalled",
+            &[
+                NO_ABORT_ON_MIGRATION,
+                RETRY_STARTS_NEW_BATCH,
+                TWO_BATCHES_PER_SHARD,
+                VIEW_UPDATES_LOST,
+                RPC_IGNORES_TERM,
+                NO_ROLLBACK_ON_REVERT,
+                STAGING_PROCESSED_EARLY,
+                SUCCESS_BEFORE_STAGING_DONE,
+            ],
             &[],
             config_swarm, |s, c| run(s, c, story_swarm).boxed_local()),
     ]
@@ -235,16 +252,50 @@ fn config_swarm(cfg: &mut RunConfig) {
                 one_shot: None,
             },
         ],
-        // Kill the coordinator's connection to a worker just after it sent work there: the
-        // RPC fails, and its retry attaches to the running batch or is answered from
-        // `completed_tasks`.
-        triggered: vec![TriggeredFault {
+        triggered: swarm_triggered(),
+        ..FaultModel::default()
+    };
+    // The failover episode pauses the group0 leader, which takes a node down for the whole run
+    // as far as the generator knows: in a share of seeds (drawn from their own stream, so the
+    // other seeds draw exactly as before) the timed faults leave the node-down kinds to it.
+    let mut flavour = sim::rng::standalone(cfg.seed, "view/flavour");
+    if flavour.gen_bool(FAILOVER_SHARE) {
+        cfg.fault_model.kinds.retain(|k| {
+            !matches!(
+                k,
+                FaultKind::Crash | FaultKind::KillLeader | FaultKind::Pause | FaultKind::Partition
+            )
+        });
+        cfg.fault_model.triggered.extend(failover_triggered());
+    }
+}
+
+/// Share of `view.swarm` seeds whose faults are built around a group0 failover mid-RPC.
+const FAILOVER_SHARE: f64 = 0.35;
+
+/// The swarm's state-triggered faults of every seed, each set off by one protocol event:
+/// - the coordinator's connection to a worker killed just after it sent work there: the RPC
+///   fails, and its retry attaches to the running batch or is answered from `completed_tasks`;
+/// - a rollback window as a migration starts (`stream_tablet_move_to_cleanup` on the node that
+///   applied `write_both_read_old` first — the coordinator, as a rule — just as its view
+///   building task is aborted): streaming fails for a rollback reason, the migration reverts
+///   and the aborted task must be recreated on the old replica;
+/// - the cleanup of a migrated tablet held (`tablet_cleanup` from the coordinator to the
+///   leaving replica stalled as `cleanup` is committed): the tablet stays in transition with
+///   its streamed rows staging on the new replica while other tablets finish building, so the
+///   staging task must wait for the transition's end and the view must wait for the staging
+///   task.
+fn swarm_triggered() -> Vec<TriggeredFault> {
+    let bind = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    vec![
+        TriggeredFault {
             trigger: EventTrigger {
-                bind: [
-                    ("from".to_string(), "@node".to_string()),
-                    ("to".to_string(), "replica.node".to_string()),
-                ]
-                .into(),
+                bind: bind(&[("from", "@node"), ("to", "replica.node")]),
                 ..EventTrigger::on("vb_work_sent", 6)
             },
             fault: Fault::KillConnection {
@@ -255,9 +306,109 @@ fn config_swarm(cfg: &mut RunConfig) {
             max_delay_ms: 300,
             duration_ms: None,
             follows_previous: false,
-        }],
-        ..FaultModel::default()
+        },
+        TriggeredFault::new(
+            EventTrigger {
+                bind: bind(&[("node", "@node")]),
+                ..EventTrigger::on("vb_task_aborted", 3)
+            },
+            Fault::Injection {
+                node: NodeId(1),
+                name: STREAM_TABLET_MOVE_TO_CLEANUP.into(),
+                one_shot: false,
+            },
+            0.5,
+            0,
+        )
+        .lasting(1_500, 3_000),
+        TriggeredFault::new(
+            EventTrigger {
+                fields: [("stage".to_string(), serde_json::json!("cleanup"))].into(),
+                bind: bind(&[
+                    ("from", "@node"),
+                    ("to", "(replicas - new_replicas).0.node"),
+                ]),
+                ..EventTrigger::on("stage_committed", 4)
+            },
+            Fault::Stall {
+                from: NodeId(1),
+                to: NodeId(2),
+                verb: "tablet_cleanup".into(),
+            },
+            0.6,
+            0,
+        )
+        .lasting(1_500, 4_000),
+    ]
+}
+
+/// The failover episode (SPEC §6.6, V7), set off by one `vb_work_sent`: the worker's
+/// `build_range` batches are held; the coordinator's connection to it is killed, so the RPC
+/// fails and is retried a second later, into a stall of `work_on_view_building_tasks` on that
+/// link; as soon as a work RPC is stalled its sender (the group0 leader) pauses. A new leader's
+/// coordinator attaches to (or starts) the held batch; when the stall ends the old term's
+/// retry reaches the worker, whose read barrier shows the new term: it must be refused.
+fn failover_triggered() -> Vec<TriggeredFault> {
+    let on = |kind: &str, nth: u32, fields: &[(&str, &str)], pairs: &[(&str, &str)]| EventTrigger {
+        fields: fields
+            .iter()
+            .map(|(k, v)| (k.to_string(), serde_json::json!(v)))
+            .collect(),
+        bind: pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        ..EventTrigger::on(kind, nth)
     };
+    let link = [("from", "@node"), ("to", "replica.node")];
+    let sent = |pairs: &[(&str, &str)]| on("vb_work_sent", 6, &[], pairs);
+    vec![
+        TriggeredFault::new(
+            sent(&[("node", "replica.node")]),
+            Fault::Injection {
+                node: NodeId(1),
+                name: PAUSE_BUILD_RANGE.into(),
+                one_shot: false,
+            },
+            1.0,
+            0,
+        )
+        .lasting(5_000, 8_000),
+        TriggeredFault::new(
+            sent(&link),
+            Fault::KillConnection {
+                from: NodeId(1),
+                to: NodeId(2),
+            },
+            1.0,
+            300,
+        )
+        .following(),
+        TriggeredFault::new(
+            sent(&link),
+            Fault::Stall {
+                from: NodeId(1),
+                to: NodeId(2),
+                verb: WorkOnViewBuildingTasks::NAME.into(),
+            },
+            1.0,
+            800,
+        )
+        .lasting(3_500, 6_000)
+        .following(),
+        TriggeredFault::new(
+            on(
+                "rpc_stalled",
+                1,
+                &[("verb", WorkOnViewBuildingTasks::NAME)],
+                &[("node", "@node")],
+            ),
+            Fault::Pause { node: NodeId(1) },
+            1.0,
+            200,
+        )
+        .lasting(2_500, 4_000),
+    ]
 }
 
 use sim::Verb as _;
