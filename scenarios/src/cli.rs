@@ -1027,6 +1027,19 @@ fn mutants(
         println!("{}", serde_json::to_string_pretty(&results).expect("json"));
     } else {
         for r in &results {
+            if !r.seeds_failing_unmutated.is_empty() {
+                let seeds: Vec<String> = r
+                    .seeds_failing_unmutated
+                    .iter()
+                    .map(u64::to_string)
+                    .collect();
+                println!(
+                    "{:32} {:48} not counted: seed(s) {} fail without the mutant too",
+                    r.mutant,
+                    r.scenario,
+                    seeds.join(", ")
+                );
+            }
             match r.caught_at_seed {
                 Some(s) => println!(
                     "{:32} {:48} caught at seed {s} ({} seeds): {} {}",

@@ -605,9 +605,14 @@ pub struct MutantResult {
     pub verdict: Option<Verdict>,
     /// Its first violation.
     pub message: Option<String>,
+    /// Seeds that failed under the mutant but also fail without it (a known finding, say):
+    /// they prove nothing about the mutant, so the hunt went on past them.
+    pub seeds_failing_unmutated: Vec<u64>,
 }
 
-/// For every (scenario, mutant) it declares, the first seed in `0..max_seeds` that fails.
+/// For every (scenario, mutant) it declares, the first seed in `0..max_seeds` that fails under
+/// the mutant and passes without it. A seed that fails both ways (an unmutated failure, such as
+/// a known finding the swarm reaches) is not a catch: it is listed and the hunt goes on.
 pub fn hunt_mutants(defs: &[ScenarioDef], max_seeds: u64, jobs: usize) -> Vec<MutantResult> {
     let pairs: Vec<(usize, &'static str)> = defs
         .iter()
@@ -621,18 +626,26 @@ pub fn hunt_mutants(defs: &[ScenarioDef], max_seeds: u64, jobs: usize) -> Vec<Mu
         |&(i, mutant)| {
             let def = &defs[i];
             let mutants = vec![mutant.to_string()];
+            let mut failing_unmutated = Vec::new();
             for seed in 0..max_seeds {
                 let fin = run_one(def, seed, &mutants, &[]).expect("catalog configs resolve");
-                if fin.report.verdict != Verdict::Pass {
-                    return MutantResult {
-                        mutant: mutant.to_string(),
-                        scenario: def.id.to_string(),
-                        caught_at_seed: Some(seed),
-                        seeds_run: seed + 1,
-                        verdict: Some(fin.report.verdict),
-                        message: Some(failure_message(&fin.report)),
-                    };
+                if fin.report.verdict == Verdict::Pass {
+                    continue;
                 }
+                let unmutated = run_one(def, seed, &[], &[]).expect("catalog configs resolve");
+                if unmutated.report.verdict != Verdict::Pass {
+                    failing_unmutated.push(seed);
+                    continue;
+                }
+                return MutantResult {
+                    mutant: mutant.to_string(),
+                    scenario: def.id.to_string(),
+                    caught_at_seed: Some(seed),
+                    seeds_run: seed + 1,
+                    verdict: Some(fin.report.verdict),
+                    message: Some(failure_message(&fin.report)),
+                    seeds_failing_unmutated: failing_unmutated,
+                };
             }
             MutantResult {
                 mutant: mutant.to_string(),
@@ -641,6 +654,7 @@ pub fn hunt_mutants(defs: &[ScenarioDef], max_seeds: u64, jobs: usize) -> Vec<Mu
                 seeds_run: max_seeds,
                 verdict: None,
                 message: None,
+                seeds_failing_unmutated: failing_unmutated,
             }
         },
         |i, r| results[i] = Some(r),

@@ -240,3 +240,30 @@ fn cli_shards_merge_into_the_unsharded_summary() {
     assert_eq!(bad.status.code(), Some(2));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A mutant is caught only by a seed that fails under it and passes without it: a seed that
+/// fails unmutated (here every seed of finding F1's scripted story) proves nothing about the
+/// mutant, so the hunt lists it and goes on. (The mutant switches off the partition mechanism
+/// of the harness, which this story never uses: its runs fail exactly as unmutated ones.)
+#[test]
+fn a_seed_failing_without_the_mutant_is_not_a_catch() {
+    let f1 = find("batchlog.finding_f1_inflight_store_shadowed").expect("scenario");
+    let def = scenarios::scenario::ScenarioDef {
+        mutants: &["harness-partition-leaks"],
+        ..f1
+    };
+    let results = explore::hunt_mutants(&[def], 2, 1);
+    assert_eq!(results.len(), 1);
+    let r = &results[0];
+    assert_eq!(r.caught_at_seed, None, "{r:?}");
+    assert_eq!(r.seeds_failing_unmutated, vec![0, 1], "{r:?}");
+    // And a real catch records no such seed.
+    let swarm = find("topology.swarm").expect("scenario");
+    let def = scenarios::scenario::ScenarioDef {
+        mutants: &["no-fencing"],
+        ..swarm
+    };
+    let r = &explore::hunt_mutants(&[def], 50, 1)[0];
+    assert!(r.caught_at_seed.is_some(), "{r:?}");
+    assert!(r.seeds_failing_unmutated.is_empty(), "{r:?}");
+}
