@@ -123,7 +123,10 @@ pub fn process_cpu_ns() -> Option<u64> {
     };
     // SAFETY: `clock_gettime` writes one `timespec` through a valid pointer.
     let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
-    (rc == 0).then(|| ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
+    if rc != 0 {
+        return None;
+    }
+    Some(ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
 }
 
 /// Wall and process CPU time of `f`, in nanoseconds (CPU falls back to wall without the clock).
