@@ -23,3 +23,40 @@ fn normalised_reports_match_snapshots() {
         });
     }
 }
+
+/// The committed bundles of the registered findings (`findings/F*.json`, named in FINDINGS.md
+/// and the README) replay to their verdict *and* history digest on this binary, so
+/// `clustersim replay findings/F1.json` keeps saying "digest matches". `make snapshots`
+/// (`INSTA_UPDATE=always`) re-takes them from a fresh run of their scenario and seed, as it
+/// re-records the snapshots; review the diff like a snapshot diff.
+#[test]
+fn finding_bundles_replay_with_their_digest() {
+    use scenarios::bundle::Bundle;
+    use scenarios::runner::find;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../findings");
+    let retake = std::env::var("INSTA_UPDATE").as_deref() == Ok("always");
+    for f in ["F1", "F2", "F3"] {
+        let path = dir.join(format!("{f}.json"));
+        let old = Bundle::load(&path).expect("bundle loads");
+        let def = find(&old.scenario).expect("scenario exists");
+        if retake {
+            let cfg = resolve(&def, old.seed, &old.mutants, &[]).expect("config resolves");
+            let (report, _) = run(&def, &cfg);
+            assert_ne!(
+                report.verdict,
+                scenarios::Verdict::Pass,
+                "{f} no longer fails"
+            );
+            let json = serde_json::to_string_pretty(&Bundle::from_report(&cfg, &report))
+                .expect("bundle serialises");
+            std::fs::write(&path, json + "\n").expect("bundle written");
+            continue;
+        }
+        let (report, _) = run(&def, &old.config);
+        assert_eq!(report.verdict, old.verdict, "{f}: verdict");
+        assert_eq!(
+            report.digest, old.digest,
+            "{f}: history digest moved; re-take the bundles with `make snapshots`"
+        );
+    }
+}
