@@ -71,17 +71,17 @@ const TOPOLOGY_SWARM: &[Sometimes] = &[
 const BATCHLOG_SWARM: &[Sometimes] = &[
     s("batch apply failed, entry left for replay", 0.05), // [11.5%]
     s("batch of several mutations replayed", 0.80),       // [100%]
-    s("entry moved to failed_replay", 0.80),              // [85.5%]
+    s("entry moved to failed_replay", 0.80),              // [84.5%]
     s("late batchlog store dropped", 0.10),               // [19.5%]
     // The repairs of table 1: a flush that found a batchlog not all replayed keeps the repair
     // time; one that moved it lets GC purge tombstones; row repair sends replicas what they
     // missed.
-    s("repair synced rows", 0.25),                            // [47.5%]
+    s("repair synced rows", 0.25),                            // [45%]
     s("repair time kept: a batchlog not all replayed", 0.60), // [88.5%]
-    s("repair time updated", 0.12),                           // [26.5%]
-    s("replay skipped dropped table mutations", 0.30),        // [44.5%]
-    s("replay stalled", 0.35),                                // [49%]
-    s("tombstone purged by repair-mode gc", 0.05),            // [12%]
+    s("repair time updated", 0.12),                           // [29.5%]
+    s("replay skipped dropped table mutations", 0.30),        // [43%]
+    s("replay stalled", 0.35),                                // [47%]
+    s("tombstone purged by repair-mode gc", 0.05),            // [13.5%]
 ];
 
 const CLUSTER_BATCHES_DURING_MIGRATION: &[Sometimes] = &[
