@@ -10,9 +10,10 @@
 //!   is the mutant's, not the finding's),
 //! - at least one violation matches the finding's *signature* (checker + message pattern), and
 //! - every violation matches the signature or one of the finding's *consequences*, and
-//! - if the finding names a fault it needs (`needs_fault`), the run's fault timeline has one
-//!   (F3 is a hazard of clocks that disagree: without a clock skew the same message would be a
-//!   model bug, and stays unknown).
+//! - if the finding names faults it needs (`needs_fault`), the run's fault timeline has one of
+//!   them (F3 is a hazard of clocks that disagree, F4 of a write held in flight: without a
+//!   clock skew, or without a fault that holds a message, the same message would be a model
+//!   bug, and stays unknown).
 //!
 //! Anything else stays an unknown failure. Patterns are globs over the violation message: `*`
 //! matches any run of characters, everything else matches itself.
@@ -59,8 +60,8 @@ pub struct Finding {
     pub signature: &'static [Pattern],
     /// Other violations the finding explains (its consequences).
     pub consequences: &'static [Pattern],
-    /// A glob one entry of the run's fault timeline must match (`None`: no fault needed).
-    pub needs_fault: Option<&'static str>,
+    /// Globs one entry of the run's fault timeline must match one of (empty: no fault needed).
+    pub needs_fault: &'static [&'static str],
 }
 
 /// What F1 and F3 explain besides their signature: the same store shadowed elsewhere, and what
@@ -107,7 +108,7 @@ pub const ALL: &[Finding] = &[Finding {
         },
     ],
     consequences: SHADOWED_STORE_CONSEQUENCES,
-    needs_fault: None,
+    needs_fault: &[],
 },
 Finding {
     id: "F2",
@@ -122,7 +123,7 @@ Finding {
         message: "*every such row had a view update dropped by a base replica that found no pair in its erm",
     }],
     consequences: &[],
-    needs_fault: None,
+    needs_fault: &[],
 },
 Finding {
     id: "F3",
@@ -143,7 +144,29 @@ Finding {
         },
     ],
     consequences: SHADOWED_STORE_CONSEQUENCES,
-    needs_fault: Some("* clock skew *"),
+    needs_fault: &["* clock skew *"],
+},
+Finding {
+    id: "F4",
+    title: "a repair's batchlog flush replays a batch older than a delete at EACH_QUORUM and answers all replayed while its write to a replica outside the quorum is still in flight; the repair records its repair time and repair-mode GC purges the delete's tombstone; the late write then lands on that replica, shadowed by nothing, and the deleted row is back on a QUORUM",
+    upstream: "db/batchlog_manager.cc, replay_all_failed_batches: replayed mutations go through storage_proxy::send_batchlog_replay_to_all_replicas at EACH_QUORUM (since d9c3772e20, ALL before), so success says nothing of the replicas outside the quorum; repair/row_level.cc, repair_flush_hints_batchlog_handler: the flush answers once the replay reports all replayed, with a flush time taken before the replay; repair-mode tombstone GC then purges tombstones older than repair_time - propagation_delay, and nothing waits for replay writes still in flight (propagation_delay bounds a write's age by its timestamp, and a replayed write is older than its send)",
+    scenario: "batchlog.finding_f4_flush_straggler_resurrects",
+    bundle: "findings/F4.json",
+    fix: &[("batchlog.replay_cl", "all")],
+    scenarios: &["batchlog.*", "cluster.*"],
+    signature: &[Pattern {
+        checker: "batchlog_no_resurrection",
+        message: "deleted row * is back*",
+    }],
+    consequences: &[],
+    // Something must hold the replay's write in flight past the repair: a message delay or
+    // stall (a disk stall too), a paused replica, or a slow disk under the write.
+    needs_fault: &[
+        "* delay *",
+        "* stall *",
+        "* pause *",
+        "* disk latency *",
+    ],
 }];
 
 /// The finding with this id.
@@ -199,8 +222,10 @@ pub fn classify(cfg: &RunConfig, report: &RunReport) -> Option<&'static Finding>
                     .chain(f.consequences)
                     .any(|p| p.matches(v))
             })
-            && f.needs_fault
-                .is_none_or(|g| report.fault_timeline.iter().any(|t| glob(g, t)))
+            && (f.needs_fault.is_empty()
+                || f.needs_fault
+                    .iter()
+                    .any(|g| report.fault_timeline.iter().any(|t| glob(g, t))))
     })
 }
 

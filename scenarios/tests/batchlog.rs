@@ -547,6 +547,78 @@ fn finding_f3_bundle_reproduces() {
     );
 }
 
+/// Finding F4's scripted scenario (a repair flush's replay acknowledged at EACH_QUORUM while
+/// its writes to the third replica are stalled) brings a deleted row back on every seed, is
+/// classified as F4, and passes when replays wait for every replica (`batchlog.replay_cl=all`).
+#[test]
+fn finding_f4_resurrects_under_each_quorum_and_not_under_all() {
+    let id = "batchlog.finding_f4_flush_straggler_resurrects";
+    let def = find(id).expect("scenario");
+    for seed in 0..3 {
+        let r = run_seed(id, seed, &[], &[]);
+        assert_eq!(
+            r.verdict,
+            Verdict::Safety,
+            "seed {seed}: {:?}",
+            r.violations
+        );
+        assert!(
+            r.violations
+                .iter()
+                .all(|v| v.checker == "batchlog_no_resurrection"
+                    && v.message.starts_with("deleted row t1:5 is back")),
+            "seed {seed}: {:?}",
+            r.violations
+        );
+        let cfg = resolve(&def, seed, &[], &[]).expect("resolve");
+        let f = scenarios::findings::classify(&cfg, &r).expect("matches a finding");
+        assert_eq!((f.id, f.scenario), ("F4", id), "seed {seed}");
+        let fixed = run_seed(id, seed, &[], &[("batchlog.replay_cl", "all")]);
+        assert_eq!(
+            fixed.verdict,
+            Verdict::Pass,
+            "seed {seed} under replay_cl=all: {:?} {:?}",
+            fixed.violations,
+            fixed.missing_marks
+        );
+    }
+}
+
+/// F4 needs a write held in flight: the same resurrection in a run whose fault timeline holds
+/// no delay, stall, pause or slow disk stays unknown (it would be a model bug).
+#[test]
+fn finding_f4_needs_a_held_write() {
+    let id = "batchlog.finding_f4_flush_straggler_resurrects";
+    let def = find(id).expect("scenario");
+    let mut r = run_seed(id, 0, &[], &[]);
+    let cfg = resolve(&def, 0, &[], &[]).expect("resolve");
+    assert_eq!(
+        scenarios::findings::classify(&cfg, &r).map(|f| f.id),
+        Some("F4")
+    );
+    assert!(r
+        .fault_timeline
+        .iter()
+        .any(|t| t.contains("stall mutation")));
+    r.fault_timeline.retain(|t| !t.contains("stall"));
+    assert!(scenarios::findings::classify(&cfg, &r).is_none());
+}
+
+/// The committed repro bundle of F4 still reproduces its verdict and is classified as F4.
+#[test]
+fn finding_f4_bundle_reproduces() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../findings/F4.json");
+    let b = scenarios::bundle::Bundle::load(&path).expect("bundle");
+    let def = find(&b.scenario).expect("scenario");
+    let (r, _) = run(&def, &b.config);
+    assert_eq!(r.verdict, b.verdict);
+    assert_eq!(b.verdict, Verdict::Safety);
+    assert_eq!(
+        scenarios::findings::classify(&b.config, &r).map(|f| f.id),
+        Some("F4")
+    );
+}
+
 /// `explore` reports F1's runs as a known finding, not as failures, and still writes bundles.
 #[test]
 fn explore_reports_known_findings_apart() {

@@ -35,7 +35,7 @@ fn finding_bundles_replay_with_their_digest() {
     use scenarios::runner::find;
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../findings");
     let retake = std::env::var("INSTA_UPDATE").as_deref() == Ok("always");
-    for f in ["F1", "F2", "F3"] {
+    for f in scenarios::findings::ALL.iter().map(|f| f.id) {
         let path = dir.join(format!("{f}.json"));
         let old = Bundle::load(&path).expect("bundle loads");
         let def = find(&old.scenario).expect("scenario exists");

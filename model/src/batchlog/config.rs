@@ -55,6 +55,23 @@ pub struct BatchlogConfig {
     /// more than `replay_timeout − write_request_timeout` is shadowed in flight); the candidate
     /// fix of F3 sets it to at least twice the clock-skew bound.
     pub cleanup_clock_margin_ms: u64,
+    /// The consistency a replayed mutation waits for: `each_quorum` as upstream since
+    /// `d9c3772e20` (finding F4: a repair flush's replay answers "all replayed" while its write
+    /// to a replica outside the quorum is still in flight, and lands after repair-mode GC purged
+    /// the delete it is older than) or `all` (as before it: the candidate fix of F4).
+    pub replay_cl: ReplayCl,
+}
+
+/// Config `batchlog.replay_cl`: what a replayed mutation waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplayCl {
+    /// A quorum of the tablet's replicas plus one per pending replica (upstream's EACH_QUORUM
+    /// in one datacenter).
+    #[default]
+    EachQuorum,
+    /// Every replica the write is sent to (upstream before `d9c3772e20`; F4's candidate fix).
+    All,
 }
 
 /// Config `batchlog.cleanup_end`: where the cleanup range tombstone of a shard ends.
@@ -90,6 +107,7 @@ impl Default for BatchlogConfig {
             enable_v2_at_ms: 0,
             cleanup_end: CleanupEnd::Upstream,
             cleanup_clock_margin_ms: 0,
+            replay_cl: ReplayCl::EachQuorum,
         }
     }
 }

@@ -334,8 +334,8 @@ fn record_effect(sim: &sim::Sim, node: sim::NodeId, p: &PassParams, e: Effect) {
     }
 }
 
-/// Sends a batch's mutations at EACH_QUORUM, skipping those of dropped tables. `Ok(skipped)` on
-/// success.
+/// Sends a batch's mutations at EACH_QUORUM (at ALL with `batchlog.replay_cl = all`), skipping
+/// those of dropped tables. `Ok(skipped)` on success.
 async fn send_batch(
     h: &NodeHandle,
     data: &Payload,
@@ -366,7 +366,7 @@ async fn send_batch(
     let timeout = Duration::from_millis(h.bl.replay_write_timeout_ms);
     let results = futures::future::join_all(
         live.iter()
-            .map(|m| write_to_replicas(h, data.id, *m, timeout, true, stale)),
+            .map(|m| write_to_replicas(h, data.id, *m, timeout, Some(h.bl.replay_cl), stale)),
     )
     .await;
     let errors: Vec<String> = results.into_iter().filter_map(|r| r.err()).collect();

@@ -40,7 +40,7 @@ pub mod types;
 pub mod write_path;
 
 pub use api::BatchlogCluster;
-pub use config::BatchlogConfig;
+pub use config::{BatchlogConfig, ReplayCl};
 pub use events::{BatchlogEvent, Outcome};
 pub use types::{BatchId, Layout, Stage};
 

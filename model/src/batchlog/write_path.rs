@@ -16,6 +16,7 @@
 //! Simplification: the failure detector behind "live nodes" (endpoint choice, the availability
 //! check) is the harness's `is_up` oracle standing in for gossip; one datacenter, one rack.
 
+use super::config::ReplayCl;
 use super::events::{BatchlogEvent, Outcome};
 use super::replay;
 use super::service::{BatchlogMutateVerb, BatchlogReq};
@@ -51,22 +52,29 @@ pub fn quorum(rf: usize) -> usize {
 
 /// Sends `m` of `batch` to the tablet replicas of `stale` if given (the stale-map mutant),
 /// else of the coordinator's current erm, and waits for a quorum plus one acknowledgement per
-/// pending replica (or for all answers, or the timeout). The erm guard is held until every
+/// pending replica (a replay, `replay = Some(cl)`, with `cl = All`: for every target), or for
+/// all answers, or the timeout. The erm guard is held until every
 /// replica answered, as upstream's write response handler holds its erm.
 pub(crate) async fn write_to_replicas(
     h: &NodeHandle,
     batch: BatchId,
     m: WriteMutation,
     timeout: Duration,
-    replay: bool,
+    replay: Option<ReplayCl>,
     stale: Option<&TopologyState>,
 ) -> Result<(), String> {
+    let all = replay == Some(ReplayCl::All);
+    let replay = replay.is_some();
     let erm = h.erm.acquire();
     let (tablet, targets, rf) = match stale {
         Some(s) => route(s, &m),
         None => h.g0.with_state(|s| route(s, &m)),
     };
-    let needed = quorum(rf) + targets.len().saturating_sub(rf);
+    let needed = if all {
+        targets.len()
+    } else {
+        quorum(rf) + targets.len().saturating_sub(rf)
+    };
     if replay && targets.len() > rf {
         h.sim.mark("replayed mutation routed to a pending replica");
     }
@@ -308,7 +316,7 @@ async fn run(h: &Rc<NodeHandle>, id: BatchId, mutations: Vec<WriteMutation>) -> 
     let results = futures::future::join_all(
         mutations
             .iter()
-            .map(|m| write_to_replicas(h, id, *m, timeout, false, None)),
+            .map(|m| write_to_replicas(h, id, *m, timeout, None, None)),
     )
     .await;
     let errors: Vec<String> = results.into_iter().filter_map(|r| r.err()).collect();

@@ -173,6 +173,25 @@ pub fn scenarios() -> Vec<ScenarioDef> {
             checkers: chk::ALL,
         },
         ScenarioDef {
+            id: "batchlog.finding_f4_flush_straggler_resurrects",
+            tier: Tier::Scripted,
+            description: "finding F4's worst outcome: a batch older than a delete waits in the batchlog; a repair of the repair-mode table flushes it, and the flush's replay is acknowledged at EACH_QUORUM while its writes to the third replica are stalled; the repair records its repair time and purges the delete's tombstone; then the stalled writes land and the deleted row is back on a QUORUM (passes with --set batchlog.replay_cl=all)",
+            mutants: &[],
+            marks: &["storage_proxy_fail_send_batch", "batchlog entry replayed", "repair time updated", "tombstone purged by repair-mode gc", "stalled request released"],
+            config: |cfg| {
+                base(cfg, 3, 4_000);
+                // Manual replays only (the repair's flush); table 1 in repair mode with a short
+                // propagation delay.
+                let mut bl: BatchlogConfig = cfg.section("batchlog");
+                bl.ring_delay_ms = 3_600_000;
+                bl.repair_mode_tables = vec![1];
+                bl.propagation_delay_ms = 700;
+                cfg.set_section("batchlog", &bl);
+            },
+            run: |sim, cfg| run_story(sim, cfg, BatchLoad::NONE, story_f4).boxed_local(),
+            checkers: chk::ALL,
+        },
+        ScenarioDef {
             id: "batchlog.swarm",
             tier: Tier::Randomised,
             description: "a logged-batch workload under random crashes, killed connections, partitions, delays and pauses, random batchlog injections and a table drop (and clock skew with --set fault_model.clock_skew_ms=N); clients delete a row of a batch answered unknown, table 1 (repair-mode tombstone GC) is repaired now and then, and some seeds are long compacting runs with a trickle of failed batches",
@@ -743,6 +762,60 @@ fn story_repair_after_failed_flush(sim: Sim, c: Cluster) -> LocalBoxFuture<'stat
         }
         sleep(Duration::from_millis(2_500)).await;
         // 6.
+        c.repair(n3, t1).await;
+    }
+    .boxed_local()
+}
+
+/// Finding F4, step by step (3 nodes, every node a replica of every tablet; table 1 in
+/// `repair` mode, propagation delay 700 ms; no loop replays):
+/// 1. batch B (row 1:5 = 20) fails after its batchlog write on n1: its entry waits on n1's
+///    endpoints n2 and n3;
+/// 2. row 1:5 is deleted (a tombstone newer than B's write, on every replica);
+/// 3. after the propagation delay, the mutation verb from n2 and n3 to n1 is stalled, and a
+///    repair of table 1 starts on n3; the stall is released 400 ms later, whatever the repair
+///    is doing then;
+/// 4. the repair's flush replays B on n2 and n3: the writes to n2 and n3 are acknowledged, a
+///    quorum, so the replay (EACH_QUORUM) succeeds and the flush answers "all replayed" while
+///    the writes to n1 are held; the repair time moves to the flush time and GC purges the
+///    tombstone everywhere;
+/// 5. the stall ends: B's writes land on n1, older than the purged tombstone and shadowed by
+///    nothing, and a QUORUM read can return 20 again.
+///
+/// With `batchlog.replay_cl = all` the replay waits for n1's acknowledgement, so the flush
+/// answers after the writes landed under the tombstone, and the purge takes them with it.
+fn story_f4(sim: Sim, c: Cluster) -> LocalBoxFuture<'static, ()> {
+    async move {
+        let (n1, n2, n3) = (NodeId(1), NodeId(2), NodeId(3));
+        let inj = Injections::of(&sim);
+        let t1 = TableId(1);
+        sleep(Duration::from_millis(100)).await;
+        // 1.
+        inj.enable(
+            &sim,
+            n1,
+            "storage_proxy_fail_send_batch",
+            true,
+            BTreeMap::new(),
+        );
+        c.execute(n1, vec![(t1, 5, 20)]).await;
+        sleep(Duration::from_millis(50)).await;
+        // 2.
+        c.delete(n2, t1, 5).await;
+        sleep(Duration::from_millis(c.cfg().propagation_delay_ms + 500)).await;
+        // 3.
+        let net = sim.net();
+        for from in [n2, n3] {
+            net.stall(from, n1, "mutation");
+        }
+        let net2 = net.clone();
+        sim::spawn(async move {
+            sleep(Duration::from_millis(400)).await;
+            for from in [n2, n3] {
+                net2.release(from, n1, "mutation");
+            }
+        });
+        // 4. and 5.
         c.repair(n3, t1).await;
     }
     .boxed_local()
