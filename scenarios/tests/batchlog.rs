@@ -517,33 +517,27 @@ fn finding_f3_loses_a_batch_under_skew_and_not_under_the_margin() {
     }
 }
 
-/// F3 needs a clock skew: the same violations in a run without one stay unknown.
-#[test]
-fn finding_f3_needs_a_clock_skew() {
-    let id = "batchlog.finding_f3_skewed_store_shadowed";
+/// Seed 0 of finding `finding`'s scenario `id` is classified as it, and no longer once its
+/// fault timeline loses the entries containing `fault`: the finding needs that fault.
+fn assert_needs_fault(id: &str, finding: &str, fault: &str) {
     let def = find(id).expect("scenario");
     let mut r = run_seed(id, 0, &[], &[]);
     let cfg = resolve(&def, 0, &[], &[]).expect("resolve");
-    assert_eq!(
-        scenarios::findings::classify(&cfg, &r).map(|f| f.id),
-        Some("F3")
-    );
-    r.fault_timeline.retain(|t| !t.contains("clock skew"));
-    assert!(scenarios::findings::classify(&cfg, &r).is_none());
+    let classified =
+        |r: &scenarios::RunReport| scenarios::findings::classify(&cfg, r).map(|f| f.id);
+    assert_eq!(classified(&r), Some(finding));
+    assert!(r.fault_timeline.iter().any(|t| t.contains(fault)));
+    r.fault_timeline.retain(|t| !t.contains(fault));
+    assert_eq!(classified(&r), None);
 }
 
-/// The committed repro bundle of F3 still reproduces its verdict.
+/// F3 needs a clock skew: the same violations in a run without one stay unknown.
 #[test]
-fn finding_f3_bundle_reproduces() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../findings/F3.json");
-    let b = scenarios::bundle::Bundle::load(&path).expect("bundle");
-    let def = find(&b.scenario).expect("scenario");
-    let (r, _) = run(&def, &b.config);
-    assert_eq!(r.verdict, b.verdict);
-    assert_eq!(b.verdict, Verdict::Safety);
-    assert_eq!(
-        scenarios::findings::classify(&b.config, &r).map(|f| f.id),
-        Some("F3")
+fn finding_f3_needs_a_clock_skew() {
+    assert_needs_fault(
+        "batchlog.finding_f3_skewed_store_shadowed",
+        "F3",
+        "clock skew",
     );
 }
 
@@ -556,17 +550,12 @@ fn finding_f4_resurrects_under_each_quorum_and_not_under_all() {
     let def = find(id).expect("scenario");
     for seed in 0..3 {
         let r = run_seed(id, seed, &[], &[]);
-        assert_eq!(
-            r.verdict,
-            Verdict::Safety,
-            "seed {seed}: {:?}",
-            r.violations
-        );
         assert!(
-            r.violations
-                .iter()
-                .all(|v| v.checker == "batchlog_no_resurrection"
-                    && v.message.starts_with("deleted row t1:5 is back")),
+            r.verdict == Verdict::Safety
+                && r.violations
+                    .iter()
+                    .all(|v| v.checker == "batchlog_no_resurrection"
+                        && v.message.starts_with("deleted row t1:5 is back")),
             "seed {seed}: {:?}",
             r.violations
         );
@@ -588,34 +577,10 @@ fn finding_f4_resurrects_under_each_quorum_and_not_under_all() {
 /// no delay, stall, pause or slow disk stays unknown (it would be a model bug).
 #[test]
 fn finding_f4_needs_a_held_write() {
-    let id = "batchlog.finding_f4_flush_straggler_resurrects";
-    let def = find(id).expect("scenario");
-    let mut r = run_seed(id, 0, &[], &[]);
-    let cfg = resolve(&def, 0, &[], &[]).expect("resolve");
-    assert_eq!(
-        scenarios::findings::classify(&cfg, &r).map(|f| f.id),
-        Some("F4")
-    );
-    assert!(r
-        .fault_timeline
-        .iter()
-        .any(|t| t.contains("stall mutation")));
-    r.fault_timeline.retain(|t| !t.contains("stall"));
-    assert!(scenarios::findings::classify(&cfg, &r).is_none());
-}
-
-/// The committed repro bundle of F4 still reproduces its verdict and is classified as F4.
-#[test]
-fn finding_f4_bundle_reproduces() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../findings/F4.json");
-    let b = scenarios::bundle::Bundle::load(&path).expect("bundle");
-    let def = find(&b.scenario).expect("scenario");
-    let (r, _) = run(&def, &b.config);
-    assert_eq!(r.verdict, b.verdict);
-    assert_eq!(b.verdict, Verdict::Safety);
-    assert_eq!(
-        scenarios::findings::classify(&b.config, &r).map(|f| f.id),
-        Some("F4")
+    assert_needs_fault(
+        "batchlog.finding_f4_flush_straggler_resurrects",
+        "F4",
+        "stall",
     );
 }
 
@@ -636,17 +601,6 @@ fn explore_reports_known_findings_apart() {
     let json = serde_json::to_value(&s).expect("json");
     assert_eq!(json["known_findings"]["F1"]["runs"], 2);
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-/// The committed repro bundle of F1 still reproduces its verdict.
-#[test]
-fn finding_f1_bundle_reproduces() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../findings/F1.json");
-    let b = scenarios::bundle::Bundle::load(&path).expect("bundle");
-    let def = find(&b.scenario).expect("scenario");
-    let (r, _) = run(&def, &b.config);
-    assert_eq!(r.verdict, b.verdict);
-    assert_eq!(b.verdict, Verdict::Safety);
 }
 
 /// The atomicity checker bites: a replay that sends only a batch's first member mutation (and

@@ -25,7 +25,8 @@ fn normalised_reports_match_snapshots() {
 }
 
 /// The committed bundles of the registered findings (`findings/F*.json`, named in FINDINGS.md
-/// and the README) replay to their verdict *and* history digest on this binary, so
+/// and the README) replay to their verdict *and* history digest on this binary, and the run is
+/// classified as that finding, so
 /// `clustersim replay findings/F1.json` keeps saying "digest matches". `make snapshots`
 /// (`INSTA_UPDATE=always`) re-takes them from a fresh run of their scenario and seed, as it
 /// re-records the snapshots; review the diff like a snapshot diff.
@@ -54,6 +55,16 @@ fn finding_bundles_replay_with_their_digest() {
         }
         let (report, _) = run(&def, &old.config);
         assert_eq!(report.verdict, old.verdict, "{f}: verdict");
+        assert_ne!(
+            old.verdict,
+            scenarios::Verdict::Pass,
+            "{f}: bundle of a pass"
+        );
+        assert_eq!(
+            scenarios::findings::classify(&old.config, &report).map(|x| x.id),
+            Some(f),
+            "{f}: its bundle's run is not classified as {f}"
+        );
         assert_eq!(
             report.digest, old.digest,
             "{f}: history digest moved; re-take the bundles with `make snapshots`"

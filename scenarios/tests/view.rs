@@ -169,21 +169,6 @@ fn finding_f2_loses_a_view_row_upstream_and_not_under_the_fix() {
     }
 }
 
-/// The committed repro bundle of F2 still reproduces its verdict.
-#[test]
-fn finding_f2_bundle_reproduces() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../findings/F2.json");
-    let b = scenarios::bundle::Bundle::load(&path).expect("bundle");
-    let def = find(&b.scenario).expect("scenario");
-    let (r, _) = run(&def, &b.config);
-    assert_eq!(r.verdict, b.verdict);
-    assert_eq!(b.verdict, Verdict::Safety);
-    assert_eq!(
-        scenarios::findings::classify(&b.config, &r).map(|f| f.id),
-        Some("F2")
-    );
-}
-
 /// Seeds `view.swarm` gets to catch each of its mutants. Measured (`clustersim mutants
 /// view.swarm --seeds 200`): every one is caught at seed 0 except
 /// `vb-success-before-staging-done` (seed 1); the bound leaves room for a change of the run's

@@ -344,7 +344,6 @@ fn story_steady_replays(sim: Sim, c: Cluster) -> LocalBoxFuture<'static, ()> {
 /// node fails after its batchlog write (`storage_proxy_fail_send_batch`, one-shot).
 async fn fail_send_trickle(sim: &Sim, c: &Cluster, stream: &str, for_ms: u64) {
     let mut rng = sim.rng(stream);
-    let inj = Injections::of(sim);
     let nodes = c.nodes();
     let mut t = 0;
     while t < for_ms {
@@ -352,13 +351,7 @@ async fn fail_send_trickle(sim: &Sim, c: &Cluster, stream: &str, for_ms: u64) {
         sleep(Duration::from_millis(dt)).await;
         t += dt;
         let node = nodes[rng.gen_range(0..nodes.len())];
-        inj.enable(
-            sim,
-            node,
-            "storage_proxy_fail_send_batch",
-            true,
-            BTreeMap::new(),
-        );
+        fail_next_batch_send(&sim, node);
     }
 }
 
@@ -372,7 +365,6 @@ const VICTIM_NODES: (NodeId, NodeId, NodeId) = (NodeId(1), NodeId(2), NodeId(3))
 struct VictimStory {
     sim: Sim,
     c: Cluster,
-    inj: Rc<Injections>,
 }
 
 impl VictimStory {
@@ -380,7 +372,6 @@ impl VictimStory {
         VictimStory {
             sim: sim.clone(),
             c: c.clone(),
-            inj: Injections::of(sim),
         }
     }
 
@@ -391,13 +382,7 @@ impl VictimStory {
 
     /// The next batch coordinated by `n` fails after its batchlog write (one-shot).
     fn fail_send(&self, n: NodeId) {
-        self.inj.enable(
-            &self.sim,
-            n,
-            "storage_proxy_fail_send_batch",
-            true,
-            BTreeMap::new(),
-        );
+        fail_next_batch_send(&self.sim, n);
     }
 
     /// Batch A from n1 fails after its batchlog write: its entry waits on n2 and n3.
@@ -576,15 +561,8 @@ fn story_f3(sim: Sim, c: Cluster) -> LocalBoxFuture<'static, ()> {
 fn story_crash_before_apply(sim: Sim, c: Cluster) -> LocalBoxFuture<'static, ()> {
     async move {
         let n1 = NodeId(1);
-        let inj = Injections::of(&sim);
         sleep(Duration::from_millis(300)).await;
-        inj.enable(
-            &sim,
-            n1,
-            "storage_proxy_fail_send_batch",
-            true,
-            BTreeMap::new(),
-        );
+        fail_next_batch_send(&sim, n1);
         c.execute(n1, keys_over_all_replica_sets(&c)).await;
         // Let the coordinator's last messages leave, then crash it; it comes back later.
         sleep(Duration::from_millis(50)).await;
@@ -618,15 +596,8 @@ fn story_crash_before_delete(sim: Sim, c: Cluster) -> LocalBoxFuture<'static, ()
 fn story_replica_down(sim: Sim, c: Cluster) -> LocalBoxFuture<'static, ()> {
     async move {
         let n1 = NodeId(1);
-        let inj = Injections::of(&sim);
         sleep(Duration::from_millis(300)).await;
-        inj.enable(
-            &sim,
-            n1,
-            "storage_proxy_fail_send_batch",
-            true,
-            BTreeMap::new(),
-        );
+        fail_next_batch_send(&sim, n1);
         c.execute(n1, keys_over_all_replica_sets(&c)).await;
         // Crash the coordinator and the one node that holds no copy of the entry: every replay
         // of it then misses a quorum for at least one mutation.
@@ -660,13 +631,7 @@ fn story_migration(sim: Sim, c: Cluster) -> LocalBoxFuture<'static, ()> {
                 BTreeMap::new(),
             );
         }
-        inj.enable(
-            &sim,
-            n1,
-            "storage_proxy_fail_send_batch",
-            true,
-            BTreeMap::new(),
-        );
+        fail_next_batch_send(&sim, n1);
         c.execute(n1, keys_over_all_replica_sets(&c)).await;
         let at = c.cfg().enable_v2_at_ms;
         let now = sim.now().as_millis();
@@ -711,6 +676,29 @@ fn story_repair_flush(sim: Sim, c: Cluster) -> LocalBoxFuture<'static, ()> {
     .boxed_local()
 }
 
+/// Arms the one-shot `storage_proxy_fail_send_batch` point on `node`: its next batch fails
+/// after its batchlog write, and its entry waits for a replay.
+fn fail_next_batch_send(sim: &Sim, node: NodeId) {
+    Injections::of(sim).enable(
+        sim,
+        node,
+        "storage_proxy_fail_send_batch",
+        true,
+        BTreeMap::new(),
+    );
+}
+
+/// The shared start of the repair stories: `writes` as a batch of n1 that fails after its
+/// batchlog write (its entry waits on n1's endpoints), then a delete of row 1:5 from n2 (newer
+/// than the batch), then a wait until the delete is older than the propagation delay.
+async fn waiting_batch_then_delete(sim: &Sim, c: &Cluster, writes: Vec<(TableId, u64, u64)>) {
+    fail_next_batch_send(sim, NodeId(1));
+    c.execute(NodeId(1), writes).await;
+    sleep(Duration::from_millis(50)).await;
+    c.delete(NodeId(2), TableId(1), 5).await;
+    sleep(Duration::from_millis(c.cfg().propagation_delay_ms + 500)).await;
+}
+
 /// Upstream PR #26319's resurrection, step by step (table 1 in `repair` mode, propagation delay
 /// 700 ms):
 /// 1. batch A writes row 1:5 (value 10) and completes;
@@ -726,7 +714,7 @@ fn story_repair_flush(sim: Sim, c: Cluster) -> LocalBoxFuture<'static, ()> {
 ///    tombstone with what it shadows.
 fn story_repair_after_failed_flush(sim: Sim, c: Cluster) -> LocalBoxFuture<'static, ()> {
     async move {
-        let (n1, n2, n3) = (NodeId(1), NodeId(2), NodeId(3));
+        let (n1, n3) = (NodeId(1), NodeId(3));
         let inj = Injections::of(&sim);
         let t1 = TableId(1);
         sleep(Duration::from_millis(100)).await;
@@ -742,19 +730,9 @@ fn story_repair_after_failed_flush(sim: Sim, c: Cluster) -> LocalBoxFuture<'stat
                 BTreeMap::new(),
             );
         }
-        inj.enable(
-            &sim,
-            n1,
-            "storage_proxy_fail_send_batch",
-            true,
-            BTreeMap::new(),
-        );
-        c.execute(n1, vec![(t1, 5, 20), (TableId(0), 6, 20)]).await;
-        sleep(Duration::from_millis(50)).await;
         // 3.
-        c.delete(n2, t1, 5).await;
+        waiting_batch_then_delete(&sim, &c, vec![(t1, 5, 20), (TableId(0), 6, 20)]).await;
         // 4.
-        sleep(Duration::from_millis(c.cfg().propagation_delay_ms + 500)).await;
         c.repair(n3, t1).await;
         // 5.
         for n in c.nodes() {
@@ -787,22 +765,11 @@ fn story_repair_after_failed_flush(sim: Sim, c: Cluster) -> LocalBoxFuture<'stat
 fn story_f4(sim: Sim, c: Cluster) -> LocalBoxFuture<'static, ()> {
     async move {
         let (n1, n2, n3) = (NodeId(1), NodeId(2), NodeId(3));
-        let inj = Injections::of(&sim);
         let t1 = TableId(1);
         sleep(Duration::from_millis(100)).await;
         // 1.
-        inj.enable(
-            &sim,
-            n1,
-            "storage_proxy_fail_send_batch",
-            true,
-            BTreeMap::new(),
-        );
-        c.execute(n1, vec![(t1, 5, 20)]).await;
-        sleep(Duration::from_millis(50)).await;
         // 2.
-        c.delete(n2, t1, 5).await;
-        sleep(Duration::from_millis(c.cfg().propagation_delay_ms + 500)).await;
+        waiting_batch_then_delete(&sim, &c, vec![(t1, 5, 20)]).await;
         // 3.
         let net = sim.net();
         for from in [n2, n3] {
