@@ -351,7 +351,7 @@ async fn fail_send_trickle(sim: &Sim, c: &Cluster, stream: &str, for_ms: u64) {
         sleep(Duration::from_millis(dt)).await;
         t += dt;
         let node = nodes[rng.gen_range(0..nodes.len())];
-        fail_next_batch_send(&sim, node);
+        fail_next_batch_send(sim, node);
     }
 }
 
