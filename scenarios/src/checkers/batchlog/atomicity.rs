@@ -12,9 +12,10 @@
 //! event of one member anywhere — and asks for the whole batch at the end.
 //!
 //! "Held by its replicas" means a quorum of the tablet's final replicas (EACH_QUORUM, one
-//! datacenter), as a replay guarantees: hints and repair are not modelled, so a replica that
-//! was down during both the write path and the replay never catches up, and asking for all of
-//! them would fail runs the system does not promise anything about.
+//! datacenter), as a replay guarantees: hints are not modelled, and row-level repair runs only
+//! on table 1 of `batchlog.swarm` (and in the repair stories), so a replica that was down
+//! during both the write path and the replay may never catch up, and asking for all of them
+//! would fail runs the system does not promise anything about.
 //!
 //! Reads the history (`batch_invoke`, `mutation_applied`, `table_dropped`) and the final state's
 //! placement (`tablets`) and per-replica cells (`cells`), never the model. A key's tablet is

@@ -5,7 +5,8 @@
 //! "Enough" is EACH_QUORUM (one datacenter: a quorum of the RF replicas), as the §5.12 note
 //! says the code guarantees on replay; the write path's user CL is QUORUM in every workload
 //! here, so both paths are held to the same count. Replicas that were behind would converge
-//! through hints or repair, which are not modelled, so "all replicas" is not required.
+//! through hints (not modelled) or repair (modelled only for the repair-mode table of
+//! `batchlog.swarm` and the repair stories), so "all replicas" is not required.
 //! Mutations of a dropped table are exempt.
 
 use super::{events, safety, Ev};
