@@ -144,10 +144,15 @@ impl Engine {
             "write to the storage of {}, which is down",
             self.node
         );
-        let ops: Vec<DiskOp<K>> = {
+        let (ops, compaction_dropped): (Vec<DiskOp<K>>, bool) = {
             let mut t = t.borrow_mut();
-            muts.into_iter().flat_map(|m| t.apply(m)).collect()
+            let before = t.stats().shadowed_dropped_by_compaction;
+            let ops = muts.into_iter().flat_map(|m| t.apply(m)).collect();
+            (ops, t.stats().shadowed_dropped_by_compaction > before)
         };
+        if compaction_dropped {
+            self.sim.mark("compaction dropped shadowed rows");
+        }
         write_ops(&self.sim, self.node, &dir(shard, table), ops);
     }
 

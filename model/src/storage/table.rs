@@ -127,6 +127,9 @@ pub struct TableStats {
     pub tombstones_purged: u64,
     /// Shadowed rows and covered row tombstones dropped at flush or compaction.
     pub shadowed_dropped: u64,
+    /// The part of `shadowed_dropped` dropped by compactions (rows shadowed by a tombstone in
+    /// another sstable, which only a compaction can drop).
+    pub shadowed_dropped_by_compaction: u64,
 }
 
 impl TableStats {
@@ -136,6 +139,7 @@ impl TableStats {
         self.compactions += o.compactions;
         self.tombstones_purged += o.tombstones_purged;
         self.shadowed_dropped += o.shadowed_dropped;
+        self.shadowed_dropped_by_compaction += o.shadowed_dropped_by_compaction;
     }
 }
 
@@ -418,7 +422,9 @@ impl<K: Keys> Table<K> {
         self.sstables = keep;
         let runs: Vec<&Run<K>> = old.iter().map(|(_, r)| r.as_ref()).collect();
         let purge = self.gc_allowed() && self.sstables.is_empty();
+        let dropped_before = self.stats.shadowed_dropped;
         let run = self.merge_runs(&runs, purge);
+        self.stats.shadowed_dropped_by_compaction += self.stats.shadowed_dropped - dropped_before;
         self.stats.compactions += 1;
         for (g, _) in &old {
             self.sstable_sizes.remove(g);

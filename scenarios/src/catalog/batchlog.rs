@@ -125,7 +125,7 @@ pub fn scenarios() -> Vec<ScenarioDef> {
             tier: Tier::Scripted,
             description: "the issue #23358 workload: a steady stream of logged batches deleted at once, plus a trickle left for replay so that every batchlog shard is cleaned (upstream cleans only shards whose pass deleted an entry), with a replay every second; v2's replay scans stay bounded, v1's grow",
             mutants: &[MUTANT_NO_RANGE_TOMBSTONE, MUTANT_COMPACTION_KEEPS_SHADOWED],
-            marks: &["replay pass with cleanup"],
+            marks: &["replay pass with cleanup", "compaction dropped shadowed rows"],
             config: |cfg| {
                 base(cfg, 4, 25_000);
                 // Small memtables and size-tiered compaction at its smallest threshold (2), so
