@@ -90,6 +90,25 @@ impl RunConfig {
         }
     }
 
+    /// Every protocol section a scenario reads parses as its type, so that a bad `--set` value
+    /// (an unknown enum variant, a string for a number) is an error line here, not a panic in
+    /// the run.
+    fn validate_sections(&self) -> Result<(), String> {
+        fn check<T: DeserializeOwned>(cfg: &RunConfig, name: &str) -> Result<(), String> {
+            match cfg.params.get(name) {
+                Some(v) => serde_json::from_value::<T>(v.clone())
+                    .map(|_| ())
+                    .map_err(|e| format!("invalid config: section {name}: {e}")),
+                None => Ok(()),
+            }
+        }
+        check::<model::batchlog::BatchlogConfig>(self, "batchlog")?;
+        check::<crate::catalog::batchlog::SwarmParams>(self, "batchlog_swarm")?;
+        check::<model::topology::TopologyConfig>(self, "topology")?;
+        check::<crate::catalog::raft::RaftParams>(self, "raft")?;
+        check::<crate::catalog::sc::ScParams>(self, "sc")
+    }
+
     /// Store section `name` (a scenario's defaults, so `--set name.field=..` can find them).
     pub fn set_section<T: Serialize>(&mut self, name: &str, value: &T) {
         self.params.insert(
@@ -106,6 +125,7 @@ impl RunConfig {
     /// Is this a config of a run that can exist? The first problem found, as one sentence.
     pub fn validate(&self) -> Result<(), String> {
         let err = |m: String| Err(format!("invalid config: {m}"));
+        self.validate_sections()?;
         let known = crate::runner::known_mutants();
         if let Some(m) = self.mutants.iter().find(|m| !known.contains(&m.as_str())) {
             return Err(format!(

@@ -153,6 +153,18 @@ fn impossible_configs_are_rejected_before_any_run() {
             "topology.nodes is 3 but nodes is 4",
         ),
         ("raft.swarm", "raft.group.heartbeat_ms=0", "heartbeat_ms"),
+        // A value of the wrong type in a protocol section is caught when the config resolves,
+        // not by a panic when the run first reads its section.
+        (
+            "batchlog.swarm",
+            "batchlog.replay_cl=sometimes",
+            "section batchlog: unknown variant `sometimes`",
+        ),
+        (
+            "batchlog.swarm",
+            "batchlog.layout=v3",
+            "section batchlog: unknown variant `v3`",
+        ),
     ] {
         assert_usage_error(&["run", scenario, "--seed", "1", "--set", set], needle);
         assert_usage_error(&["explain", scenario, "--seed", "1", "--set", set], needle);
