@@ -3,7 +3,9 @@
 //! Each scheduled fault is applied through [`Sim::apply_fault`], which records it once in the
 //! history (with its schedule position) exactly as a scripted story's fault is recorded, and
 //! undone through [`Sim::undo_fault`] when its duration runs out. An event-triggered fault
-//! waits on a [`sim::Watch`] of the history, woken as the matching event is recorded.
+//! waits on a [`sim::Watch`] of the history, woken as the matching event is recorded; one with
+//! a release condition (`until`, see [`crate::release`]) is undone when that holds, past the
+//! nemesis's stop and the heal, instead of after a duration.
 
 use crate::fault::{Fault, FaultSchedule, ScheduledFault};
 use sim::sync::AbortSource;
@@ -99,7 +101,18 @@ async fn run_one(
             return skip(&sim, index, &fault, format!("{node} already down"));
         }
     }
+    let until = sf.after.as_ref().and_then(|t| t.until);
+    if let (Some(_), Fault::Injection { node, name, .. }) = (until, &fault) {
+        // The point is already enabled (another episode): this one would share it, and the
+        // other's end would release the hold.
+        if sim::injection::Injections::of(&sim).is_enabled(*node, name) {
+            return skip(&sim, index, &fault, format!("{name} already enabled on {node}"));
+        }
+    }
     let id = sim.apply_fault(&fault, Some(index));
+    if let Some(release) = until {
+        return release.hold(&sim, id, &fault).await;
+    }
     let Some(d) = sf.duration_ms else { return };
     if !sleep_unless_stopped(d, &stop).await {
         return;

@@ -18,6 +18,7 @@
 //!   `stage_committed`, `(new_replicas - replicas).0.node` the pending one's.
 
 use crate::fault::Fault;
+use crate::release::ReleaseOn;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sim::{Entry, Event, Sim};
@@ -40,6 +41,11 @@ pub struct EventTrigger {
     /// `{"from": "(replicas - new_replicas).0.node"}`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub bind: BTreeMap<String, String>,
+    /// End the fault when this protocol condition holds instead of after a duration (see
+    /// [`crate::release`]); the fault then outlives the heal once armed. `None`: the
+    /// schedule's `duration_ms` (or the heal) ends it, as before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<ReleaseOn>,
 }
 
 impl fmt::Display for EventTrigger {
@@ -155,6 +161,9 @@ impl EventTrigger {
             if !parses(p) {
                 return Err(format!("bad event path `{p}`"));
             }
+        }
+        if let Some(r) = &self.until {
+            r.check(fault)?;
         }
         let fj = serde_json::to_value(fault).expect("faults serialise");
         for k in self.bind.keys() {

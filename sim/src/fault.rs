@@ -10,14 +10,16 @@
 //! that calls `sim.crash(n)` and the nemesis executing a schedule leave the same record, and
 //! nothing can apply a fault without recording it. The mechanics behind them are crate-private.
 //! A fault that needs undoing stays in the world's table of open faults until it is undone;
-//! the heal phase undoes every open fault, in the order they were applied.
+//! the heal phase undoes every open fault, in the order they were applied — except those
+//! marked [`Sim::keep_through_heal`], whose end comes only from whoever applied them (the
+//! nemesis's release condition of a held injection point) or the run's end.
 
 use crate::history::SimEvent;
 use crate::ids::NodeId;
 use crate::injection::Injections;
 use crate::world::Sim;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 /// One environment fault.
@@ -288,6 +290,8 @@ pub enum UndoneBy {
     Script,
     /// The heal phase.
     Heal,
+    /// Its release condition held (the nemesis; see `ReleaseOn` in `fault_injection`).
+    Release,
 }
 
 /// The open faults of a run, by record id.
@@ -295,6 +299,8 @@ pub enum UndoneBy {
 pub(crate) struct FaultTable {
     next_id: u64,
     open: BTreeMap<u64, Fault>,
+    /// Open faults the heal leaves in force ([`Sim::keep_through_heal`]).
+    kept: BTreeSet<u64>,
 }
 
 impl Sim {
@@ -360,7 +366,11 @@ impl Sim {
     /// End the open fault `id` now and record that once. Returns false (and does nothing) if
     /// it is not open: already undone, instantaneous, or unknown.
     pub fn undo_fault(&self, id: u64, by: UndoneBy) -> bool {
-        let Some(fault) = self.0.faults.borrow_mut().open.remove(&id) else {
+        let Some(fault) = ({
+            let mut t = self.0.faults.borrow_mut();
+            t.kept.remove(&id);
+            t.open.remove(&id)
+        }) else {
             return false;
         };
         self.record_sim(
@@ -419,9 +429,38 @@ impl Sim {
             .collect()
     }
 
-    /// Undo every open fault, oldest first (the heal phase).
+    /// Let the open fault `id` outlive the heal phase: the heal undoes every other open fault,
+    /// and this one ends only when whoever applied it undoes it (or with the run). For a hold
+    /// whose release is a protocol condition, not a time: a receiver held at an injection
+    /// point until its migration ends must not be let go by the heal, or a receiver that never
+    /// checks its guard would finish late instead of never. Only what the heal's other steps
+    /// leave alone truly outlives it (an injection point, a clock skew): the heal still
+    /// reconnects every link, clears disk faults and restarts every node. Returns false (and
+    /// does nothing) if `id` is not open.
+    pub fn keep_through_heal(&self, id: u64) -> bool {
+        let mut t = self.0.faults.borrow_mut();
+        if !t.open.contains_key(&id) {
+            return false;
+        }
+        t.kept.insert(id);
+        true
+    }
+
+    /// Is the fault `id` open (applied, lasting, not yet undone)?
+    pub fn is_open_fault(&self, id: u64) -> bool {
+        self.0.faults.borrow().open.contains_key(&id)
+    }
+
+    /// Undo every open fault not kept through the heal, oldest first (the heal phase).
     pub(crate) fn undo_all(&self) {
-        let ids: Vec<u64> = self.0.faults.borrow().open.keys().copied().collect();
+        let ids: Vec<u64> = {
+            let t = self.0.faults.borrow();
+            t.open
+                .keys()
+                .filter(|id| !t.kept.contains(id))
+                .copied()
+                .collect()
+        };
         for id in ids {
             self.undo_fault(id, UndoneBy::Heal);
         }

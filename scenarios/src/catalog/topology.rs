@@ -31,8 +31,8 @@ use crate::scenario::{Checker, RunEnd, ScenarioDef, Tier};
 use crate::story::Story;
 use crate::workload::{self, KvLoad};
 use fault_injection::{
-    BuggifyPoint, EventTrigger, Fault, FaultKind, FaultModel, FaultSchedule, ScheduledFault,
-    TriggeredFault,
+    BuggifyPoint, EventTrigger, Fault, FaultKind, FaultModel, FaultSchedule, ReleaseOn,
+    ScheduledFault, TriggeredFault,
 };
 use futures::future::LocalBoxFuture;
 use futures::FutureExt;
@@ -48,7 +48,7 @@ use model::topology::state::TopologyState;
 use model::topology::TopologyConfig;
 use model::topology::{Key, NodeId, Replica, ShardId, TableId, TabletId, Value};
 use rand::Rng;
-use sim::injection::{InjectionEvent, Injections};
+use sim::injection::InjectionEvent;
 use sim::time::{sleep, Duration};
 use sim::Sim;
 use std::cell::Cell;
@@ -349,11 +349,7 @@ fn config_swarm(cfg: &mut RunConfig) {
     config_load(cfg);
     cfg.phases.chaos_ms = 5_000;
     cfg.params.insert("moves".into(), serde_json::json!(true));
-    // The operator's episodes, each in a share of seeds (see their functions).
-    cfg.params.insert(
-        "receiver_held_until_migration_ends".into(),
-        serde_json::json!(0.3),
-    );
+    // The operator's exclude, in a share of seeds (see its function).
     cfg.params
         .insert("dead_pending_node_excluded".into(), serde_json::json!(0.3));
     cfg.fault_model = FaultModel {
@@ -468,6 +464,25 @@ fn swarm_triggered() -> Vec<TriggeredFault> {
         .lasting(1_200, 3_000)
         .following(),
     );
+    // SPEC §3's hold, in a share of seeds: when a tablet starts streaming to a node, its
+    // receiver is held at `stream_mutation_fragments` (one-shot) until every migration to
+    // that node that was in transition when the receiver entered has ended. Nothing but the
+    // receiver's own guard check ends the hold before that (the hold outlives the heal): a
+    // receiver that does not check keeps its session's guard, the barrier's drain waits for
+    // it, the migration never ends and the release never comes (a liveness failure, as in the
+    // scripted story); a correct receiver is refused once its session closes.
+    let streaming = EventTrigger {
+        fields: [("stage".to_string(), serde_json::json!("streaming"))].into(),
+        bind: [("node".to_string(), "(new_replicas - replicas).0.node".to_string())].into(),
+        until: Some(ReleaseOn::MigrationsToNodeEnded),
+        ..EventTrigger::on("stage_committed", 6)
+    };
+    out.push(TriggeredFault::new(
+        streaming,
+        inj(STREAM_MUTATION_FRAGMENTS),
+        0.3,
+        0,
+    ));
     out
 }
 
@@ -1102,7 +1117,7 @@ fn story_exclude_fallback(st: Rc<Topo>) -> LocalBoxFuture<'static, ()> {
 
 async fn run_load(sim: Sim, cfg: Rc<RunConfig>) -> RunEnd {
     let st = Topo::start(&sim, &cfg);
-    phases::run(&sim, &cfg, st, |st| {
+    let end = phases::run(&sim, &cfg, st, |st| {
         let until = phases::chaos_end_ns(st.sim(), &st.story.cfg);
         let mut workloads = vec![st.kv.run(st.sim(), st.cluster.cfg.nodes, until)];
         if st
@@ -1122,10 +1137,6 @@ async fn run_load(sim: Sim, cfg: Rc<RunConfig>) -> RunEnd {
                 .and_then(|v| v.as_f64())
                 .unwrap_or(0.0)
         };
-        let hold = share("receiver_held_until_migration_ends");
-        if hold > 0.0 {
-            workloads.push(receiver_held_until_migration_ends(&st.cluster, hold, until));
-        }
         let exclude = share("dead_pending_node_excluded");
         if exclude > 0.0 {
             workloads.push(dead_pending_node_excluded(&st.cluster, exclude, until));
@@ -1139,7 +1150,9 @@ async fn run_load(sim: Sim, cfg: Rc<RunConfig>) -> RunEnd {
             ..phases::Plan::default()
         }
     })
-    .await
+    .await;
+    hold_marks(&sim);
+    end
 }
 
 /// The group0 state of the live node that has applied the most of it, read in place (no
@@ -1152,120 +1165,74 @@ fn with_state<T>(c: &Cluster, f: impl FnOnce(&TopologyState) -> T) -> Option<T> 
         .map(|s| s.g0.with_state(f))
 }
 
-/// The operator's SPEC §3 hold, in a share of seeds: when a tablet streams to a node, enable
-/// the one-shot `stream_mutation_fragments` point there (as the scripted story does, through
-/// the injection API, so the heal does not release it) and send its message only after every
-/// migration to that node that was in transition when a receiver entered the point has ended
-/// (completed or reverted). Nothing but the receiver's own guard check ends the hold before
-/// that: a receiver that does not check keeps its session's guard, the barrier's drain waits
-/// for it, the migration never ends and the release never comes (a liveness failure, as in the
-/// scripted story); a correct receiver is refused once its session closes ("stale stream
-/// refused"). A buggify episode of the same point on the same node (a schedule fault) shares
-/// the enabled point, and its end releases the hold early: that seed then proves nothing about
-/// the guard check, which the "refused by its guard check" mark tells apart. Keeps watching after the chaos phase (it only ever sends the message); a hold
-/// not entered by the end of chaos is disabled.
-fn receiver_held_until_migration_ends(
-    cluster: &Cluster,
-    share: f64,
-    until_ns: u64,
-) -> LocalBoxFuture<'static, ()> {
-    let c = cluster.clone();
-    Box::pin(async move {
-        let sim = c.sim.clone();
-        let mut rng = sim.rng("receiver-held-until-migration-ends");
-        if !rng.gen_bool(share.clamp(0.0, 1.0)) {
-            return;
-        }
-        sleep(Duration::from_millis(rng.gen_range(0..2_500))).await;
-        let inj = Injections::of(&sim);
-        let node = loop {
-            if sim.now().0 >= until_ns {
-                return;
-            }
-            let streaming_to = with_state(&c, |s| {
-                s.tablets
-                    .values()
-                    .filter(|i| i.stage() == Some(Stage::Streaming))
-                    .filter_map(|i| i.pending_replica())
-                    .map(|r| r.node)
-                    .collect::<Vec<_>>()
+/// The marks of the swarm's SPEC §3 hold (the last template of [`swarm_triggered`]), read
+/// from the history once the run is over: for each `stream_mutation_fragments` fault its
+/// release condition ended (every migration to its node in transition when a receiver entered
+/// the point had ended), "receiver held until its migration ended"; and when the receiver's
+/// own guard check ended the hold before that (a refused fragment on the node, then the
+/// one-shot point's disable), "held receiver refused by its guard check before its release".
+/// A buggify episode's end, a crash or the heal are not the guard check: those seeds prove
+/// nothing about it, which the second mark tells apart.
+fn hold_marks(sim: &Sim) {
+    let released: Vec<(usize, NodeId, usize)> = {
+        let h = sim.history();
+        let entries = h.entries();
+        let applied_at = |id: u64| {
+            entries.iter().position(|e| {
+                matches!(e.sim(), Some(sim::SimEvent::FaultApplied { id: i, .. }) if *i == id)
             })
-            .unwrap_or_default();
-            if let Some(n) = streaming_to
-                .into_iter()
-                .find(|n| sim.is_up(*n) && !inj.is_enabled(*n, STREAM_MUTATION_FRAGMENTS))
-            {
-                break n;
-            }
-            sleep(Duration::from_millis(5)).await;
         };
-        let before = inj.enter_count(node, STREAM_MUTATION_FRAGMENTS);
-        api::enable_injection(&sim, node, STREAM_MUTATION_FRAGMENTS, true);
-        let left = Duration::from_nanos(until_ns.saturating_sub(sim.now().0));
-        let entered = sim::time::timeout(
-            left,
-            api::wait_for_injection_enter(&sim, node, STREAM_MUTATION_FRAGMENTS, before + 1),
-        )
-        .await
-        .is_ok();
-        if !entered {
-            api::disable_injection(&sim, node, STREAM_MUTATION_FRAGMENTS);
-            return;
-        }
-        // The migrations the held receiver can belong to: those streaming to `node` now.
-        let to_node = |s: &TopologyState| -> Vec<(TabletId, u64)> {
-            s.tablets
-                .iter()
-                .filter(|(_, i)| i.pending_replica().is_some_and(|r| r.node == node))
-                .filter_map(|(t, i)| i.transition.as_ref().map(|tr| (*t, tr.migration)))
-                .collect()
-        };
-        let held = with_state(&c, to_node).unwrap_or_default();
-        let entered_at = sim.history().len();
-        loop {
-            let ended = with_state(&c, |s| {
-                held.iter().all(|(t, m)| {
-                    s.tablets
-                        .get(t)
-                        .and_then(|i| i.transition.as_ref())
-                        .is_none_or(|tr| tr.migration != *m)
-                })
-            });
-            if ended == Some(true) {
-                break;
-            }
-            sleep(Duration::from_millis(20)).await;
-        }
-        sleep(Duration::from_millis(rng.gen_range(0..300))).await;
+        entries
+            .iter()
+            .filter_map(|e| match e.sim() {
+                Some(sim::SimEvent::FaultUndone {
+                    id,
+                    fault: Fault::Injection { node, name, .. },
+                    by: sim::UndoneBy::Release,
+                }) if name == STREAM_MUTATION_FRAGMENTS => {
+                    Some((applied_at(*id)?, *node, e.index))
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    for (applied, node, released) in released {
         sim.mark("receiver held until its migration ended");
-        if refused_while_held(&sim, node, entered_at) {
+        if refused_while_held(sim, node, applied, released) {
             sim.mark("held receiver refused by its guard check before its release");
         }
-        api::message_injection(&sim, node, STREAM_MUTATION_FRAGMENTS);
-    })
+    }
 }
 
-/// Did the hold on `node` end, since history index `from`, with a refused fragment on that
-/// node followed by the one-shot point's disable (its handler dropped), the node not crashed
-/// in between: the receiver's guard check ended it, not a message or a crash.
-fn refused_while_held(sim: &Sim, node: NodeId, from: usize) -> bool {
+/// Did the hold on `node`, applied at history index `from` and released at `to`, end with a
+/// refused fragment on that node after a receiver entered the point, followed by the one-shot
+/// point's disable (its handler dropped), the node not crashed in between: the receiver's
+/// guard check ended it, not a message, a release or a crash.
+fn refused_while_held(sim: &Sim, node: NodeId, from: usize, to: usize) -> bool {
     let h = sim.history();
     let entries = h.entries();
+    let mut entered = false;
     let mut refused = false;
-    for e in entries.iter().skip(from).filter(|e| e.node == Some(node)) {
+    for e in entries[from..to].iter().filter(|e| e.node == Some(node)) {
         if matches!(e.sim(), Some(sim::SimEvent::Crash { .. })) {
             return false;
         }
-        if matches!(
-            e.proto::<TopologyEvent>(),
-            Some(TopologyEvent::FragmentRefused { .. })
-        ) {
-            refused = true;
-        }
-        if let Some(InjectionEvent::Disabled { name }) = e.proto::<InjectionEvent>() {
-            if name == STREAM_MUTATION_FRAGMENTS {
-                return refused;
+        match e.proto::<InjectionEvent>() {
+            Some(InjectionEvent::Entered { name }) if name == STREAM_MUTATION_FRAGMENTS => {
+                entered = true;
             }
+            Some(InjectionEvent::Disabled { name }) if name == STREAM_MUTATION_FRAGMENTS => {
+                return entered && refused;
+            }
+            _ => {}
+        }
+        if entered
+            && matches!(
+                e.proto::<TopologyEvent>(),
+                Some(TopologyEvent::FragmentRefused { .. })
+            )
+        {
+            refused = true;
         }
     }
     false
