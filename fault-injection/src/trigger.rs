@@ -46,6 +46,14 @@ pub struct EventTrigger {
     /// schedule's `duration_ms` (or the heal) ends it, as before.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub until: Option<ReleaseOn>,
+    /// Fire only if every node is up and running when the event occurs (else the fault is
+    /// skipped): an operator's crash of a node it then excludes.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub all_up: bool,
+}
+
+fn is_false(v: &bool) -> bool {
+    !*v
 }
 
 impl fmt::Display for EventTrigger {
@@ -59,7 +67,11 @@ impl fmt::Display for EventTrigger {
                 .collect();
             write!(f, "{{{}}}", m.join(", "))?;
         }
-        write!(f, " #{}", self.nth)
+        write!(f, " #{}", self.nth)?;
+        if self.all_up {
+            write!(f, " while every node is up")?;
+        }
+        Ok(())
     }
 }
 

@@ -19,7 +19,9 @@ use crate::ids::NodeId;
 use crate::injection::Injections;
 use crate::world::Sim;
 use serde::{Deserialize, Serialize};
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
+use std::rc::Rc;
 use std::fmt;
 
 /// One environment fault.
@@ -129,6 +131,12 @@ pub enum Fault {
         #[serde(default)]
         one_shot: bool,
     },
+    /// The operator removes the dead `node` from the cluster (the model's `exclude_node` API,
+    /// as the run's [`Operator`] carries it out). Instantaneous: an excluded node stays so.
+    ExcludeNode {
+        /// The node.
+        node: NodeId,
+    },
 }
 
 impl Fault {
@@ -148,6 +156,7 @@ impl Fault {
             Fault::KillLeader => FaultKind::KillLeader,
             Fault::Injection { .. } => FaultKind::Injection,
             Fault::ClockSkew { .. } => FaultKind::ClockSkew,
+            Fault::ExcludeNode { .. } => FaultKind::ExcludeNode,
         }
     }
 }
@@ -214,6 +223,7 @@ impl fmt::Display for Fault {
                 "injection {name} on {node}{}",
                 if *one_shot { " (one-shot)" } else { "" }
             ),
+            Fault::ExcludeNode { node } => write!(f, "exclude {node} (operator)"),
         }
     }
 }
@@ -248,13 +258,15 @@ pub enum FaultKind {
     Injection,
     /// [`Fault::ClockSkew`].
     ClockSkew,
+    /// [`Fault::ExcludeNode`].
+    ExcludeNode,
 }
 
 impl Fault {
     /// Does this fault stay in force until undone (a crash until the restart, a stall until
     /// the release)? A killed connection is instantaneous.
     pub fn lasts(&self) -> bool {
-        !matches!(self, Fault::KillConnection { .. })
+        !matches!(self, Fault::KillConnection { .. } | Fault::ExcludeNode { .. })
     }
 
     /// Nodes this fault names (for timelines and filters).
@@ -271,7 +283,8 @@ impl Fault {
             | Fault::DiskError { node, .. }
             | Fault::DiskLatency { node, .. }
             | Fault::Injection { node, .. }
-            | Fault::ClockSkew { node, .. } => vec![*node],
+            | Fault::ClockSkew { node, .. }
+            | Fault::ExcludeNode { node } => vec![*node],
             Fault::KillLeader => vec![],
         };
         v.sort();
@@ -292,6 +305,32 @@ pub enum UndoneBy {
     Heal,
     /// Its release condition held (the nemesis; see `ReleaseOn` in `fault_injection`).
     Release,
+}
+
+/// The run's operator: what a scenario lets an operator do to the cluster through the model's
+/// API, which `sim` does not know (the model registers it). A [`Fault::ExcludeNode`] is applied
+/// through it; without one the nemesis skips it.
+#[derive(Default)]
+pub struct Operator {
+    exclude: RefCell<Option<Rc<dyn Fn(NodeId)>>>,
+}
+
+impl Operator {
+    /// The run's operator.
+    pub fn of(sim: &Sim) -> Rc<Operator> {
+        sim.ext::<Operator>()
+    }
+
+    /// How this run excludes a node: `f` starts the exclusion (it may spawn the API call and
+    /// its retries) and returns at once.
+    pub fn set_exclude(&self, f: impl Fn(NodeId) + 'static) {
+        *self.exclude.borrow_mut() = Some(Rc::new(f));
+    }
+
+    /// Can this run exclude a node?
+    pub fn can_exclude(&self) -> bool {
+        self.exclude.borrow().is_some()
+    }
 }
 
 /// The open faults of a run, by record id.
@@ -358,6 +397,10 @@ impl Sim {
                 offset_ms,
                 drift_ppm,
             } => self.skew_clock_now(*node, *offset_ms, *drift_ppm),
+            Fault::ExcludeNode { node } => {
+                let exclude = Operator::of(self).exclude.borrow().clone();
+                exclude.expect("an exclude is applied only where the run has an operator")(*node)
+            }
             Fault::KillLeader => unreachable!("asserted above"),
         }
         id
@@ -383,7 +426,7 @@ impl Sim {
         );
         let net = self.net();
         match &fault {
-            Fault::KillConnection { .. } | Fault::KillLeader => {
+            Fault::KillConnection { .. } | Fault::KillLeader | Fault::ExcludeNode { .. } => {
                 unreachable!("never open")
             }
             Fault::Stall { from, to, verb } => net.release_now(*from, *to, verb),

@@ -44,7 +44,6 @@ use model::topology::data::{Client, Storage};
 use model::topology::events::{OpOutcome, TopologyEvent};
 use model::topology::group0::current_leader;
 use model::topology::stage::Stage;
-use model::topology::state::TopologyState;
 use model::topology::TopologyConfig;
 use model::topology::{Key, NodeId, Replica, ShardId, TableId, TabletId, Value};
 use rand::Rng;
@@ -349,9 +348,6 @@ fn config_swarm(cfg: &mut RunConfig) {
     config_load(cfg);
     cfg.phases.chaos_ms = 5_000;
     cfg.params.insert("moves".into(), serde_json::json!(true));
-    // The operator's exclude, in a share of seeds (see its function).
-    cfg.params
-        .insert("dead_pending_node_excluded".into(), serde_json::json!(0.3));
     cfg.fault_model = FaultModel {
         kinds: vec![
             FaultKind::KillConnection,
@@ -483,6 +479,22 @@ fn swarm_triggered() -> Vec<TriggeredFault> {
         0.3,
         0,
     ));
+    // The operator's exclude (the scripted `migration.exclude_node_fallback_cleanup`, drawn):
+    // when a tablet enters `write_both_read_new`, its pending replica's node crashes (down
+    // until the heal) and, within 1.5 s, is excluded through the API.
+    let wbrn = EventTrigger {
+        fields: [("stage".to_string(), serde_json::json!("write_both_read_new"))].into(),
+        bind: [("node".to_string(), "(new_replicas - replicas).0.node".to_string())].into(),
+        ..EventTrigger::on("stage_committed", 6)
+    };
+    out.push(
+        TriggeredFault::new(wbrn.clone(), Fault::Crash { node: NodeId(1) }, 0.3, 0)
+            .until_heal()
+            .leaving_cluster(),
+    );
+    out.push(
+        TriggeredFault::new(wbrn, Fault::ExcludeNode { node: NodeId(1) }, 1.0, 1_500).following(),
+    );
     out
 }
 
@@ -1129,18 +1141,7 @@ async fn run_load(sim: Sim, cfg: Rc<RunConfig>) -> RunEnd {
         {
             workloads.push(workload::moves(&st.cluster, until));
         }
-        let share = |name: &str| {
-            st.story
-                .cfg
-                .params
-                .get(name)
-                .and_then(|v| v.as_f64())
-                .unwrap_or(0.0)
-        };
-        let exclude = share("dead_pending_node_excluded");
-        if exclude > 0.0 {
-            workloads.push(dead_pending_node_excluded(&st.cluster, exclude, until));
-        }
+        operator_excludes(&st.cluster, until);
         let s2 = st.sim().clone();
         phases::Plan {
             workloads,
@@ -1153,16 +1154,6 @@ async fn run_load(sim: Sim, cfg: Rc<RunConfig>) -> RunEnd {
     .await;
     hold_marks(&sim);
     end
-}
-
-/// The group0 state of the live node that has applied the most of it, read in place (no
-/// clone: the swarm's episodes poll it every few milliseconds).
-fn with_state<T>(c: &Cluster, f: impl FnOnce(&TopologyState) -> T) -> Option<T> {
-    c.nodes
-        .iter()
-        .filter_map(|n| c.services(*n))
-        .max_by_key(|s| s.g0.applied_index())
-        .map(|s| s.g0.with_state(f))
 }
 
 /// The marks of the swarm's SPEC §3 hold (the last template of [`swarm_triggered`]), read
@@ -1238,53 +1229,25 @@ fn refused_while_held(sim: &Sim, node: NodeId, from: usize, to: usize) -> bool {
     false
 }
 
-/// The operator's exclude, in a share of seeds (the scripted
-/// `migration.exclude_node_fallback_cleanup`, drawn): when a tablet is in
-/// `write_both_read_new` while every node is up, its pending replica's node is crashed
-/// (recorded as a scripted fault; it stays down until the heal) and, after a while, excluded
-/// through the API (`ignored_nodes`). The failed barrier of `write_both_read_new` with more new
-/// replicas excluded than old rolls the migration back through
-/// `write_both_read_old_fallback_cleanup` and its barrier. Once per run, during chaos only.
-fn dead_pending_node_excluded(
-    cluster: &Cluster,
-    share: f64,
-    until_ns: u64,
-) -> LocalBoxFuture<'static, ()> {
+/// The run's operator (a [`Fault::ExcludeNode`] of the schedule): exclude the dead node
+/// through the API (`ignored_nodes`), retried every 200 ms until it takes or the chaos phase
+/// ends. The failed barrier of `write_both_read_new` with more new replicas excluded than old
+/// then rolls the migration back through `write_both_read_old_fallback_cleanup` and its
+/// barrier (the scripted `migration.exclude_node_fallback_cleanup`, drawn by the swarm).
+fn operator_excludes(cluster: &Cluster, until_ns: u64) {
     let c = cluster.clone();
-    Box::pin(async move {
+    sim::fault::Operator::of(&cluster.sim).set_exclude(move |node| {
+        let c = c.clone();
         let sim = c.sim.clone();
-        let mut rng = sim.rng("dead-pending-node-excluded");
-        if !rng.gen_bool(share.clamp(0.0, 1.0)) {
-            return;
-        }
-        sleep(Duration::from_millis(rng.gen_range(0..2_500))).await;
-        let node = loop {
-            if sim.now().0 >= until_ns {
-                return;
+        sim.clone().spawn_supervisor(async move {
+            while sim.now().0 < until_ns {
+                let call = api::exclude_node(&c, node);
+                if let Ok(Ok(())) = sim::time::timeout(Duration::from_millis(2_000), call).await {
+                    sim.mark("dead node excluded through the API");
+                    return;
+                }
+                sleep(Duration::from_millis(200)).await;
             }
-            let all_up = c.nodes.iter().all(|n| sim.is_up(*n) && !sim.is_paused(*n));
-            let pending = with_state(&c, |s| {
-                s.tablets
-                    .values()
-                    .filter(|i| i.stage() == Some(Stage::WriteBothReadNew))
-                    .find_map(|i| i.pending_replica())
-                    .map(|r| r.node)
-            })
-            .flatten();
-            if let (true, Some(n)) = (all_up, pending) {
-                break n;
-            }
-            sleep(Duration::from_millis(2)).await;
-        };
-        sim.crash(node);
-        sleep(Duration::from_millis(rng.gen_range(50..1_500))).await;
-        while sim.now().0 < until_ns {
-            let call = api::exclude_node(&c, node);
-            if let Ok(Ok(())) = sim::time::timeout(Duration::from_millis(2_000), call).await {
-                sim.mark("dead node excluded through the API");
-                return;
-            }
-            sleep(Duration::from_millis(200)).await;
-        }
-    })
+        });
+    });
 }
