@@ -140,7 +140,12 @@ async fn run_one(
         // The point is already enabled (another episode): this one would share it, and the
         // other's end would release the hold.
         if sim::injection::Injections::of(&sim).is_enabled(*node, name) {
-            return skip(&sim, index, &fault, format!("{name} already enabled on {node}"));
+            return skip(
+                &sim,
+                index,
+                &fault,
+                format!("{name} already enabled on {node}"),
+            );
         }
     }
     if let (true, Fault::Crash { node }) = (all_up, &fault) {

@@ -328,10 +328,12 @@ pub fn generate(model: &FaultModel, nodes: &[NodeId], rng: &mut impl Rng) -> Fau
             at_ms: rng.gen_range(0..=t.max_delay_ms),
             after: Some(trigger),
             // A fault with a release condition ends when that holds, not after a time.
-            duration_ms: (t.fault.lasts() && !t.until_heal && t.trigger.until.is_none()).then(|| match t.duration_ms {
-                Some([lo, hi]) => rng.gen_range(lo.max(1)..=hi.max(lo).max(1)),
-                None => rng.gen_range(1..=model.max_duration_ms.max(1)),
-            }),
+            duration_ms: (t.fault.lasts() && !t.until_heal && t.trigger.until.is_none()).then(
+                || match t.duration_ms {
+                    Some([lo, hi]) => rng.gen_range(lo.max(1)..=hi.max(lo).max(1)),
+                    None => rng.gen_range(1..=model.max_duration_ms.max(1)),
+                },
+            ),
             fault: t.fault.clone(),
         });
     }

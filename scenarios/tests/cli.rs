@@ -712,14 +712,14 @@ fn a_topology_swarm_failure_shrinks_to_its_buggified_injection_and_replays() {
         "run",
         "topology.swarm",
         "--seed",
-        "5",
+        "6",
         "--mutant",
         "no-fencing",
         "--json",
         "--out",
         dir.to_str().unwrap(),
     ]);
-    assert_eq!(out.status.code(), Some(1), "no-fencing is caught at seed 5");
+    assert_eq!(out.status.code(), Some(1), "no-fencing is caught at seed 6");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let bundle = v["bundle"].as_str().unwrap().to_string();
     let read = |p: &str| -> serde_json::Value {
@@ -766,7 +766,7 @@ fn a_topology_swarm_failure_shrinks_to_its_buggified_injection_and_replays() {
         "run",
         "topology.swarm",
         "--seed",
-        "5",
+        "6",
         "--mutant",
         "no-fencing",
         "--set",
@@ -779,6 +779,142 @@ fn a_topology_swarm_failure_shrinks_to_its_buggified_injection_and_replays() {
         String::from_utf8_lossy(&p.stdout)
     );
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Issue 11 item 3: topology.swarm's operator templates are schedule faults. A failure that
+/// needs one is run, explained, shrunk and replayed: `explain` lists the fault(s) `keep`
+/// selects, the shrunk schedule keeps them, the shrunk bundle replays to the same verdict and
+/// digest, and the failing run's own schedule without them passes.
+fn operator_template_failure_shrinks_and_replays(
+    mutant: &str,
+    seed: u64,
+    verdict: &str,
+    exit: i32,
+    explained: &[&str],
+    keep: fn(&serde_json::Value) -> bool,
+) {
+    let dir = std::env::temp_dir().join(format!(
+        "clustersim-topo-op-{mutant}-{}",
+        std::process::id()
+    ));
+    let seed = seed.to_string();
+    let e = clustersim(&["explain", "topology.swarm", "--seed", &seed]);
+    assert_eq!(e.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&e.stdout);
+    for line in explained {
+        assert!(
+            text.contains(line),
+            "explain does not list {line:?}:\n{text}"
+        );
+    }
+    let out = clustersim(&[
+        "run",
+        "topology.swarm",
+        "--seed",
+        &seed,
+        "--mutant",
+        mutant,
+        "--json",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(exit),
+        "{mutant} is caught at seed {seed}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let bundle = v["bundle"].as_str().unwrap().to_string();
+    let read = |p: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+    };
+    let all = read(&bundle)["config"]["faults"]["faults"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert!(all.iter().any(keep), "{all:?}");
+    let shrunk = dir.join("shrunk.json");
+    let s = clustersim(&[
+        "shrink",
+        &bundle,
+        "--budget",
+        "40",
+        "--out",
+        shrunk.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        s.status.code(),
+        Some(exit),
+        "{}",
+        String::from_utf8_lossy(&s.stderr)
+    );
+    let small = read(shrunk.to_str().unwrap());
+    let faults = small["config"]["faults"]["faults"].as_array().unwrap();
+    assert!(faults.len() < all.len(), "{} -> {faults:?}", all.len());
+    let kept = faults.iter().filter(|f| keep(f)).count();
+    assert_eq!(
+        kept,
+        all.iter().filter(|f| keep(f)).count(),
+        "the shrunk schedule keeps what the failure needs: {faults:?}"
+    );
+    let r = clustersim(&["replay", shrunk.to_str().unwrap(), "--json"]);
+    assert_eq!(r.status.code(), Some(exit));
+    let rv: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+    assert_eq!(rv["digest_matches"], true);
+    assert_eq!(rv["verdict"], verdict);
+    // Without those faults, the failing run's own schedule passes.
+    let rest: Vec<&serde_json::Value> = all.iter().filter(|f| !keep(f)).collect();
+    assert!(!rest.is_empty(), "an empty schedule would be drawn anew");
+    let set = format!("faults={}", serde_json::json!({ "faults": rest }));
+    let p = clustersim(&[
+        "run",
+        "topology.swarm",
+        "--seed",
+        &seed,
+        "--mutant",
+        mutant,
+        "--set",
+        &set,
+    ]);
+    assert_eq!(
+        p.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&p.stdout)
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A receiver that never checks its guard, held at `stream_mutation_fragments` until its
+/// migration ends (a fault released by that condition, not by the heal): the barrier's drain
+/// waits for it forever — liveness.
+#[test]
+fn a_receiver_ignoring_its_guard_check_shrinks_to_the_hold_and_replays() {
+    operator_template_failure_shrinks_and_replays(
+        "receiver-ignores-guard-check",
+        4,
+        "liveness",
+        3,
+        &["injection stream_mutation_fragments on n1 (one-shot) with node = (new_replicas - replicas).0.node until every migration to its node in transition when it was entered has ended"],
+        |f| f["after"]["until"] == "migrations_to_node_ended",
+    );
+}
+
+/// A rollback from `write_both_read_new` that skips the barrier, after the pending node was
+/// crashed and excluded through the API (both schedule faults): routing, safety.
+#[test]
+fn a_rollback_skipping_its_barrier_shrinks_to_the_crash_and_exclude_and_replays() {
+    operator_template_failure_shrinks_and_replays(
+        "rollback-skips-barrier",
+        3,
+        "safety",
+        1,
+        &[
+            r#"after stage_committed{stage="write_both_read_new"} #2 while every node is up: crash n1 with node = (new_replicas - replicas).0.node"#,
+            "exclude n1 (operator) with node = (new_replicas - replicas).0.node",
+        ],
+        |f| f["after"]["all_up"] == true || f["fault"]["type"] == "exclude_node",
+    );
 }
 
 /// Runs matching a known finding are printed in full only for the first three per scenario;

@@ -21,8 +21,8 @@ use crate::world::Sim;
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
-use std::rc::Rc;
 use std::fmt;
+use std::rc::Rc;
 
 /// One environment fault.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -266,7 +266,10 @@ impl Fault {
     /// Does this fault stay in force until undone (a crash until the restart, a stall until
     /// the release)? A killed connection is instantaneous.
     pub fn lasts(&self) -> bool {
-        !matches!(self, Fault::KillConnection { .. } | Fault::ExcludeNode { .. })
+        !matches!(
+            self,
+            Fault::KillConnection { .. } | Fault::ExcludeNode { .. }
+        )
     }
 
     /// Nodes this fault names (for timelines and filters).

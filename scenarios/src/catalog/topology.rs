@@ -1,24 +1,23 @@
 //! The topology scenarios: tablet migration with fenced streaming sessions and barriers
 //! (SPEC §1–§3). Scripted stories re-create the known-hard cases (the §3 fenced-streaming test
 //! and its revert variant, stalled streams, coordinator failover, crashes of the pending node,
-//! a barrier blocked by a guard); `topology.swarm` runs the balancer, a client workload, swarm
-//! faults (with state-triggered buggify episodes), and two operator episodes drawn per seed that
-//! re-create what only scripted stories reached before:
+//! a barrier blocked by a guard); `topology.swarm` runs the balancer, a client workload and
+//! swarm faults, among them state-triggered templates ([`swarm_triggered`]) that re-create
+//! what only scripted stories reached before:
+//! - buggify episodes of the streaming injection points, each set off by a streaming event and
+//!   released at a random time;
 //! - a receiver held at `stream_mutation_fragments` until every migration to its node that was
 //!   in transition when it entered has ended (SPEC §3: the guard check is the only way out, so
-//!   a receiver that skips it deadlocks the drain);
-//! - the pending replica's node crashed in `write_both_read_new` and excluded through the API
-//!   (`migration.exclude_node_fallback_cleanup`: the rollback through
-//!   `write_both_read_old_fallback_cleanup`).
+//!   a receiver that skips it deadlocks the drain) — an injection fault with a release
+//!   condition (`ReleaseOn::MigrationsToNodeEnded`), kept through the heal once entered;
+//! - the pending replica's node crashed in `write_both_read_new` while every node is up, then
+//!   excluded through the API by the run's operator (`Fault::ExcludeNode`, as
+//!   `migration.exclude_node_fallback_cleanup` does): the rollback through
+//!   `write_both_read_old_fallback_cleanup`.
 //!
-//! Both go through the same APIs as the scripted stories (injection API, `sim.crash`,
-//! `exclude_node`), not the fault schedule: the hold must outlive the heal (the heal undoes every
-//! scheduled fault, and a hold released by it would let a receiver without its guard check
-//! finish late instead of never), and the exclusion is an operator's group0 write, not a fault.
-//! So they are not shrunk away as faults; the crash is recorded as a scripted fault, the
-//! injection's enable, enter and message are in the history, and a repro replays them from the
-//! seed. Their shares are the `receiver_held_until_migration_ends` and
-//! `dead_pending_node_excluded` params (`--set params.…=0` switches one off).
+//! All of them are faults of the seed's schedule: `explain` lists them, a bundle replays them
+//! and `shrink` drops or keeps them like any other fault. Their shares are the templates'
+//! probabilities in the fault model (`explain` shows the model).
 
 use crate::checkers::topology::{
     barrier::BarrierHoldsGroup0Sessions, data::Data, expectations::Expectations, fencing::Fencing,
@@ -203,13 +202,13 @@ pub fn scenarios() -> Vec<ScenarioDef> {
         ScenarioDef {
             id: "topology.swarm",
             tier: Tier::Randomised,
-            description: "balancer on, random move_tablet calls, client load, swarm faults (killed connections, stalls, partitions, crashes, leader kills, disk stalls), the model's injection points with random release (blocked receivers, paused consumers, rollback windows), and the operator's episodes: a receiver held until its migration ended, a pending node that dies in write_both_read_new and is excluded through the API",
+            description: "balancer on, random move_tablet calls, client load, swarm faults (killed connections, stalls, partitions, crashes, leader kills, disk stalls), the model's injection points with random release (blocked receivers, paused consumers, rollback windows), and, as state-triggered schedule faults, a receiver held until its migration ended and a pending node that dies in write_both_read_new and is excluded through the API",
             // Every mutant a scripted story of this area catches. The last two only through the
-            // operator's episodes: `receiver-ignores-guard-check` deadlocks the barrier under a
-            // receiver held until its migration ends (liveness, first seed 4 of 0..200),
-            // `rollback-skips-barrier` commits `cleanup_target` straight from
+            // schedule's operator templates: `receiver-ignores-guard-check` deadlocks the
+            // barrier under a receiver held until its migration ends (liveness, first seed 4 of
+            // 0..200), `rollback-skips-barrier` commits `cleanup_target` straight from
             // `write_both_read_new` once the dead pending node is excluded (routing, safety,
-            // first seed 1).
+            // first seed 3).
             mutants: &[
                 "no-fencing",
                 "barrier-skips-drain",
@@ -395,6 +394,10 @@ fn config_swarm(cfg: &mut RunConfig) {
 ///   coordinator killed, and sometimes a rollback window (`stream_tablet_move_to_cleanup` on the
 ///   coordinator): the stage moves on under the stuck master, whose tablet metadata guard goes
 ///   stale.
+///
+/// And, last (so the draws of those above stay as they were), the operator's two templates:
+/// SPEC §3's hold, released not at a time but when the migrations it can belong to have
+/// ended, and the dead pending node excluded through the API.
 fn swarm_triggered() -> Vec<TriggeredFault> {
     let on = |kind: &str, nth: u32, verb: &str, bind: &[(&str, &str)]| EventTrigger {
         fields: [("verb".to_string(), serde_json::json!(verb))].into(),
@@ -469,7 +472,11 @@ fn swarm_triggered() -> Vec<TriggeredFault> {
     // scripted story); a correct receiver is refused once its session closes.
     let streaming = EventTrigger {
         fields: [("stage".to_string(), serde_json::json!("streaming"))].into(),
-        bind: [("node".to_string(), "(new_replicas - replicas).0.node".to_string())].into(),
+        bind: [(
+            "node".to_string(),
+            "(new_replicas - replicas).0.node".to_string(),
+        )]
+        .into(),
         until: Some(ReleaseOn::MigrationsToNodeEnded),
         ..EventTrigger::on("stage_committed", 6)
     };
@@ -483,8 +490,16 @@ fn swarm_triggered() -> Vec<TriggeredFault> {
     // when a tablet enters `write_both_read_new`, its pending replica's node crashes (down
     // until the heal) and, within 1.5 s, is excluded through the API.
     let wbrn = EventTrigger {
-        fields: [("stage".to_string(), serde_json::json!("write_both_read_new"))].into(),
-        bind: [("node".to_string(), "(new_replicas - replicas).0.node".to_string())].into(),
+        fields: [(
+            "stage".to_string(),
+            serde_json::json!("write_both_read_new"),
+        )]
+        .into(),
+        bind: [(
+            "node".to_string(),
+            "(new_replicas - replicas).0.node".to_string(),
+        )]
+        .into(),
         ..EventTrigger::on("stage_committed", 6)
     };
     out.push(
@@ -1169,9 +1184,9 @@ fn hold_marks(sim: &Sim) {
         let h = sim.history();
         let entries = h.entries();
         let applied_at = |id: u64| {
-            entries.iter().position(|e| {
-                matches!(e.sim(), Some(sim::SimEvent::FaultApplied { id: i, .. }) if *i == id)
-            })
+            entries.iter().position(
+                |e| matches!(e.sim(), Some(sim::SimEvent::FaultApplied { id: i, .. }) if *i == id),
+            )
         };
         entries
             .iter()
@@ -1180,9 +1195,7 @@ fn hold_marks(sim: &Sim) {
                     id,
                     fault: Fault::Injection { node, name, .. },
                     by: sim::UndoneBy::Release,
-                }) if name == STREAM_MUTATION_FRAGMENTS => {
-                    Some((applied_at(*id)?, *node, e.index))
-                }
+                }) if name == STREAM_MUTATION_FRAGMENTS => Some((applied_at(*id)?, *node, e.index)),
                 _ => None,
             })
             .collect()
