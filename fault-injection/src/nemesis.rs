@@ -96,6 +96,10 @@ async fn run_one(
             {
                 return skip(&sim, index, &fault, format!("{n} is down"));
             }
+            let cut = |f: &Fault| matches!(f, Fault::Partition { .. });
+            if sim.open_faults().iter().any(|(_, f)| cut(f)) {
+                return skip(&sim, index, &fault, "a partition is in force".into());
+            }
         }
     }
     if sf.at_ms > 0 && !sleep_unless_stopped(sf.at_ms, &stop).await {
