@@ -315,8 +315,11 @@ pub enum UndoneBy {
 /// through it; without one the nemesis skips it.
 #[derive(Default)]
 pub struct Operator {
-    exclude: RefCell<Option<Rc<dyn Fn(NodeId)>>>,
+    exclude: RefCell<Option<ExcludeFn>>,
 }
+
+/// Starts the exclusion of a node (see [`Operator::set_exclude`]).
+type ExcludeFn = Rc<dyn Fn(NodeId)>;
 
 impl Operator {
     /// The run's operator.
