@@ -852,6 +852,59 @@ mod tests {
     }
 
     #[test]
+    fn held_and_leaving_templates_draw_no_duration_and_leaving_ones_ignore_max_down() {
+        let nodes = [NodeId(1), NodeId(2), NodeId(3)];
+        let mut hold = EventTrigger::on("stage_committed", 2);
+        hold.until = Some(crate::release::ReleaseOn::MigrationsToNodeEnded);
+        let inj = Fault::Injection {
+            node: NodeId(1),
+            name: "p".into(),
+            one_shot: true,
+        };
+        let crash = Fault::Crash { node: NodeId(1) };
+        let wbrn = EventTrigger::on("stage_committed", 3);
+        let m = FaultModel {
+            kinds: vec![FaultKind::Crash],
+            min_faults: 3,
+            max_faults: 3,
+            triggered: vec![
+                TriggeredFault::new(hold, inj, 1.0, 0),
+                TriggeredFault::new(wbrn.clone(), crash, 1.0, 0)
+                    .until_heal()
+                    .leaving_cluster(),
+                TriggeredFault::new(wbrn, Fault::ExcludeNode { node: NodeId(1) }, 1.0, 100)
+                    .following(),
+            ],
+            ..FaultModel::default()
+        };
+        for seed in 0..20 {
+            let s = generate(
+                &m,
+                &nodes,
+                &mut rand_chacha::ChaCha8Rng::seed_from_u64(seed),
+            );
+            let triggered: Vec<&ScheduledFault> =
+                s.faults.iter().filter(|f| f.after.is_some()).collect();
+            assert_eq!(
+                triggered.len(),
+                3,
+                "timed crashes do not keep them out: {s:?}"
+            );
+            for f in &triggered {
+                let t = f.after.as_ref().unwrap();
+                assert_eq!(f.duration_ms, None, "{f}");
+                assert_eq!(t.all_up, matches!(f.fault, Fault::Crash { .. }), "{f}");
+            }
+            let nth: Vec<u32> = triggered
+                .iter()
+                .filter(|f| f.after.as_ref().unwrap().until.is_none())
+                .map(|f| f.after.as_ref().unwrap().nth)
+                .collect();
+            assert_eq!(nth[0], nth[1], "the exclude follows its crash's occurrence");
+        }
+    }
+
+    #[test]
     fn buggify_enables_declared_points_for_at_most_their_hold() {
         let nodes = [NodeId(1), NodeId(2), NodeId(3)];
         let m = FaultModel {
