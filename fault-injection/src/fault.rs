@@ -40,6 +40,9 @@ impl fmt::Display for ScheduledFault {
                     let b: Vec<String> = t.bind.iter().map(|(k, v)| format!("{k} = {v}")).collect();
                     write!(f, " with {}", b.join(", "))?;
                 }
+                if let Some(r) = &t.until {
+                    write!(f, " {r}")?;
+                }
             }
             None => write!(f, "@{}ms: {}", self.at_ms, self.fault)?,
         }

@@ -167,6 +167,18 @@ pub struct TriggeredFault {
     /// hold x's receiver and then kill the stream's connection").
     #[serde(default, skip_serializing_if = "is_false")]
     pub follows_previous: bool,
+    /// Lasts until the heal: no duration is drawn (a crashed node that an operator then
+    /// excludes stays down).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub until_heal: bool,
+    /// Its node leaves the cluster (a crash that a following template's operator exclusion
+    /// takes out of the cluster): not counted against `max_down` for the whole run as other
+    /// state-triggered down-faults are, but fired only while every node is up
+    /// ([`EventTrigger::all_up`]), so it is the only node down when it goes; once it went,
+    /// the nemesis skips the schedule's later down-faults (the node stays down until the
+    /// heal), so `max_down` holds at run time.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub leaves_cluster: bool,
 }
 
 impl TriggeredFault {
@@ -185,12 +197,27 @@ impl TriggeredFault {
             max_delay_ms,
             duration_ms: None,
             follows_previous: false,
+            until_heal: false,
+            leaves_cluster: false,
         }
     }
 
     /// Lasting `lo..=hi` ms.
     pub fn lasting(mut self, lo: u64, hi: u64) -> Self {
         self.duration_ms = Some([lo, hi]);
+        self
+    }
+
+    /// Lasting until the heal.
+    pub fn until_heal(mut self) -> Self {
+        self.until_heal = true;
+        self
+    }
+
+    /// Its node leaves the cluster: fired only while every node is up, not counted against
+    /// `max_down` (see [`TriggeredFault::leaves_cluster`]).
+    pub fn leaving_cluster(mut self) -> Self {
+        self.leaves_cluster = true;
         self
     }
 
@@ -274,7 +301,7 @@ pub fn generate(model: &FaultModel, nodes: &[NodeId], rng: &mut impl Rng) -> Fau
             t.fault,
             Fault::Crash { .. } | Fault::Pause { .. } | Fault::Partition { .. } | Fault::KillLeader
         );
-        if takes_down {
+        if takes_down && !t.leaves_cluster {
             if !tracker.fits(0, u64::MAX, &[NodeId(0)], model.max_down) {
                 if !t.follows_previous {
                     previous = None;
@@ -291,6 +318,7 @@ pub fn generate(model: &FaultModel, nodes: &[NodeId], rng: &mut impl Rng) -> Fau
         if !t.follows_previous {
             previous = Some(trigger.nth);
         }
+        trigger.all_up |= t.leaves_cluster;
         for path in trigger.bind.values_mut() {
             while path.contains('?') {
                 *path = path.replacen('?', &rng.gen_range(0..16u32).to_string(), 1);
@@ -299,10 +327,13 @@ pub fn generate(model: &FaultModel, nodes: &[NodeId], rng: &mut impl Rng) -> Fau
         faults.push(ScheduledFault {
             at_ms: rng.gen_range(0..=t.max_delay_ms),
             after: Some(trigger),
-            duration_ms: t.fault.lasts().then(|| match t.duration_ms {
-                Some([lo, hi]) => rng.gen_range(lo.max(1)..=hi.max(lo).max(1)),
-                None => rng.gen_range(1..=model.max_duration_ms.max(1)),
-            }),
+            // A fault with a release condition ends when that holds, not after a time.
+            duration_ms: (t.fault.lasts() && !t.until_heal && t.trigger.until.is_none()).then(
+                || match t.duration_ms {
+                    Some([lo, hi]) => rng.gen_range(lo.max(1)..=hi.max(lo).max(1)),
+                    None => rng.gen_range(1..=model.max_duration_ms.max(1)),
+                },
+            ),
             fault: t.fault.clone(),
         });
     }
@@ -399,6 +430,8 @@ fn timed(
         .copied()
         .filter(|k| *k != FaultKind::Stall || !model.verbs.is_empty())
         .filter(|k| *k != FaultKind::Injection || !model.injections.is_empty())
+        // An operator's exclusion follows a crash it names: only in a triggered template.
+        .filter(|k| *k != FaultKind::ExcludeNode)
         // Whole-run skews leave no room for episodes on the same nodes.
         .filter(|k| *k != FaultKind::ClockSkew || (model.skews_clocks() && !model.skew_every_node))
         .collect();
@@ -522,6 +555,7 @@ fn timed(
                 let node = pick(rng);
                 (draw_skew(model, node, rng), vec![], Some(duration_ms))
             }
+            FaultKind::ExcludeNode => unreachable!("filtered above"),
             FaultKind::KillLeader => {
                 // Which node leads is only known at run time: count it as any one node down.
                 (Fault::KillLeader, vec![NodeId(0)], Some(duration_ms))
@@ -745,6 +779,8 @@ mod tests {
             max_delay_ms: 20,
             duration_ms: None,
             follows_previous: false,
+            until_heal: false,
+            leaves_cluster: false,
         };
         let crash = TriggeredFault {
             trigger: EventTrigger::on("barrier_started", 1),
@@ -753,6 +789,8 @@ mod tests {
             max_delay_ms: 0,
             duration_ms: None,
             follows_previous: false,
+            until_heal: false,
+            leaves_cluster: false,
         };
         let m = FaultModel {
             triggered: vec![kill, crash],
@@ -811,6 +849,59 @@ mod tests {
             &mut rand_chacha::ChaCha8Rng::seed_from_u64(9),
         );
         assert!(a.faults.iter().all(|f| f.after.is_none()));
+    }
+
+    #[test]
+    fn held_and_leaving_templates_draw_no_duration_and_leaving_ones_ignore_max_down() {
+        let nodes = [NodeId(1), NodeId(2), NodeId(3)];
+        let mut hold = EventTrigger::on("stage_committed", 2);
+        hold.until = Some(crate::release::ReleaseOn::MigrationsToNodeEnded);
+        let inj = Fault::Injection {
+            node: NodeId(1),
+            name: "p".into(),
+            one_shot: true,
+        };
+        let crash = Fault::Crash { node: NodeId(1) };
+        let wbrn = EventTrigger::on("stage_committed", 3);
+        let m = FaultModel {
+            kinds: vec![FaultKind::Crash],
+            min_faults: 3,
+            max_faults: 3,
+            triggered: vec![
+                TriggeredFault::new(hold, inj, 1.0, 0),
+                TriggeredFault::new(wbrn.clone(), crash, 1.0, 0)
+                    .until_heal()
+                    .leaving_cluster(),
+                TriggeredFault::new(wbrn, Fault::ExcludeNode { node: NodeId(1) }, 1.0, 100)
+                    .following(),
+            ],
+            ..FaultModel::default()
+        };
+        for seed in 0..20 {
+            let s = generate(
+                &m,
+                &nodes,
+                &mut rand_chacha::ChaCha8Rng::seed_from_u64(seed),
+            );
+            let triggered: Vec<&ScheduledFault> =
+                s.faults.iter().filter(|f| f.after.is_some()).collect();
+            assert_eq!(
+                triggered.len(),
+                3,
+                "timed crashes do not keep them out: {s:?}"
+            );
+            for f in &triggered {
+                let t = f.after.as_ref().unwrap();
+                assert_eq!(f.duration_ms, None, "{f}");
+                assert_eq!(t.all_up, matches!(f.fault, Fault::Crash { .. }), "{f}");
+            }
+            let nth: Vec<u32> = triggered
+                .iter()
+                .filter(|f| f.after.as_ref().unwrap().until.is_none())
+                .map(|f| f.after.as_ref().unwrap().nth)
+                .collect();
+            assert_eq!(nth[0], nth[1], "the exclude follows its crash's occurrence");
+        }
     }
 
     #[test]

@@ -18,6 +18,7 @@
 //!   `stage_committed`, `(new_replicas - replicas).0.node` the pending one's.
 
 use crate::fault::Fault;
+use crate::release::ReleaseOn;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sim::{Entry, Event, Sim};
@@ -40,6 +41,19 @@ pub struct EventTrigger {
     /// `{"from": "(replicas - new_replicas).0.node"}`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub bind: BTreeMap<String, String>,
+    /// End the fault when this protocol condition holds instead of after a duration (see
+    /// [`crate::release`]); the fault then outlives the heal once armed. `None`: the
+    /// schedule's `duration_ms` (or the heal) ends it, as before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<ReleaseOn>,
+    /// Fire only if every node is up and running when the event occurs (else the fault is
+    /// skipped): an operator's crash of a node it then excludes.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub all_up: bool,
+}
+
+fn is_false(v: &bool) -> bool {
+    !*v
 }
 
 impl fmt::Display for EventTrigger {
@@ -53,7 +67,11 @@ impl fmt::Display for EventTrigger {
                 .collect();
             write!(f, "{{{}}}", m.join(", "))?;
         }
-        write!(f, " #{}", self.nth)
+        write!(f, " #{}", self.nth)?;
+        if self.all_up {
+            write!(f, " while every node is up")?;
+        }
+        Ok(())
     }
 }
 
@@ -155,6 +173,9 @@ impl EventTrigger {
             if !parses(p) {
                 return Err(format!("bad event path `{p}`"));
             }
+        }
+        if let Some(r) = &self.until {
+            r.check(fault)?;
         }
         let fj = serde_json::to_value(fault).expect("faults serialise");
         for k in self.bind.keys() {

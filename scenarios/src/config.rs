@@ -386,7 +386,8 @@ fn check_fault(f: &Fault, nodes: u32) -> Result<(), String> {
         | Fault::Pause { node }
         | Fault::DiskStall { node }
         | Fault::DiskError { node, .. }
-        | Fault::DiskLatency { node, .. } => exists(node),
+        | Fault::DiskLatency { node, .. }
+        | Fault::ExcludeNode { node } => exists(node),
         Fault::ClockSkew {
             node, drift_ppm, ..
         } => {

@@ -657,59 +657,102 @@ fn state_triggered_faults_resolve_their_nodes_from_the_event() {
     );
 }
 
-#[test]
-fn a_buggified_injection_in_a_failing_bundle_shrinks_and_replays() {
-    let dir = std::env::temp_dir().join(format!("clustersim-buggify-{}", std::process::id()));
+/// A failing `run` of `scenario` at `seed` with `mutant` (exit code `exit`), its bundle shrunk
+/// within `budget` runs (the same exit code) and the shrunk bundle replayed to `verdict` with a
+/// matching digest. Returns the failing run's schedule and the shrunk one.
+fn fail_shrink_replay(
+    scenario: &str,
+    seed: &str,
+    mutant: &str,
+    exit: i32,
+    verdict: &str,
+    budget: &str,
+) -> (Vec<serde_json::Value>, Vec<serde_json::Value>) {
+    let dir = std::env::temp_dir().join(format!(
+        "clustersim-shrink-{scenario}-{seed}-{mutant}-{}",
+        std::process::id()
+    ));
     let out = clustersim(&[
         "run",
-        "harness.buggify_holds_calls",
+        scenario,
         "--seed",
-        "1",
+        seed,
         "--mutant",
-        "harness-injection-no-wait",
+        mutant,
         "--json",
         "--out",
         dir.to_str().unwrap(),
     ]);
-    assert_eq!(out.status.code(), Some(1), "the mutant is caught");
+    assert_eq!(
+        out.status.code(),
+        Some(exit),
+        "{mutant} is caught at seed {seed}"
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let bundle = v["bundle"].as_str().unwrap().to_string();
-    let read = |p: &str| -> serde_json::Value {
-        serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+    let faults = |p: &str| -> Vec<serde_json::Value> {
+        let b: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
+        b["config"]["faults"]["faults"].as_array().unwrap().clone()
     };
-    let before = read(&bundle)["config"]["faults"]["faults"]
-        .as_array()
-        .unwrap()
-        .len();
-    assert!(before >= 2, "several buggify faults to shrink from");
+    let all = faults(&bundle);
     let shrunk = dir.join("shrunk.json");
     let s = clustersim(&[
         "shrink",
         &bundle,
         "--budget",
-        "60",
+        budget,
         "--out",
         shrunk.to_str().unwrap(),
     ]);
     assert_eq!(
         s.status.code(),
-        Some(1),
+        Some(exit),
         "{}",
         String::from_utf8_lossy(&s.stderr)
     );
-    let small = read(shrunk.to_str().unwrap());
-    let faults = small["config"]["faults"]["faults"].as_array().unwrap();
-    assert!(!faults.is_empty() && faults.len() < before, "{faults:?}");
-    assert!(
-        faults.iter().all(|f| f["fault"]["type"] == "injection"),
-        "what is left is the buggified injection the failure needs: {faults:?}"
-    );
+    let small = faults(shrunk.to_str().unwrap());
+    assert!(small.len() < all.len(), "{} -> {small:?}", all.len());
     let r = clustersim(&["replay", shrunk.to_str().unwrap(), "--json"]);
-    assert_eq!(r.status.code(), Some(1));
+    assert_eq!(r.status.code(), Some(exit));
     let rv: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
     assert_eq!(rv["digest_matches"], true);
-    assert_eq!(rv["verdict"], "safety");
+    assert_eq!(rv["verdict"], verdict);
     std::fs::remove_dir_all(dir).unwrap();
+    (all, small)
+}
+
+/// `run` of topology.swarm at `seed` with `mutant` and the schedule `faults`.
+fn topology_swarm_with(seed: &str, mutant: &str, faults: &[&serde_json::Value]) -> Output {
+    assert!(!faults.is_empty(), "an empty schedule would be drawn anew");
+    let set = format!("faults={}", serde_json::json!({ "faults": faults }));
+    clustersim(&[
+        "run",
+        "topology.swarm",
+        "--seed",
+        seed,
+        "--mutant",
+        mutant,
+        "--set",
+        &set,
+    ])
+}
+
+#[test]
+fn a_buggified_injection_in_a_failing_bundle_shrinks_and_replays() {
+    let (all, faults) = fail_shrink_replay(
+        "harness.buggify_holds_calls",
+        "1",
+        "harness-injection-no-wait",
+        1,
+        "safety",
+        "60",
+    );
+    assert!(all.len() >= 2, "several buggify faults to shrink from");
+    assert!(
+        !faults.is_empty() && faults.iter().all(|f| f["fault"]["type"] == "injection"),
+        "what is left is the buggified injection the failure needs: {faults:?}"
+    );
 }
 
 /// Issue 11 item 3: topology.swarm's buggify episodes are schedule faults, so a failure that
@@ -719,46 +762,7 @@ fn a_buggified_injection_in_a_failing_bundle_shrinks_and_replays() {
 /// same schedule passes.
 #[test]
 fn a_topology_swarm_failure_shrinks_to_its_buggified_injection_and_replays() {
-    let dir = std::env::temp_dir().join(format!("clustersim-topo-bug-{}", std::process::id()));
-    let out = clustersim(&[
-        "run",
-        "topology.swarm",
-        "--seed",
-        "5",
-        "--mutant",
-        "no-fencing",
-        "--json",
-        "--out",
-        dir.to_str().unwrap(),
-    ]);
-    assert_eq!(out.status.code(), Some(1), "no-fencing is caught at seed 5");
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let bundle = v["bundle"].as_str().unwrap().to_string();
-    let read = |p: &str| -> serde_json::Value {
-        serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
-    };
-    let before = read(&bundle)["config"]["faults"]["faults"]
-        .as_array()
-        .unwrap()
-        .len();
-    let shrunk = dir.join("shrunk.json");
-    let s = clustersim(&[
-        "shrink",
-        &bundle,
-        "--budget",
-        "40",
-        "--out",
-        shrunk.to_str().unwrap(),
-    ]);
-    assert_eq!(
-        s.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&s.stderr)
-    );
-    let small = read(shrunk.to_str().unwrap());
-    let faults = small["config"]["faults"]["faults"].as_array().unwrap();
-    assert!(faults.len() < before, "{before} -> {faults:?}");
+    let (_, faults) = fail_shrink_replay("topology.swarm", "6", "no-fencing", 1, "safety", "40");
     let is_injection = |f: &serde_json::Value| {
         f["fault"]["type"] == "injection" && f["fault"]["name"] == "stream_mutation_fragments"
     };
@@ -766,31 +770,87 @@ fn a_topology_swarm_failure_shrinks_to_its_buggified_injection_and_replays() {
         faults.iter().any(is_injection),
         "the held receiver the failure needs is still in the schedule: {faults:?}"
     );
-    let r = clustersim(&["replay", shrunk.to_str().unwrap(), "--json"]);
-    assert_eq!(r.status.code(), Some(1));
-    let rv: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
-    assert_eq!(rv["digest_matches"], true);
-    assert_eq!(rv["verdict"], "safety");
     // The injection is what the failure needs: the shrunk schedule without it passes.
     let rest: Vec<&serde_json::Value> = faults.iter().filter(|f| !is_injection(f)).collect();
-    let set = format!("faults={}", serde_json::json!({ "faults": rest }));
-    let p = clustersim(&[
-        "run",
-        "topology.swarm",
-        "--seed",
-        "5",
-        "--mutant",
-        "no-fencing",
-        "--set",
-        &set,
-    ]);
+    let p = topology_swarm_with("6", "no-fencing", &rest);
     assert_eq!(
         p.status.code(),
         Some(0),
         "{}",
         String::from_utf8_lossy(&p.stdout)
     );
-    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Issue 11 item 3: topology.swarm's operator templates are schedule faults. A failure that
+/// needs one is run, explained, shrunk and replayed: `explain` lists the fault(s) `keep`
+/// selects, the shrunk schedule keeps them, the shrunk bundle replays to the same verdict and
+/// digest, and the failing run's own schedule without them passes.
+fn operator_template_failure_shrinks_and_replays(
+    mutant: &str,
+    seed: &str,
+    verdict: &str,
+    exit: i32,
+    explained: &[&str],
+    keep: fn(&serde_json::Value) -> bool,
+) {
+    let e = clustersim(&["explain", "topology.swarm", "--seed", seed]);
+    assert_eq!(e.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&e.stdout);
+    for line in explained {
+        assert!(
+            text.contains(line),
+            "explain does not list {line:?}:\n{text}"
+        );
+    }
+    let (all, small) = fail_shrink_replay("topology.swarm", seed, mutant, exit, verdict, "40");
+    let needed = all.iter().filter(|f| keep(f)).count();
+    assert!(needed > 0, "{all:?}");
+    assert_eq!(
+        small.iter().filter(|f| keep(f)).count(),
+        needed,
+        "the shrunk schedule keeps what the failure needs: {small:?}"
+    );
+    // Without those faults, the failing run's own schedule passes.
+    let rest: Vec<&serde_json::Value> = all.iter().filter(|f| !keep(f)).collect();
+    let p = topology_swarm_with(seed, mutant, &rest);
+    assert_eq!(
+        p.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&p.stdout)
+    );
+}
+
+/// A receiver that never checks its guard, held at `stream_mutation_fragments` until its
+/// migration ends (a fault released by that condition, not by the heal): the barrier's drain
+/// waits for it forever — liveness.
+#[test]
+fn a_receiver_ignoring_its_guard_check_shrinks_to_the_hold_and_replays() {
+    operator_template_failure_shrinks_and_replays(
+        "receiver-ignores-guard-check",
+        "4",
+        "liveness",
+        3,
+        &["injection stream_mutation_fragments on n1 (one-shot) with node = (new_replicas - replicas).0.node until every migration to its node in transition when it was entered has ended"],
+        |f| f["after"]["until"] == "migrations_to_node_ended",
+    );
+}
+
+/// A rollback from `write_both_read_new` that skips the barrier, after the pending node was
+/// crashed and excluded through the API (both schedule faults): routing, safety.
+#[test]
+fn a_rollback_skipping_its_barrier_shrinks_to_the_crash_and_exclude_and_replays() {
+    operator_template_failure_shrinks_and_replays(
+        "rollback-skips-barrier",
+        "3",
+        "safety",
+        1,
+        &[
+            r#"after stage_committed{stage="write_both_read_new"} #2 while every node is up: crash n1 with node = (new_replicas - replicas).0.node"#,
+            "exclude n1 (operator) with node = (new_replicas - replicas).0.node",
+        ],
+        |f| f["after"]["all_up"] == true || f["fault"]["type"] == "exclude_node",
+    );
 }
 
 /// Runs matching a known finding are printed in full only for the first three per scenario;

@@ -88,7 +88,7 @@ fn every_topology_mutant_is_caught_within_50_seeds() {
 
 /// Issue 11 item 5: the swarm alone, without any scripted story, catches within 200 seeds the
 /// fencing and drain mutants, and the two that only scripted stories caught before its
-/// operator episodes: a receiver that never checks its guard (held until its migration ends,
+/// operator templates (schedule faults): a receiver that never checks its guard (held until its migration ends,
 /// it deadlocks the barrier's drain: liveness, as in the SPEC §3 story) and a rollback from
 /// `write_both_read_new` that skips the barrier (a dead pending node excluded through the API:
 /// routing, safety).

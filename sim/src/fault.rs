@@ -10,15 +10,19 @@
 //! that calls `sim.crash(n)` and the nemesis executing a schedule leave the same record, and
 //! nothing can apply a fault without recording it. The mechanics behind them are crate-private.
 //! A fault that needs undoing stays in the world's table of open faults until it is undone;
-//! the heal phase undoes every open fault, in the order they were applied.
+//! the heal phase undoes every open fault, in the order they were applied — except those
+//! marked [`Sim::keep_through_heal`], whose end comes only from whoever applied them (the
+//! nemesis's release condition of a held injection point) or the run's end.
 
 use crate::history::SimEvent;
 use crate::ids::NodeId;
 use crate::injection::Injections;
 use crate::world::Sim;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::rc::Rc;
 
 /// One environment fault.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -127,6 +131,12 @@ pub enum Fault {
         #[serde(default)]
         one_shot: bool,
     },
+    /// The operator removes the dead `node` from the cluster (the model's `exclude_node` API,
+    /// as the run's [`Operator`] carries it out). Instantaneous: an excluded node stays so.
+    ExcludeNode {
+        /// The node.
+        node: NodeId,
+    },
 }
 
 impl Fault {
@@ -146,6 +156,7 @@ impl Fault {
             Fault::KillLeader => FaultKind::KillLeader,
             Fault::Injection { .. } => FaultKind::Injection,
             Fault::ClockSkew { .. } => FaultKind::ClockSkew,
+            Fault::ExcludeNode { .. } => FaultKind::ExcludeNode,
         }
     }
 }
@@ -212,6 +223,7 @@ impl fmt::Display for Fault {
                 "injection {name} on {node}{}",
                 if *one_shot { " (one-shot)" } else { "" }
             ),
+            Fault::ExcludeNode { node } => write!(f, "exclude {node} (operator)"),
         }
     }
 }
@@ -246,13 +258,18 @@ pub enum FaultKind {
     Injection,
     /// [`Fault::ClockSkew`].
     ClockSkew,
+    /// [`Fault::ExcludeNode`].
+    ExcludeNode,
 }
 
 impl Fault {
     /// Does this fault stay in force until undone (a crash until the restart, a stall until
     /// the release)? A killed connection is instantaneous.
     pub fn lasts(&self) -> bool {
-        !matches!(self, Fault::KillConnection { .. })
+        !matches!(
+            self,
+            Fault::KillConnection { .. } | Fault::ExcludeNode { .. }
+        )
     }
 
     /// Nodes this fault names (for timelines and filters).
@@ -269,7 +286,8 @@ impl Fault {
             | Fault::DiskError { node, .. }
             | Fault::DiskLatency { node, .. }
             | Fault::Injection { node, .. }
-            | Fault::ClockSkew { node, .. } => vec![*node],
+            | Fault::ClockSkew { node, .. }
+            | Fault::ExcludeNode { node } => vec![*node],
             Fault::KillLeader => vec![],
         };
         v.sort();
@@ -288,6 +306,37 @@ pub enum UndoneBy {
     Script,
     /// The heal phase.
     Heal,
+    /// Its release condition held (the nemesis; see `ReleaseOn` in `fault_injection`).
+    Release,
+}
+
+/// The run's operator: what a scenario lets an operator do to the cluster through the model's
+/// API, which `sim` does not know (the model registers it). A [`Fault::ExcludeNode`] is applied
+/// through it; without one the nemesis skips it.
+#[derive(Default)]
+pub struct Operator {
+    exclude: RefCell<Option<ExcludeFn>>,
+}
+
+/// Starts the exclusion of a node (see [`Operator::set_exclude`]).
+type ExcludeFn = Rc<dyn Fn(NodeId)>;
+
+impl Operator {
+    /// The run's operator.
+    pub fn of(sim: &Sim) -> Rc<Operator> {
+        sim.ext::<Operator>()
+    }
+
+    /// How this run excludes a node: `f` starts the exclusion (it may spawn the API call and
+    /// its retries) and returns at once.
+    pub fn set_exclude(&self, f: impl Fn(NodeId) + 'static) {
+        *self.exclude.borrow_mut() = Some(Rc::new(f));
+    }
+
+    /// Can this run exclude a node?
+    pub fn can_exclude(&self) -> bool {
+        self.exclude.borrow().is_some()
+    }
 }
 
 /// The open faults of a run, by record id.
@@ -295,6 +344,8 @@ pub enum UndoneBy {
 pub(crate) struct FaultTable {
     next_id: u64,
     open: BTreeMap<u64, Fault>,
+    /// Open faults the heal leaves in force ([`Sim::keep_through_heal`]).
+    kept: BTreeSet<u64>,
 }
 
 impl Sim {
@@ -352,6 +403,10 @@ impl Sim {
                 offset_ms,
                 drift_ppm,
             } => self.skew_clock_now(*node, *offset_ms, *drift_ppm),
+            Fault::ExcludeNode { node } => {
+                let exclude = Operator::of(self).exclude.borrow().clone();
+                exclude.expect("an exclude is applied only where the run has an operator")(*node)
+            }
             Fault::KillLeader => unreachable!("asserted above"),
         }
         id
@@ -360,7 +415,11 @@ impl Sim {
     /// End the open fault `id` now and record that once. Returns false (and does nothing) if
     /// it is not open: already undone, instantaneous, or unknown.
     pub fn undo_fault(&self, id: u64, by: UndoneBy) -> bool {
-        let Some(fault) = self.0.faults.borrow_mut().open.remove(&id) else {
+        let Some(fault) = ({
+            let mut t = self.0.faults.borrow_mut();
+            t.kept.remove(&id);
+            t.open.remove(&id)
+        }) else {
             return false;
         };
         self.record_sim(
@@ -373,7 +432,7 @@ impl Sim {
         );
         let net = self.net();
         match &fault {
-            Fault::KillConnection { .. } | Fault::KillLeader => {
+            Fault::KillConnection { .. } | Fault::KillLeader | Fault::ExcludeNode { .. } => {
                 unreachable!("never open")
             }
             Fault::Stall { from, to, verb } => net.release_now(*from, *to, verb),
@@ -419,9 +478,38 @@ impl Sim {
             .collect()
     }
 
-    /// Undo every open fault, oldest first (the heal phase).
+    /// Let the open fault `id` outlive the heal phase: the heal undoes every other open fault,
+    /// and this one ends only when whoever applied it undoes it (or with the run). For a hold
+    /// whose release is a protocol condition, not a time: a receiver held at an injection
+    /// point until its migration ends must not be let go by the heal, or a receiver that never
+    /// checks its guard would finish late instead of never. Only what the heal's other steps
+    /// leave alone truly outlives it (an injection point, a clock skew): the heal still
+    /// reconnects every link, clears disk faults and restarts every node. Returns false (and
+    /// does nothing) if `id` is not open.
+    pub fn keep_through_heal(&self, id: u64) -> bool {
+        let mut t = self.0.faults.borrow_mut();
+        if !t.open.contains_key(&id) {
+            return false;
+        }
+        t.kept.insert(id);
+        true
+    }
+
+    /// Is the fault `id` open (applied, lasting, not yet undone)?
+    pub fn is_open_fault(&self, id: u64) -> bool {
+        self.0.faults.borrow().open.contains_key(&id)
+    }
+
+    /// Undo every open fault not kept through the heal, oldest first (the heal phase).
     pub(crate) fn undo_all(&self) {
-        let ids: Vec<u64> = self.0.faults.borrow().open.keys().copied().collect();
+        let ids: Vec<u64> = {
+            let t = self.0.faults.borrow();
+            t.open
+                .keys()
+                .filter(|id| !t.kept.contains(id))
+                .copied()
+                .collect()
+        };
         for id in ids {
             self.undo_fault(id, UndoneBy::Heal);
         }

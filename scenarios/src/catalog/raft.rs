@@ -179,6 +179,8 @@ fn config_swarm(cfg: &mut RunConfig) {
             max_delay_ms: 20,
             duration_ms: None,
             follows_previous: false,
+            until_heal: false,
+            leaves_cluster: false,
         }],
         ..FaultModel::default()
     };

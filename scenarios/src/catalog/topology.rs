@@ -1,24 +1,23 @@
 //! The topology scenarios: tablet migration with fenced streaming sessions and barriers
 //! (SPEC §1–§3). Scripted stories re-create the known-hard cases (the §3 fenced-streaming test
 //! and its revert variant, stalled streams, coordinator failover, crashes of the pending node,
-//! a barrier blocked by a guard); `topology.swarm` runs the balancer, a client workload, swarm
-//! faults (with state-triggered buggify episodes), and two operator episodes drawn per seed that
-//! re-create what only scripted stories reached before:
+//! a barrier blocked by a guard); `topology.swarm` runs the balancer, a client workload and
+//! swarm faults, among them state-triggered templates ([`swarm_triggered`]) that re-create
+//! what only scripted stories reached before:
+//! - buggify episodes of the streaming injection points, each set off by a streaming event and
+//!   released at a random time;
 //! - a receiver held at `stream_mutation_fragments` until every migration to its node that was
 //!   in transition when it entered has ended (SPEC §3: the guard check is the only way out, so
-//!   a receiver that skips it deadlocks the drain);
-//! - the pending replica's node crashed in `write_both_read_new` and excluded through the API
-//!   (`migration.exclude_node_fallback_cleanup`: the rollback through
-//!   `write_both_read_old_fallback_cleanup`).
+//!   a receiver that skips it deadlocks the drain) — an injection fault with a release
+//!   condition (`ReleaseOn::MigrationsToNodeEnded`), kept through the heal once entered;
+//! - the pending replica's node crashed in `write_both_read_new` while every node is up, then
+//!   excluded through the API by the run's operator (`Fault::ExcludeNode`, as
+//!   `migration.exclude_node_fallback_cleanup` does): the rollback through
+//!   `write_both_read_old_fallback_cleanup`.
 //!
-//! Both go through the same APIs as the scripted stories (injection API, `sim.crash`,
-//! `exclude_node`), not the fault schedule: the hold must outlive the heal (the heal undoes every
-//! scheduled fault, and a hold released by it would let a receiver without its guard check
-//! finish late instead of never), and the exclusion is an operator's group0 write, not a fault.
-//! So they are not shrunk away as faults; the crash is recorded as a scripted fault, the
-//! injection's enable, enter and message are in the history, and a repro replays them from the
-//! seed. Their shares are the `receiver_held_until_migration_ends` and
-//! `dead_pending_node_excluded` params (`--set params.…=0` switches one off).
+//! All of them are faults of the seed's schedule: `explain` lists them, a bundle replays them
+//! and `shrink` drops or keeps them like any other fault. Their shares are the templates'
+//! probabilities in the fault model (`explain` shows the model).
 
 use crate::checkers::topology::{
     barrier::BarrierHoldsGroup0Sessions, data::Data, expectations::Expectations, fencing::Fencing,
@@ -31,8 +30,8 @@ use crate::scenario::{Checker, RunEnd, ScenarioDef, Tier};
 use crate::story::Story;
 use crate::workload::{self, KvLoad};
 use fault_injection::{
-    BuggifyPoint, EventTrigger, Fault, FaultKind, FaultModel, FaultSchedule, ScheduledFault,
-    TriggeredFault,
+    BuggifyPoint, EventTrigger, Fault, FaultKind, FaultModel, FaultSchedule, ReleaseOn,
+    ScheduledFault, TriggeredFault,
 };
 use futures::future::LocalBoxFuture;
 use futures::FutureExt;
@@ -44,11 +43,10 @@ use model::topology::data::{Client, Storage};
 use model::topology::events::{OpOutcome, TopologyEvent};
 use model::topology::group0::current_leader;
 use model::topology::stage::Stage;
-use model::topology::state::TopologyState;
 use model::topology::TopologyConfig;
 use model::topology::{Key, NodeId, Replica, ShardId, TableId, TabletId, Value};
 use rand::Rng;
-use sim::injection::{InjectionEvent, Injections};
+use sim::injection::InjectionEvent;
 use sim::time::{sleep, Duration};
 use sim::Sim;
 use std::cell::Cell;
@@ -204,13 +202,13 @@ pub fn scenarios() -> Vec<ScenarioDef> {
         ScenarioDef {
             id: "topology.swarm",
             tier: Tier::Randomised,
-            description: "balancer on, random move_tablet calls, client load, swarm faults (killed connections, stalls, partitions, crashes, leader kills, disk stalls), the model's injection points with random release (blocked receivers, paused consumers, rollback windows), and the operator's episodes: a receiver held until its migration ended, a pending node that dies in write_both_read_new and is excluded through the API",
+            description: "balancer on, random move_tablet calls, client load, swarm faults (killed connections, stalls, partitions, crashes, leader kills, disk stalls), the model's injection points with random release (blocked receivers, paused consumers, rollback windows), and, as state-triggered schedule faults, a receiver held until its migration ended and a pending node that dies in write_both_read_new and is excluded through the API",
             // Every mutant a scripted story of this area catches. The last two only through the
-            // operator's episodes: `receiver-ignores-guard-check` deadlocks the barrier under a
-            // receiver held until its migration ends (liveness, first seed 4 of 0..200),
-            // `rollback-skips-barrier` commits `cleanup_target` straight from
+            // schedule's operator templates: `receiver-ignores-guard-check` deadlocks the
+            // barrier under a receiver held until its migration ends (liveness, first seed 4 of
+            // 0..200), `rollback-skips-barrier` commits `cleanup_target` straight from
             // `write_both_read_new` once the dead pending node is excluded (routing, safety,
-            // first seed 1).
+            // first seed 3).
             mutants: &[
                 "no-fencing",
                 "barrier-skips-drain",
@@ -349,13 +347,6 @@ fn config_swarm(cfg: &mut RunConfig) {
     config_load(cfg);
     cfg.phases.chaos_ms = 5_000;
     cfg.params.insert("moves".into(), serde_json::json!(true));
-    // The operator's episodes, each in a share of seeds (see their functions).
-    cfg.params.insert(
-        "receiver_held_until_migration_ends".into(),
-        serde_json::json!(0.3),
-    );
-    cfg.params
-        .insert("dead_pending_node_excluded".into(), serde_json::json!(0.3));
     cfg.fault_model = FaultModel {
         kinds: vec![
             FaultKind::KillConnection,
@@ -403,6 +394,10 @@ fn config_swarm(cfg: &mut RunConfig) {
 ///   coordinator killed, and sometimes a rollback window (`stream_tablet_move_to_cleanup` on the
 ///   coordinator): the stage moves on under the stuck master, whose tablet metadata guard goes
 ///   stale.
+///
+/// And, last (so the draws of those above stay as they were), the operator's two templates:
+/// SPEC §3's hold, released not at a time but when the migrations it can belong to have
+/// ended, and the dead pending node excluded through the API.
 fn swarm_triggered() -> Vec<TriggeredFault> {
     let on = |kind: &str, nth: u32, verb: &str, bind: &[(&str, &str)]| EventTrigger {
         fields: [("verb".to_string(), serde_json::json!(verb))].into(),
@@ -467,6 +462,53 @@ fn swarm_triggered() -> Vec<TriggeredFault> {
         )
         .lasting(1_200, 3_000)
         .following(),
+    );
+    // SPEC §3's hold, in a share of seeds: when a tablet starts streaming to a node, its
+    // receiver is held at `stream_mutation_fragments` (one-shot) until every migration to
+    // that node that was in transition when the receiver entered has ended. Nothing but the
+    // receiver's own guard check ends the hold before that (the hold outlives the heal): a
+    // receiver that does not check keeps its session's guard, the barrier's drain waits for
+    // it, the migration never ends and the release never comes (a liveness failure, as in the
+    // scripted story); a correct receiver is refused once its session closes.
+    let streaming = EventTrigger {
+        fields: [("stage".to_string(), serde_json::json!("streaming"))].into(),
+        bind: [(
+            "node".to_string(),
+            "(new_replicas - replicas).0.node".to_string(),
+        )]
+        .into(),
+        until: Some(ReleaseOn::MigrationsToNodeEnded),
+        ..EventTrigger::on("stage_committed", 6)
+    };
+    out.push(TriggeredFault::new(
+        streaming,
+        inj(STREAM_MUTATION_FRAGMENTS),
+        0.3,
+        0,
+    ));
+    // The operator's exclude (the scripted `migration.exclude_node_fallback_cleanup`, drawn):
+    // when a tablet enters `write_both_read_new`, its pending replica's node crashes (down
+    // until the heal) and, within 1.5 s, is excluded through the API.
+    let wbrn = EventTrigger {
+        fields: [(
+            "stage".to_string(),
+            serde_json::json!("write_both_read_new"),
+        )]
+        .into(),
+        bind: [(
+            "node".to_string(),
+            "(new_replicas - replicas).0.node".to_string(),
+        )]
+        .into(),
+        ..EventTrigger::on("stage_committed", 6)
+    };
+    out.push(
+        TriggeredFault::new(wbrn.clone(), Fault::Crash { node: NodeId(1) }, 0.3, 0)
+            .until_heal()
+            .leaving_cluster(),
+    );
+    out.push(
+        TriggeredFault::new(wbrn, Fault::ExcludeNode { node: NodeId(1) }, 1.0, 1_500).following(),
     );
     out
 }
@@ -1102,7 +1144,7 @@ fn story_exclude_fallback(st: Rc<Topo>) -> LocalBoxFuture<'static, ()> {
 
 async fn run_load(sim: Sim, cfg: Rc<RunConfig>) -> RunEnd {
     let st = Topo::start(&sim, &cfg);
-    phases::run(&sim, &cfg, st, |st| {
+    let end = phases::run(&sim, &cfg, st, |st| {
         let until = phases::chaos_end_ns(st.sim(), &st.story.cfg);
         let mut workloads = vec![st.kv.run(st.sim(), st.cluster.cfg.nodes, until)];
         if st
@@ -1114,22 +1156,7 @@ async fn run_load(sim: Sim, cfg: Rc<RunConfig>) -> RunEnd {
         {
             workloads.push(workload::moves(&st.cluster, until));
         }
-        let share = |name: &str| {
-            st.story
-                .cfg
-                .params
-                .get(name)
-                .and_then(|v| v.as_f64())
-                .unwrap_or(0.0)
-        };
-        let hold = share("receiver_held_until_migration_ends");
-        if hold > 0.0 {
-            workloads.push(receiver_held_until_migration_ends(&st.cluster, hold, until));
-        }
-        let exclude = share("dead_pending_node_excluded");
-        if exclude > 0.0 {
-            workloads.push(dead_pending_node_excluded(&st.cluster, exclude, until));
-        }
+        operator_excludes(&st.cluster, until);
         let s2 = st.sim().clone();
         phases::Plan {
             workloads,
@@ -1139,185 +1166,101 @@ async fn run_load(sim: Sim, cfg: Rc<RunConfig>) -> RunEnd {
             ..phases::Plan::default()
         }
     })
-    .await
+    .await;
+    hold_marks(&sim);
+    end
 }
 
-/// The group0 state of the live node that has applied the most of it, read in place (no
-/// clone: the swarm's episodes poll it every few milliseconds).
-fn with_state<T>(c: &Cluster, f: impl FnOnce(&TopologyState) -> T) -> Option<T> {
-    c.nodes
-        .iter()
-        .filter_map(|n| c.services(*n))
-        .max_by_key(|s| s.g0.applied_index())
-        .map(|s| s.g0.with_state(f))
-}
-
-/// The operator's SPEC §3 hold, in a share of seeds: when a tablet streams to a node, enable
-/// the one-shot `stream_mutation_fragments` point there (as the scripted story does, through
-/// the injection API, so the heal does not release it) and send its message only after every
-/// migration to that node that was in transition when a receiver entered the point has ended
-/// (completed or reverted). Nothing but the receiver's own guard check ends the hold before
-/// that: a receiver that does not check keeps its session's guard, the barrier's drain waits
-/// for it, the migration never ends and the release never comes (a liveness failure, as in the
-/// scripted story); a correct receiver is refused once its session closes ("stale stream
-/// refused"). A buggify episode of the same point on the same node (a schedule fault) shares
-/// the enabled point, and its end releases the hold early: that seed then proves nothing about
-/// the guard check, which the "refused by its guard check" mark tells apart. Keeps watching after the chaos phase (it only ever sends the message); a hold
-/// not entered by the end of chaos is disabled.
-fn receiver_held_until_migration_ends(
-    cluster: &Cluster,
-    share: f64,
-    until_ns: u64,
-) -> LocalBoxFuture<'static, ()> {
-    let c = cluster.clone();
-    Box::pin(async move {
-        let sim = c.sim.clone();
-        let mut rng = sim.rng("receiver-held-until-migration-ends");
-        if !rng.gen_bool(share.clamp(0.0, 1.0)) {
-            return;
-        }
-        sleep(Duration::from_millis(rng.gen_range(0..2_500))).await;
-        let inj = Injections::of(&sim);
-        let node = loop {
-            if sim.now().0 >= until_ns {
-                return;
-            }
-            let streaming_to = with_state(&c, |s| {
-                s.tablets
-                    .values()
-                    .filter(|i| i.stage() == Some(Stage::Streaming))
-                    .filter_map(|i| i.pending_replica())
-                    .map(|r| r.node)
-                    .collect::<Vec<_>>()
+/// The marks of the swarm's SPEC §3 hold (the last template of [`swarm_triggered`]), read
+/// from the history once the run is over: for each `stream_mutation_fragments` fault its
+/// release condition ended (every migration to its node in transition when a receiver entered
+/// the point had ended), "receiver held until its migration ended"; and when the receiver's
+/// own guard check ended the hold before that (a refused fragment on the node, then the
+/// one-shot point's disable), "held receiver refused by its guard check before its release".
+/// A buggify episode's end, a crash or the heal are not the guard check: those seeds prove
+/// nothing about it, which the second mark tells apart.
+fn hold_marks(sim: &Sim) {
+    let released: Vec<(usize, NodeId, usize)> = {
+        let h = sim.history();
+        let entries = h.entries();
+        let applied_at = |id: u64| {
+            entries.iter().position(
+                |e| matches!(e.sim(), Some(sim::SimEvent::FaultApplied { id: i, .. }) if *i == id),
+            )
+        };
+        entries
+            .iter()
+            .filter_map(|e| match e.sim() {
+                Some(sim::SimEvent::FaultUndone {
+                    id,
+                    fault: Fault::Injection { node, name, .. },
+                    by: sim::UndoneBy::Release,
+                }) if name == STREAM_MUTATION_FRAGMENTS => Some((applied_at(*id)?, *node, e.index)),
+                _ => None,
             })
-            .unwrap_or_default();
-            if let Some(n) = streaming_to
-                .into_iter()
-                .find(|n| sim.is_up(*n) && !inj.is_enabled(*n, STREAM_MUTATION_FRAGMENTS))
-            {
-                break n;
-            }
-            sleep(Duration::from_millis(5)).await;
-        };
-        let before = inj.enter_count(node, STREAM_MUTATION_FRAGMENTS);
-        api::enable_injection(&sim, node, STREAM_MUTATION_FRAGMENTS, true);
-        let left = Duration::from_nanos(until_ns.saturating_sub(sim.now().0));
-        let entered = sim::time::timeout(
-            left,
-            api::wait_for_injection_enter(&sim, node, STREAM_MUTATION_FRAGMENTS, before + 1),
-        )
-        .await
-        .is_ok();
-        if !entered {
-            api::disable_injection(&sim, node, STREAM_MUTATION_FRAGMENTS);
-            return;
-        }
-        // The migrations the held receiver can belong to: those streaming to `node` now.
-        let to_node = |s: &TopologyState| -> Vec<(TabletId, u64)> {
-            s.tablets
-                .iter()
-                .filter(|(_, i)| i.pending_replica().is_some_and(|r| r.node == node))
-                .filter_map(|(t, i)| i.transition.as_ref().map(|tr| (*t, tr.migration)))
-                .collect()
-        };
-        let held = with_state(&c, to_node).unwrap_or_default();
-        let entered_at = sim.history().len();
-        loop {
-            let ended = with_state(&c, |s| {
-                held.iter().all(|(t, m)| {
-                    s.tablets
-                        .get(t)
-                        .and_then(|i| i.transition.as_ref())
-                        .is_none_or(|tr| tr.migration != *m)
-                })
-            });
-            if ended == Some(true) {
-                break;
-            }
-            sleep(Duration::from_millis(20)).await;
-        }
-        sleep(Duration::from_millis(rng.gen_range(0..300))).await;
+            .collect()
+    };
+    for (applied, node, released) in released {
         sim.mark("receiver held until its migration ended");
-        if refused_while_held(&sim, node, entered_at) {
+        if refused_while_held(sim, node, applied, released) {
             sim.mark("held receiver refused by its guard check before its release");
         }
-        api::message_injection(&sim, node, STREAM_MUTATION_FRAGMENTS);
-    })
+    }
 }
 
-/// Did the hold on `node` end, since history index `from`, with a refused fragment on that
-/// node followed by the one-shot point's disable (its handler dropped), the node not crashed
-/// in between: the receiver's guard check ended it, not a message or a crash.
-fn refused_while_held(sim: &Sim, node: NodeId, from: usize) -> bool {
+/// Did the hold on `node`, applied at history index `from` and released at `to`, end with a
+/// refused fragment on that node after a receiver entered the point, followed by the one-shot
+/// point's disable (its handler dropped), the node not crashed in between: the receiver's
+/// guard check ended it, not a message, a release or a crash.
+fn refused_while_held(sim: &Sim, node: NodeId, from: usize, to: usize) -> bool {
     let h = sim.history();
     let entries = h.entries();
+    let mut entered = false;
     let mut refused = false;
-    for e in entries.iter().skip(from).filter(|e| e.node == Some(node)) {
+    for e in entries[from..to].iter().filter(|e| e.node == Some(node)) {
         if matches!(e.sim(), Some(sim::SimEvent::Crash { .. })) {
             return false;
         }
-        if matches!(
-            e.proto::<TopologyEvent>(),
-            Some(TopologyEvent::FragmentRefused { .. })
-        ) {
-            refused = true;
-        }
-        if let Some(InjectionEvent::Disabled { name }) = e.proto::<InjectionEvent>() {
-            if name == STREAM_MUTATION_FRAGMENTS {
-                return refused;
+        match e.proto::<InjectionEvent>() {
+            Some(InjectionEvent::Entered { name }) if name == STREAM_MUTATION_FRAGMENTS => {
+                entered = true;
             }
+            Some(InjectionEvent::Disabled { name }) if name == STREAM_MUTATION_FRAGMENTS => {
+                return entered && refused;
+            }
+            _ => {}
+        }
+        if entered
+            && matches!(
+                e.proto::<TopologyEvent>(),
+                Some(TopologyEvent::FragmentRefused { .. })
+            )
+        {
+            refused = true;
         }
     }
     false
 }
 
-/// The operator's exclude, in a share of seeds (the scripted
-/// `migration.exclude_node_fallback_cleanup`, drawn): when a tablet is in
-/// `write_both_read_new` while every node is up, its pending replica's node is crashed
-/// (recorded as a scripted fault; it stays down until the heal) and, after a while, excluded
-/// through the API (`ignored_nodes`). The failed barrier of `write_both_read_new` with more new
-/// replicas excluded than old rolls the migration back through
-/// `write_both_read_old_fallback_cleanup` and its barrier. Once per run, during chaos only.
-fn dead_pending_node_excluded(
-    cluster: &Cluster,
-    share: f64,
-    until_ns: u64,
-) -> LocalBoxFuture<'static, ()> {
+/// The run's operator (a [`Fault::ExcludeNode`] of the schedule): exclude the dead node
+/// through the API (`ignored_nodes`), retried every 200 ms until it takes or the chaos phase
+/// ends. The failed barrier of `write_both_read_new` with more new replicas excluded than old
+/// then rolls the migration back through `write_both_read_old_fallback_cleanup` and its
+/// barrier (the scripted `migration.exclude_node_fallback_cleanup`, drawn by the swarm).
+fn operator_excludes(cluster: &Cluster, until_ns: u64) {
     let c = cluster.clone();
-    Box::pin(async move {
+    sim::fault::Operator::of(&cluster.sim).set_exclude(move |node| {
+        let c = c.clone();
         let sim = c.sim.clone();
-        let mut rng = sim.rng("dead-pending-node-excluded");
-        if !rng.gen_bool(share.clamp(0.0, 1.0)) {
-            return;
-        }
-        sleep(Duration::from_millis(rng.gen_range(0..2_500))).await;
-        let node = loop {
-            if sim.now().0 >= until_ns {
-                return;
+        sim.clone().spawn_supervisor(async move {
+            while sim.now().0 < until_ns {
+                let call = api::exclude_node(&c, node);
+                if let Ok(Ok(())) = sim::time::timeout(Duration::from_millis(2_000), call).await {
+                    sim.mark("dead node excluded through the API");
+                    return;
+                }
+                sleep(Duration::from_millis(200)).await;
             }
-            let all_up = c.nodes.iter().all(|n| sim.is_up(*n) && !sim.is_paused(*n));
-            let pending = with_state(&c, |s| {
-                s.tablets
-                    .values()
-                    .filter(|i| i.stage() == Some(Stage::WriteBothReadNew))
-                    .find_map(|i| i.pending_replica())
-                    .map(|r| r.node)
-            })
-            .flatten();
-            if let (true, Some(n)) = (all_up, pending) {
-                break n;
-            }
-            sleep(Duration::from_millis(2)).await;
-        };
-        sim.crash(node);
-        sleep(Duration::from_millis(rng.gen_range(50..1_500))).await;
-        while sim.now().0 < until_ns {
-            let call = api::exclude_node(&c, node);
-            if let Ok(Ok(())) = sim::time::timeout(Duration::from_millis(2_000), call).await {
-                sim.mark("dead node excluded through the API");
-                return;
-            }
-            sleep(Duration::from_millis(200)).await;
-        }
-    })
+        });
+    });
 }

@@ -306,6 +306,8 @@ fn swarm_triggered() -> Vec<TriggeredFault> {
             max_delay_ms: 300,
             duration_ms: None,
             follows_previous: false,
+            until_heal: false,
+            leaves_cluster: false,
         },
         TriggeredFault::new(
             EventTrigger {
