@@ -18,6 +18,7 @@ const IDS: &[&str] = &[
     "migration.late_write_fenced",
     "migration.exclude_node_fallback_cleanup",
     "migration.lagging_node_skew",
+    "migration.stale_coordinator_read_fenced",
     "raft.leader_crash_mid_migration",
     "topology.swarm",
 ];
@@ -63,6 +64,7 @@ fn every_topology_mutant_is_caught_within_50_seeds() {
         "receiver-ignores-guard-check",
         "rollback-skips-barrier",
         "session-not-deleted-after-streaming",
+        "read-ignores-fence",
     ] {
         assert!(mutants.contains(m), "no scenario declares {m}");
     }

@@ -10,6 +10,10 @@
 //!   applied it — before the apply and again after it (upstream `run_fenceable_write`). There is
 //!   no other, local fence: as upstream, a write routed at the previous version may still be
 //!   admitted after a barrier until the "advance fence version" commit reaches the replica;
+//! - a replica rejects reads routed with a version below its `fence_version` the same way
+//!   (upstream `storage_proxy` `handle_read`'s `apply_fence_result`), so a coordinator whose
+//!   topology is behind (a node just restarted, catching up on group0) cannot read a replica
+//!   the tablet has left;
 //! - client outcomes are three-valued: ok, failed (rejected before any replica applied it),
 //!   unknown (timeouts, killed connections, crashes);
 //! - a replica write that carries a [`BatchTag`] (a logged batch's member mutation, from the
@@ -217,11 +221,15 @@ impl Verb for ReplicaWrite {
     type Resp = ();
 }
 
-/// Replica read of one row.
+/// Mutant: a replica answers reads routed below its fence version (no read fencing).
+pub const MUTANT_READ_IGNORES_FENCE: &str = "read-ignores-fence";
+
+/// Replica read of one row: shard, tablet, key, and the erm version the coordinator routed
+/// it with (its fencing token).
 pub struct ReplicaRead;
 impl Verb for ReplicaRead {
     const NAME: &'static str = "read_data";
-    type Req = (ShardId, TabletId, Key);
+    type Req = (ShardId, TabletId, Key, u64);
     type Resp = Option<Value>;
 }
 
@@ -330,9 +338,18 @@ pub fn serve(svc: &Rc<NodeHandle>) {
         })
     });
     let s = svc.clone();
-    net.serve::<ReplicaRead>(svc.node, move |_from, (shard, tablet, key)| {
+    net.serve::<ReplicaRead>(svc.node, move |_from, (shard, tablet, key, version)| {
         let s = s.clone();
-        Box::pin(async move { Ok(Storage::of(&s.sim, s.node).get(shard, tablet, key)) })
+        Box::pin(async move {
+            // Upstream's `handle_read` applies the fence before the read and again after it;
+            // the model's read is instantaneous, so one check is both.
+            if version < s.fence() && !s.sim.mutant(MUTANT_READ_IGNORES_FENCE) {
+                tracing::debug!(%tablet, key, "read of {key} routed at v{version} refused by fence v{}", s.fence());
+                s.sim.mark("read refused by fence");
+                return Err(RpcError::Remote(STALE_VERSION.into()));
+            }
+            Ok(Storage::of(&s.sim, s.node).get(shard, tablet, key))
+        })
     });
     let s = svc.clone();
     net.serve::<ReplicaTruncate>(svc.node, move |_from, ()| {
@@ -515,7 +532,12 @@ impl Client {
         let res = self
             .sim
             .net()
-            .call::<ReplicaRead>(self.node, r.node, (r.shard, tablet, key), CLIENT_TIMEOUT)
+            .call::<ReplicaRead>(
+                self.node,
+                r.node,
+                (r.shard, tablet, key, erm.version()),
+                CLIENT_TIMEOUT,
+            )
             .await;
         drop(erm);
         let (outcome, value) = match res {

@@ -180,6 +180,16 @@ pub fn scenarios() -> Vec<ScenarioDef> {
             checkers: CHECKERS,
         },
         ScenarioDef {
+            id: "migration.stale_coordinator_read_fenced",
+            tier: Tier::Scripted,
+            description: "an uninvolved node dies and is excluded; the tablet moves away from its only replica and the old replica is cleaned; the node restarts from its disk, behind on group0, and reads the row at once: it routes the read to the cleaned old replica with its old topology version, and the replica's fence refuses it (upstream handle_read's apply_fence) instead of answering 'no such row'",
+            mutants: &[model::topology::data::MUTANT_READ_IGNORES_FENCE],
+            marks: &["read refused by fence", "migration completed", "dead node excluded through the API"],
+            config: config_exclude,
+            run: |sim, cfg| run_scripted(sim, cfg, story_stale_coordinator_read).boxed_local(),
+            checkers: CHECKERS,
+        },
+        ScenarioDef {
             id: "migration.lagging_node_skew",
             tier: Tier::Scripted,
             description: "group0's appends and heartbeats to an uninvolved node are stalled while a tablet migrates: every barrier waits for it (its read barrier cannot complete), so no stage is committed two stages ahead of what it applied; released, it catches up and the migration completes",
@@ -1136,6 +1146,47 @@ fn story_exclude_fallback(st: Rc<Topo>) -> LocalBoxFuture<'static, ()> {
                 );
             }
         }
+    })
+}
+
+/// The stale-coordinator read of `topology.swarm` seed 468, scripted: n2 (no replica of T0) is
+/// crashed and excluded; T0 moves from n1 to n3 and n1 is cleaned; n2 restarts from its disk
+/// (T0 still on n1 at its old version) and reads pk=7 before group0 catches it up. n1's fence
+/// refuses the read, so the client sees a failed read, never a missing row.
+fn story_stale_coordinator_read(st: Rc<Topo>) -> LocalBoxFuture<'static, ()> {
+    Box::pin(async move {
+        let sim = st.sim().clone();
+        let c = st.client(3);
+        st.expect(st.write(&c, 7, 0).await == OpOutcome::Ok, "insert pk=7");
+        sim.crash(NodeId(2));
+        let excluded = api::exclude_node(&st.cluster, NodeId(2)).await.is_ok();
+        st.expect(excluded, "exclude n2");
+        if !excluded {
+            return;
+        }
+        sim.mark("dead node excluded through the API");
+        let done = st.spawn_move(T0, r(1, 0), r(3, 0));
+        if !st
+            .wait_until("move_tablet returns", 60_000, || done.get())
+            .await
+        {
+            return;
+        }
+        st.expect(st.replicas(T0) == vec![r(3, 0)], "tablet moved");
+        sim.restart(NodeId(2));
+        // Its services are up once the restart's tasks ran; group0's catch-up takes the next
+        // append, a heartbeat away.
+        sleep(Duration::from_millis(2)).await;
+        let (outcome, value) = st.client(2).read(7).await;
+        st.expect(
+            outcome == OpOutcome::Failed,
+            "the stale coordinator's read is refused",
+        );
+        st.expect(value.is_none(), "a refused read returns nothing");
+        st.expect(
+            c.read(7).await.1 == Some(0),
+            "row visible on the new replica",
+        );
     })
 }
 
