@@ -39,7 +39,8 @@ pub const HARNESS_MUTANTS: &[&str] = &[
 ];
 
 /// Resolve `def` for `seed`: base defaults, the scenario's own, `--set` overrides, then the
-/// fault schedule drawn from the fault model (unless the config already has one).
+/// fault schedule drawn from the fault model (unless the config already has one, or `--set`
+/// gave one: `--set 'faults={"faults":[]}'` means no scheduled faults at all).
 pub fn resolve(
     def: &ScenarioDef,
     seed: u64,
@@ -52,7 +53,10 @@ pub fn resolve(
         cfg.set(k, v)?;
     }
     cfg.validate()?;
-    if cfg.faults.is_empty() {
+    let schedule_set = sets
+        .iter()
+        .any(|(k, _)| k == "faults" || k.starts_with("faults."));
+    if cfg.faults.is_empty() && !schedule_set {
         let mut rng = sim::rng::standalone(seed, "faults");
         cfg.faults = fault_injection::swarm::generate(&cfg.fault_model, &cfg.node_ids(), &mut rng);
     }

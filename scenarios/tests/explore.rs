@@ -267,3 +267,29 @@ fn a_seed_failing_without_the_mutant_is_not_a_catch() {
     assert!(r.caught_at_seed.is_some(), "{r:?}");
     assert!(r.seeds_failing_unmutated.is_empty(), "{r:?}");
 }
+
+/// A schedule given with `--set faults=…` is the run's schedule, even an empty one: only a
+/// config with no schedule from anywhere gets one drawn from the fault model.
+#[test]
+fn an_empty_schedule_set_on_the_command_line_means_no_faults() {
+    let def = find("topology.swarm").expect("scenario");
+    let drawn = resolve(&def, 3, &[], &[]).expect("resolves");
+    assert!(!drawn.faults.is_empty(), "topology.swarm draws faults");
+    let none = resolve(
+        &def,
+        3,
+        &[],
+        &[("faults".to_string(), r#"{"faults":[]}"#.to_string())],
+    )
+    .expect("resolves");
+    assert!(none.faults.is_empty(), "{:?}", none.faults);
+    let (report, _) = run(&def, &none);
+    assert!(
+        report
+            .fault_timeline
+            .iter()
+            .all(|t| !t.contains("(schedule #")),
+        "{:?}",
+        report.fault_timeline
+    );
+}
