@@ -15,6 +15,12 @@ use sim::time::{sleep, timeout, Duration};
 use std::collections::BTreeMap;
 
 async fn schema_change(c: &Cluster, op: ViewOp, origin: &str) -> Result<(), String> {
+    // An attempt whose outcome is unknown (the propose timed out, or its node crashed or lost
+    // leadership before the entry's fate was seen) may still commit. A client that retries a
+    // CREATE VIEW after one is then told the view exists, as a CQL client that re-sends the
+    // statement after a timeout is; like a client that checks the schema before giving up, this
+    // one counts that as done when the state is exactly what its own statement would have made.
+    let mut unknown_attempt = false;
     for _ in 0..200 {
         let node = current_leader(&c.sim).unwrap_or(NodeId(1));
         let Some(h) = c.services(node).or_else(|| c.any_live()) else {
@@ -29,16 +35,37 @@ async fn schema_change(c: &Cluster, op: ViewOp, origin: &str) -> Result<(), Stri
             ops: vec![op.clone()],
             origin: origin.into(),
         });
-        if let Ok(Ok(index)) = timeout(Duration::from_secs(5), h.g0.propose(cmd)).await {
-            match h.g0.with_state(|s| s.outcome(index).cloned()) {
+        match timeout(Duration::from_secs(5), h.g0.propose(cmd)).await {
+            Ok(Ok(index)) => match h.g0.with_state(|s| s.outcome(index).cloned()) {
                 Some(ApplyOutcome::Applied) => return Ok(()),
-                Some(ApplyOutcome::Rejected(RejectReason::Invalid(e))) => return Err(e),
-                _ => {}
-            }
+                Some(ApplyOutcome::Rejected(RejectReason::Invalid(e))) => {
+                    let done = h.g0.with_state(|s| already_done(&op, &s.views));
+                    return if unknown_attempt && done {
+                        Ok(())
+                    } else {
+                        Err(e)
+                    };
+                }
+                Some(ApplyOutcome::Rejected(_)) => {}
+                None => unknown_attempt = true,
+            },
+            _ => unknown_attempt = true,
         }
         sleep(Duration::from_millis(50)).await;
     }
     Err(format!("{origin}: group0 unavailable"))
+}
+
+/// Does `views` hold what `op` would have made (a retried statement's earlier attempt applied)?
+fn already_done(op: &ViewOp, views: &super::state::ViewBuildingState) -> bool {
+    match op {
+        ViewOp::CreateView { view, base, name } => views
+            .views
+            .get(view)
+            .is_some_and(|v| v.base == *base && v.name == *name),
+        ViewOp::DropView { view } => !views.views.contains_key(view),
+        _ => false,
+    }
 }
 
 /// CREATE MATERIALIZED VIEW `name` (table id `view`) over `base`: one `build_range` task per
