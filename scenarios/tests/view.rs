@@ -64,10 +64,14 @@ fn view_swarm_passes() {
 ///   the next leader, and the client's retry was told the view exists — now counted as done,
 ///   since the state is what the statement makes (`view::api::schema_change`);
 /// - 2484: the run ended 2.9 s into a 3 s barrier that was still waiting for a node that had
-///   been down; the liveness checker now gives a barrier its timeout before calling it stuck.
+///   been down; the liveness checker now gives a barrier its timeout before calling it stuck;
+/// - 3476: the CREATE VIEW client kept n1's group0 handle across n1's crash and proposed through
+///   it after the restart; the dead incarnation stored a term-1 entry into the commitlog, and
+///   n1's next recovery replayed it over the entry committed at that index (`raft_log_agreement`:
+///   a committed entry changed). A dead incarnation now neither proposes nor writes.
 #[test]
-fn view_swarm_seeds_fixed_by_the_create_view_retry_and_the_barrier_bound_pass() {
-    for seed in [1965, 2222, 2484] {
+fn view_swarm_seeds_of_three_model_and_checker_fixes_pass() {
+    for seed in [1965, 2222, 2484, 3476] {
         let r = run_seed("view.swarm", seed, &[]);
         assert_eq!(r.verdict, Verdict::Pass, "seed {seed}: {:?}", r.violations);
     }

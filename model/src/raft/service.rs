@@ -264,6 +264,9 @@ impl<S: StateMachine> Raft<S> {
         let me = &self.inner;
         let deadline = me.deadline();
         loop {
+            if !me.alive() {
+                return Err(RaftError::Unavailable);
+            }
             let local = me.with_core(|c| c.propose(cmd.clone()));
             if let Ok((index, term)) = local {
                 return me.wait_applied(index, term, deadline).await;
@@ -299,6 +302,9 @@ impl<S: StateMachine> Raft<S> {
     /// coordinator is bound to its term). Resolves like [`Raft::propose`].
     pub async fn propose_in_term(&self, term: u64, cmd: S::Command) -> Result<u64, RaftError> {
         let me = &self.inner;
+        if !me.alive() {
+            return Err(RaftError::Unavailable);
+        }
         let deadline = me.deadline();
         match me.with_core(|c| c.propose_in_term(term, cmd)) {
             Ok((index, t)) => {
@@ -315,6 +321,9 @@ impl<S: StateMachine> Raft<S> {
         let me = &self.inner;
         let deadline = me.deadline();
         loop {
+            if !me.alive() {
+                return Err(RaftError::Unavailable);
+            }
             let index = match self.leader() {
                 Some(l) if l == me.node => me.local_read_index().await,
                 Some(l) => {
@@ -451,10 +460,20 @@ impl<S: StateMachine> Inner<S> {
         r
     }
 
+    /// Is this member's node incarnation still running? A handle kept across a crash (by a
+    /// client task on the supervisor, say) must not act for the dead process.
+    fn alive(&self) -> bool {
+        self.sim.is_up(self.node) && self.sim.incarnation(self.node) == self.incarnation
+    }
+
     fn write_persist(&self) {
         let mut core = self.core.borrow_mut();
         let p = core.take_persist();
         if p.hard_state.is_none() && p.log.is_none() {
+            return;
+        }
+        if !self.alive() {
+            // A dead process writes nothing (its storage is the next incarnation's disk).
             return;
         }
         let mut io = self.io.borrow_mut();

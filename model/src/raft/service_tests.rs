@@ -171,6 +171,52 @@ fn restarted_node_reapplies_from_index_one() {
     assert_eq!(applied, vec![(0, 1), (0, 2), (1, 1), (1, 2)]);
 }
 
+/// A handle to a crashed incarnation (kept by a client task on the supervisor) acts for a dead
+/// process: its proposals fail and nothing reaches the disk the next incarnation recovers
+/// from. Before this, such a handle of a leader appended and stored an entry of its old term
+/// after the restart, and the node's next recovery replayed it over the entry the new leader
+/// committed at that index (`view.swarm` seed 3476: "a committed entry changed").
+#[test]
+fn a_handle_kept_across_a_crash_cannot_propose_or_write() {
+    let out = sim::runtime::run_seed(5, |history| async move {
+        let sim = Sim::new(5, &[], NetConfig::default(), history);
+        let reg = boot_cluster(&sim, 3);
+        let l = wait_leader(&sim, &reg).await;
+        propose_on(&sim, &reg, l, 7).await.unwrap();
+        let stale = handle(&reg, l);
+        sleep(Duration::from_millis(200)).await;
+        sim.crash(l);
+        sim.restart(l);
+        sleep(Duration::from_millis(50)).await;
+        let refused = stale.propose(8).await;
+        let barrier = stale.read_barrier().await;
+        sleep(Duration::from_millis(1500)).await;
+        let other = (1..=3).map(NodeId).find(|&n| n != l).unwrap();
+        let after = propose_on(&sim, &reg, other, 9).await;
+        sleep(Duration::from_millis(500)).await;
+        // Crash again: the recovery must see only what live incarnations stored.
+        sim.crash(l);
+        sim.restart(l);
+        sleep(Duration::from_millis(1500)).await;
+        let items: Vec<Vec<(u64, u32)>> = (1..=3)
+            .map(|n| handle(&reg, NodeId(n)).with_state(|s| s.items.clone()))
+            .collect();
+        (refused, barrier, after, items)
+    });
+    let (refused, barrier, after, items) = out.result.unwrap();
+    assert_eq!(refused, Err(RaftError::Unavailable));
+    assert_eq!(barrier, Err(RaftError::Unavailable));
+    assert!(after.is_ok(), "{after:?}");
+    let cmds = |v: &Vec<(u64, u32)>| v.iter().map(|(_, c)| *c).collect::<Vec<_>>();
+    for v in &items {
+        assert_eq!(
+            cmds(v),
+            vec![7, 9],
+            "every node applies 7 then 9: {items:?}"
+        );
+    }
+}
+
 #[test]
 fn propose_in_term_is_bound_to_the_term() {
     let out = sim::runtime::run_seed(4, |history| async move {

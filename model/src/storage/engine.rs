@@ -153,7 +153,20 @@ impl Engine {
         if compaction_dropped {
             self.sim.mark("compaction dropped shadowed rows");
         }
+        if self.stale() {
+            return;
+        }
         write_ops(&self.sim, self.node, &dir(shard, table), ops);
+    }
+
+    /// Has this engine's node incarnation ended (crashed, or restarted as a new one)? Code of
+    /// a dead incarnation still holding the engine — a client task on the supervisor with a
+    /// handle kept across the crash — must not reach the disk the next incarnation recovers
+    /// from: a crashed process writes nothing. (`view.swarm` seed 3476: a stale group0 handle
+    /// stored a term-1 log entry into the commitlog after the restart, and the node's next
+    /// recovery replayed it over the entry the new leader had committed at that index.)
+    fn stale(&self) -> bool {
+        !self.sim.is_up(self.node) || self.sim.incarnation(self.node) != self.incarnation
     }
 
     /// Writes a table operation's disk ops (buffered).
@@ -163,6 +176,9 @@ impl Engine {
             "write to the storage of {}, which is down",
             self.node
         );
+        if self.stale() {
+            return;
+        }
         write_ops(&self.sim, self.node, &dir(shard, table), ops);
     }
 
