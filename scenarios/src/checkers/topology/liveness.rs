@@ -132,8 +132,10 @@ mod tests {
         // The run's last entry: some other node's event.
         push(&h, end_ms, 9, Event::Sim(SimEvent::Pause { paused: false }));
         let mut cfg = RunConfig::base("test", 0, &[]);
-        let mut t = model::topology::TopologyConfig::default();
-        t.barrier_timeout_ms = 3_000;
+        let t = model::topology::TopologyConfig {
+            barrier_timeout_ms: 3_000,
+            ..Default::default()
+        };
         cfg.set_section("topology", &t);
         Liveness.check(&cfg, &h, &RunEnd::default())
     }
