@@ -55,7 +55,8 @@ pub enum RpcError {
     Timeout,
     /// The destination has no handler for the verb.
     NoHandler,
-    /// The destination is down.
+    /// The destination is down, or the caller itself is (a task holding the handle of a node
+    /// that crashed: a crashed process sends nothing).
     NodeDown,
     /// The handler returned an error.
     Remote(String),

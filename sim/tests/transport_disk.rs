@@ -21,6 +21,13 @@ impl Verb for Slow {
     type Resp = u64;
 }
 
+struct Note;
+impl Verb for Note {
+    const NAME: &'static str = "note";
+    type Req = u64;
+    type Resp = ();
+}
+
 struct Frags;
 impl Verb for Frags {
     const NAME: &'static str = "frags";
@@ -55,6 +62,38 @@ fn call_round_trip() {
             .await
     });
     assert_eq!(got, Ok(42));
+}
+
+/// A task that outlives its node's crash (a supervisor task holding a handle) cannot send as
+/// the dead node: a call fails at once and a one-way message is dropped, neither reaches a
+/// handler.
+#[test]
+fn a_node_that_is_down_sends_nothing() {
+    let (got, served) = with_sim(2, async |sim| {
+        let a = idle_node(&sim);
+        let b = idle_node(&sim);
+        let served = Rc::new(Cell::new(0));
+        let s = served.clone();
+        sim.net().serve::<Echo>(b, move |_from, x| {
+            s.set(s.get() + 1);
+            async move { Ok(x) }.boxed_local()
+        });
+        let s = served.clone();
+        sim.net().serve::<Note>(b, move |_from, _x| {
+            s.set(s.get() + 1);
+            async move { Ok(()) }.boxed_local()
+        });
+        sim.crash(a);
+        sim.net().send::<Note>(a, b, 2);
+        let got = sim
+            .net()
+            .call::<Echo>(a, b, 1, Duration::from_secs(1))
+            .await;
+        sleep(Duration::from_millis(100)).await;
+        (got, served.get())
+    });
+    assert_eq!(got, Err(RpcError::NodeDown));
+    assert_eq!(served, 0);
 }
 
 #[test]

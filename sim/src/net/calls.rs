@@ -29,6 +29,10 @@ impl Net {
         req: V::Req,
         timeout: Duration,
     ) -> Result<V::Resp, RpcError> {
+        if !self.0.is_up(from) {
+            // A crashed process sends nothing (a task holding a handle of a node that is down).
+            return Err(RpcError::NodeDown);
+        }
         let (id, gen) = self.open_conn(from, to);
         let (tx, rx) = oneshot::channel();
         self.st()
@@ -76,6 +80,9 @@ impl Net {
 
     /// Send a one-way message `V` (no response, no failure reported).
     pub fn send<V: Verb<Resp = ()>>(&self, from: NodeId, to: NodeId, req: V::Req) {
+        if !self.0.is_up(from) {
+            return;
+        }
         let (id, gen) = self.open_conn(from, to);
         self.send_request(from, to, V::NAME, id, gen, Box::new(req), Reply::Discard);
     }
