@@ -292,7 +292,7 @@ pub fn run(quick: bool, json: bool) -> Result<i32, String> {
             let msgs = s.messages.max(1) as f64;
             let wall = s.wall_s.max(1e-9);
             samples[k].push(SwarmSample {
-                summary: s.clone(),
+                summary: s,
                 cpu_ratio: (cpu_ns / msgs) / rc,
                 wall_ratio: (wall * 1e9 / msgs) / rw,
             });

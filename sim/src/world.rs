@@ -343,6 +343,16 @@ impl Sim {
             .map_or(0, |s| s.incarnation)
     }
 
+    /// Is incarnation `incarnation` of `node` the one running now? False once it crashed,
+    /// and after a restart (a handle kept across the crash belongs to a dead process).
+    pub fn is_running(&self, node: NodeId, incarnation: u32) -> bool {
+        self.0
+            .nodes
+            .borrow()
+            .get(&node)
+            .is_some_and(|s| s.up && s.incarnation == incarnation)
+    }
+
     fn madsim_id(&self, node: NodeId) -> madsim::task::NodeId {
         self.0
             .nodes

@@ -463,7 +463,7 @@ impl<S: StateMachine> Inner<S> {
     /// Is this member's node incarnation still running? A handle kept across a crash (by a
     /// client task on the supervisor, say) must not act for the dead process.
     fn alive(&self) -> bool {
-        self.sim.is_up(self.node) && self.sim.incarnation(self.node) == self.incarnation
+        self.sim.is_running(self.node, self.incarnation)
     }
 
     fn write_persist(&self) {

@@ -166,7 +166,7 @@ impl Engine {
     /// stored a term-1 log entry into the commitlog after the restart, and the node's next
     /// recovery replayed it over the entry the new leader had committed at that index.)
     fn stale(&self) -> bool {
-        !self.sim.is_up(self.node) || self.sim.incarnation(self.node) != self.incarnation
+        !self.sim.is_running(self.node, self.incarnation)
     }
 
     /// Writes a table operation's disk ops (buffered).

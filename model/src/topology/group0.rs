@@ -343,9 +343,7 @@ pub fn current_leader(sim: &Sim) -> Option<NodeId> {
     let leaders = sim.ext::<Leaders>();
     let map = leaders.0.borrow();
     map.iter()
-        .filter(|(n, (inc, r))| {
-            sim.is_up(**n) && !sim.is_paused(**n) && sim.incarnation(**n) == *inc && r.is_leader()
-        })
+        .filter(|(n, (inc, r))| sim.is_running(**n, *inc) && !sim.is_paused(**n) && r.is_leader())
         .max_by_key(|(_, (_, r))| r.term())
         .map(|(n, _)| *n)
 }

@@ -249,8 +249,7 @@ impl<T> Drop for Sink<T> {
         // Tasks dropped while the runtime shuts down, or because their node crashed, are not
         // the model's fault.
         let in_run = madsim::time::TimeHandle::try_current().is_some();
-        let owner_alive =
-            in_run && sim.is_up(self.from) && sim.incarnation(self.from) == self.incarnation;
+        let owner_alive = in_run && sim.is_running(self.from, self.incarnation);
         if !self.closed && owner_alive && !std::thread::panicking() {
             panic!(
                 "stream sink {} #{} {}->{} dropped without close",
