@@ -68,10 +68,15 @@ fn view_swarm_passes() {
 /// - 3476: the CREATE VIEW client kept n1's group0 handle across n1's crash and proposed through
 ///   it after the restart; the dead incarnation stored a term-1 entry into the commitlog, and
 ///   n1's next recovery replayed it over the entry committed at that index (`raft_log_agreement`:
-///   a committed entry changed). A dead incarnation now neither proposes nor writes.
+///   a committed entry changed). A dead incarnation now neither proposes nor writes;
+/// - 7643: a work RPC sent before its task completed waited in the worker's read barrier and
+///   then ran the task again, as upstream's worker does (it checks `completed_tasks` only before
+///   the barrier); `vb_completion_idempotent` blamed the last RPC carrying the task and called it
+///   a re-run after completion. It now asks whether the RPC that started the batch was sent
+///   after the completion (mutant `vb-forgets-completed` proves that part still bites).
 #[test]
-fn view_swarm_seeds_of_three_model_and_checker_fixes_pass() {
-    for seed in [1965, 2222, 2484, 3476] {
+fn view_swarm_seeds_of_four_model_and_checker_fixes_pass() {
+    for seed in [1965, 2222, 2484, 3476, 7643] {
         let r = run_seed("view.swarm", seed, &[]);
         assert_eq!(r.verdict, Verdict::Pass, "seed {seed}: {:?}", r.violations);
     }
@@ -212,6 +217,7 @@ fn the_swarm_alone_catches_the_scripted_stories_mutants() {
         ),
         ("vb-no-abort-on-migration", "vb_no_start_in_transition"),
         ("vb-retry-starts-new-batch", "vb_completion_idempotent"),
+        ("vb-forgets-completed", "vb_completion_idempotent"),
         ("vb-two-batches-per-shard", "vb_one_batch_per_shard"),
         ("vb-view-updates-lost", "view_contents"),
     ];

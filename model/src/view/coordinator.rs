@@ -16,7 +16,7 @@
 
 use super::events::ViewEvent;
 use super::state::{plan_update, TaskId, TaskKind, ViewBuildingState, ViewChange, ViewOp};
-use super::worker::{WorkOnViewBuildingTasks, WorkRequest, TWO_BATCHES_PER_SHARD};
+use super::worker::{next_rpc_id, WorkOnViewBuildingTasks, WorkRequest, TWO_BATCHES_PER_SHARD};
 use crate::node::NodeHandle;
 use crate::topology::group0::Group0Error;
 use crate::topology::ids::{NodeId, Replica};
@@ -287,7 +287,8 @@ fn send(
     applied: u64,
 ) {
     let term = inst.term;
-    tracing::info!(term, replica = %r, "view building coordinator of term {term} sends tasks {tasks:?} to {r}");
+    let rpc = next_rpc_id(&h.sim);
+    tracing::info!(term, replica = %r, "view building coordinator of term {term} sends tasks {tasks:?} to {r} (rpc {rpc})");
     h.sim.record(
         Some(h.node),
         ViewEvent::WorkSent {
@@ -295,6 +296,7 @@ fn send(
             applied,
             replica: r,
             tasks: tasks.clone(),
+            rpc,
         },
     );
     let res: Remote = Rc::new(RefCell::new(None));
@@ -313,6 +315,7 @@ fn send(
                     term,
                     shard: r.shard,
                     tasks,
+                    rpc,
                 },
                 Duration::from_millis(RPC_TIMEOUT_MS),
             )

@@ -107,6 +107,8 @@ pub enum ViewEvent {
         replica: Replica,
         /// Task ids.
         tasks: Vec<TaskId>,
+        /// The call's run-unique id (instrumentation, see `WorkRequest::rpc`).
+        rpc: u64,
     },
     /// The coordinator got the RPC's answer (`ok: false`: failed, retried later).
     WorkAnswered {
@@ -157,6 +159,8 @@ pub enum ViewEvent {
         term: u64,
         /// The worker's Raft term after its read barrier.
         worker_term: u64,
+        /// The id of the RPC that started it (see `WorkRequest::rpc`).
+        rpc: u64,
     },
     /// A retried (or failover) RPC attached to the running batch.
     BatchAttached {

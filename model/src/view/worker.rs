@@ -12,8 +12,8 @@
 //!   observer removes such tasks on every group0 apply and aborts an emptied batch, and a
 //!   batch re-checks its tasks against the applied state before it reports (V1, V3).
 //!
-//! Mutants: [`RPC_IGNORES_TERM`], [`RETRY_STARTS_NEW_BATCH`], [`TWO_BATCHES_PER_SHARD`]
-//! (worker side; the coordinator sends several RPCs per shard under the same name).
+//! Mutants: [`RPC_IGNORES_TERM`], [`RETRY_STARTS_NEW_BATCH`], [`TWO_BATCHES_PER_SHARD`],
+//! [`FORGETS_COMPLETED`] (worker side; the coordinator sends several RPCs per shard under the same name).
 
 use super::data::paired_or_drop;
 use super::events::{BatchEnd, ViewEvent};
@@ -38,6 +38,10 @@ pub const RETRY_STARTS_NEW_BATCH: &str = "vb-retry-starts-new-batch";
 /// Mutant: the coordinator sends up to two RPCs per shard at once (one per tablet) and the
 /// worker starts a second batch for ids not in the running one instead of refusing (V2).
 pub const TWO_BATCHES_PER_SHARD: &str = "vb-two-batches-per-shard";
+
+/// Mutant: the worker skips the `completed_tasks` check (step 2), so an RPC for a task it
+/// already finished (a retry after a lost answer) runs the task again (V6).
+pub const FORGETS_COMPLETED: &str = "vb-forgets-completed";
 
 /// Injection: a `build_range` batch waits here for a message before it reads (optional
 /// parameter `token`: only batches of that tablet index wait).
@@ -64,6 +68,9 @@ pub struct WorkRequest {
     pub shard: ShardId,
     /// Task ids.
     pub tasks: Vec<TaskId>,
+    /// Test instrumentation, not in upstream's RPC: a run-unique id of this call, so that the
+    /// history can say which RPC started a batch (the worker only records it).
+    pub rpc: u64,
 }
 impl Verb for WorkOnViewBuildingTasks {
     const NAME: &'static str = "work_on_view_building_tasks";
@@ -102,6 +109,17 @@ struct Workers(RefCell<BTreeMap<sim::NodeId, Rc<Worker>>>);
 
 #[derive(Default)]
 struct BatchIds(Cell<u64>);
+
+/// Run-unique ids of `work_on_view_building_tasks` calls (see [`WorkRequest::rpc`]).
+#[derive(Default)]
+struct RpcIds(Cell<u64>);
+
+/// The next run-unique `work_on_view_building_tasks` call id.
+pub fn next_rpc_id(sim: &sim::Sim) -> u64 {
+    let ids = sim.ext::<RpcIds>();
+    ids.0.set(ids.0.get() + 1);
+    ids.0.get()
+}
 
 fn worker(h: &NodeHandle) -> Option<Rc<Worker>> {
     let w = h.sim.ext::<Workers>().0.borrow().get(&h.node).cloned()?;
@@ -167,7 +185,7 @@ async fn work_on(
     };
     // Step 2: any id already completed: answer that subset at once.
     let done = answered(w);
-    if !done.is_empty() {
+    if !done.is_empty() && !h.sim.mutant(FORGETS_COMPLETED) {
         h.sim.record(
             Some(h.node),
             ViewEvent::WorkAnsweredFromCompleted {
@@ -309,6 +327,7 @@ fn start_batch(
             applied,
             term: req.term,
             worker_term,
+            rpc: req.rpc,
         },
     );
     w.shards.borrow_mut()[me.shard.0 as usize].batch = Some(b.clone());

@@ -38,8 +38,8 @@ use model::view::coordinator::{STAGING_PROCESSED_EARLY, SUCCESS_BEFORE_STAGING_D
 use model::view::data::{view_table, VIEW_UPDATES_LOST};
 use model::view::state::{TaskKind, NO_ABORT_ON_MIGRATION, NO_ROLLBACK_ON_REVERT};
 use model::view::worker::{
-    BUILD_RANGE_FAIL, PAUSE_BUILD_RANGE, RETRY_STARTS_NEW_BATCH, RPC_IGNORES_TERM,
-    TWO_BATCHES_PER_SHARD,
+    BUILD_RANGE_FAIL, FORGETS_COMPLETED, PAUSE_BUILD_RANGE, RETRY_STARTS_NEW_BATCH,
+    RPC_IGNORES_TERM, TWO_BATCHES_PER_SHARD,
 };
 use model::view::{api as vapi, worker::WorkOnViewBuildingTasks};
 use rand::Rng;
@@ -143,6 +143,7 @@ pub fn scenarios() -> Vec<ScenarioDef> {
             &[
                 NO_ABORT_ON_MIGRATION,
                 RETRY_STARTS_NEW_BATCH,
+                FORGETS_COMPLETED,
                 TWO_BATCHES_PER_SHARD,
                 VIEW_UPDATES_LOST,
                 RPC_IGNORES_TERM,

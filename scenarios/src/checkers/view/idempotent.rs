@@ -3,6 +3,13 @@
 //! completed on the worker is answered from `completed_tasks` — a task completed on a node is
 //! not started again there by an RPC sent afterwards, unless the worker restarted or the
 //! processed base changed in between (both forget `completed_tasks`).
+//!
+//! "Sent afterwards" is judged for the RPC that started the batch (`BatchStarted::rpc`), not
+//! the latest one that carried the task: an RPC sent before the completion may pass its
+//! completed-tasks check, wait in its read barrier while the batch completes and a later RPC
+//! is answered from `completed_tasks`, and then find no batch and start one — upstream's
+//! `work_on_tasks` does not look at `completed_tasks` again after the barrier (view.swarm seed
+//! 7643 showed this; judging by the latest RPC called it a violation).
 
 use super::{safety, Item, Read};
 use crate::config::RunConfig;
@@ -30,8 +37,8 @@ impl Checker for CompletionIdempotent {
         let mut running: BTreeMap<u64, (NodeId, BTreeSet<TaskId>)> = BTreeMap::new();
         // (node, task) → history index of its completion there.
         let mut completed: BTreeMap<(NodeId, TaskId), usize> = BTreeMap::new();
-        // (replica, task) → history index of the latest RPC that carried it.
-        let mut sent: BTreeMap<(Replica, TaskId), usize> = BTreeMap::new();
+        // RPC id → (target replica, history index of its sending).
+        let mut sent: BTreeMap<u64, (Replica, usize)> = BTreeMap::new();
         for (at, it) in &r.items {
             match it {
                 Item::Crash(n) => {
@@ -39,15 +46,14 @@ impl Checker for CompletionIdempotent {
                     completed.retain(|(node, _), _| node != n);
                 }
                 Item::View(ViewEvent::ProcessingBaseSet { .. }) => completed.clear(),
-                Item::View(ViewEvent::WorkSent { replica, tasks, .. }) => {
-                    for id in tasks {
-                        sent.insert((*replica, *id), at.index);
-                    }
+                Item::View(ViewEvent::WorkSent { replica, rpc, .. }) => {
+                    sent.insert(*rpc, (*replica, at.index));
                 }
                 Item::View(ViewEvent::BatchStarted {
                     batch,
                     shard,
                     tasks,
+                    rpc,
                     ..
                 }) => {
                     let Some(node) = at.node else { continue };
@@ -62,13 +68,13 @@ impl Checker for CompletionIdempotent {
                         {
                             out.push(safety(NAME, format!("{id} started in batch {batch} on {node} while batch {other} was running it: the retry did not attach"), at));
                         }
-                        let (Some(done), Some(rpc)) =
-                            (completed.get(&(node, *id)), sent.get(&(me, *id)))
+                        let (Some(done), Some((to, sent_at))) =
+                            (completed.get(&(node, *id)), sent.get(rpc))
                         else {
                             continue;
                         };
-                        if done < rpc {
-                            out.push(safety(NAME, format!("{id} re-run in batch {batch} on {me}: it was completed there before the RPC was sent"), at));
+                        if *to == me && done < sent_at {
+                            out.push(safety(NAME, format!("{id} re-run in batch {batch} on {me}: it was completed there before rpc {rpc}, which started the batch, was sent"), at));
                         }
                     }
                     running.insert(*batch, (node, tasks.iter().copied().collect()));

@@ -43,6 +43,7 @@ impl Checker for NoStartInTransition {
                     tasks,
                     replica,
                     term,
+                    ..
                 }) => {
                     for id in tasks {
                         let Some(t) = r.tasks.get(id) else { continue };
