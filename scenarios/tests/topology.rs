@@ -65,6 +65,7 @@ fn every_topology_mutant_is_caught_within_50_seeds() {
         "rollback-skips-barrier",
         "session-not-deleted-after-streaming",
         "read-ignores-fence",
+        "barrier-no-timeout",
     ] {
         assert!(mutants.contains(m), "no scenario declares {m}");
     }
@@ -78,12 +79,14 @@ fn every_topology_mutant_is_caught_within_50_seeds() {
         // A receiver that never checks its guard deadlocks the barrier (SPEC §3): liveness,
         // in the scripted story and in the swarm alike (its receiver held until the migration
         // ends). Every other mutant breaks a safety property, in the swarm too (a coordinator
-        // that ignores its term commits after it was fenced, as in the failover story).
-        let expected = if r.mutant == "receiver-ignores-guard-check" {
-            Verdict::Liveness
-        } else {
-            Verdict::Safety
-        };
+        // that ignores its term commits after it was fenced, as in the failover story). A
+        // barrier without a timeout waits forever on a lost call: liveness.
+        let expected =
+            if r.mutant == "receiver-ignores-guard-check" || r.mutant == "barrier-no-timeout" {
+                Verdict::Liveness
+            } else {
+                Verdict::Safety
+            };
         assert_eq!(r.verdict, Some(expected), "{r:?}");
     }
 }
@@ -168,6 +171,31 @@ fn same_seed_same_digest() {
         assert_eq!(a.digest, b.digest, "{} is nondeterministic", def.id);
         assert_eq!(a.verdict, Verdict::Pass, "{}: {:?}", def.id, a.violations);
     }
+}
+
+/// The liveness checker's barrier part bites: with `barrier-no-timeout` a barrier whose call
+/// was lost (a partition dropped it, its target was down) waits past its timeout for the rest
+/// of the run, and `topology.swarm` reports "barrier … never completed" within 60 seeds (most
+/// seeds of the mutant fail earlier on a migration stuck behind such a barrier).
+#[test]
+fn the_liveness_checker_catches_a_barrier_without_a_timeout() {
+    let def = defs()
+        .into_iter()
+        .find(|d| d.id == "topology.swarm")
+        .unwrap();
+    let mutants = vec!["barrier-no-timeout".to_string()];
+    for seed in 0..60 {
+        let cfg = resolve(&def, seed, &mutants, &[]).unwrap();
+        let (report, _) = run(&def, &cfg);
+        if report
+            .violations
+            .iter()
+            .any(|v| v.checker == "liveness" && v.message.contains("never completed"))
+        {
+            return;
+        }
+    }
+    panic!("no stuck barrier reported in 60 seeds of topology.swarm with barrier-no-timeout");
 }
 
 /// The skew checker bites on a real run: with `barrier-skips-version-check` a node that has

@@ -7,7 +7,8 @@
 //! and (3) every closing session has been drained (no live guard). Hence after a successful
 //! global barrier only operations under still-open sessions can run. The `barrier-skips-drain`
 //! mutant skips (3), [`BARRIER_SKIPS_STALE_ERM_WAIT`] skips (2), [`BARRIER_SKIPS_VERSION_CHECK`]
-//! skips (1). The handler sets no fence of its own: replicas fence only on group0's
+//! skips (1); [`BARRIER_NO_TIMEOUT`] takes the coordinator's per-call timeout away (liveness).
+//! The handler sets no fence of its own: replicas fence only on group0's
 //! `fence_version`, which the coordinator commits after the barrier (see `coordinator.rs`).
 
 use super::events::TopologyEvent;
@@ -24,6 +25,10 @@ pub const BARRIER_SKIPS_STALE_ERM_WAIT: &str = "barrier-skips-stale-erm-wait";
 /// Mutant: the handler skips its read barrier and the local-version check, answering from
 /// whatever group0 state it has applied.
 pub const BARRIER_SKIPS_VERSION_CHECK: &str = "barrier-skips-version-check";
+
+/// Mutant: the coordinator's barrier calls have no timeout of their own (one hour), so a
+/// barrier whose request to a down node was dropped waits until the run ends.
+pub const BARRIER_NO_TIMEOUT: &str = "barrier-no-timeout";
 
 /// Injection: the handler refuses the command (upstream `raft_topology_barrier_and_drain_fail`).
 pub const BARRIER_AND_DRAIN_FAIL: &str = "raft_topology_barrier_and_drain_fail";
@@ -252,7 +257,11 @@ pub async fn global_tablet_barrier(
         },
     );
     let net = svc.sim.net();
-    let timeout = Duration::from_millis(svc.cfg.barrier_timeout_ms);
+    let timeout = if svc.sim.mutant(BARRIER_NO_TIMEOUT) {
+        Duration::from_secs(3600)
+    } else {
+        Duration::from_millis(svc.cfg.barrier_timeout_ms)
+    };
     let calls = nodes.iter().map(|n| {
         net.call::<BarrierAndDrain>(
             svc.node,

@@ -30,7 +30,13 @@ pub struct TopologyConfig {
     pub action_failure_backoff_ms: u64,
     /// Timeout of `tablet_stream_data` and friends.
     pub stream_timeout_ms: u64,
-    /// Timeout of one `barrier_and_drain` call.
+    /// Timeout of one `barrier_and_drain` call. Upstream's `send_raft_topology_cmd` has no
+    /// timeout of its own: a call to a dead or unreachable node fails when its connection
+    /// does. The model drops a request sent across a partition, on a drop rule or to a node
+    /// that is down without failing the caller's call, so this timeout stands in for that
+    /// failure; a barrier
+    /// that waits on a node which answers late but answers is not cut short by it in any
+    /// scenario's defaults (10 s). Mutant `barrier-no-timeout` removes it.
     pub barrier_timeout_ms: u64,
     /// Pause between two streamed fragments at the source.
     pub stream_fragment_interval_ms: u64,

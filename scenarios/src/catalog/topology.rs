@@ -231,6 +231,7 @@ pub fn scenarios() -> Vec<ScenarioDef> {
                 model::topology::system_tables::MUTANT_TABLES_SKIP_TRANSITIONS,
                 model::topology::stream::RECEIVER_IGNORES_GUARD_CHECK,
                 model::topology::pump::ROLLBACK_SKIPS_BARRIER,
+                model::topology::barrier::BARRIER_NO_TIMEOUT,
             ],
             marks: &[],
             config: config_swarm,
