@@ -82,6 +82,18 @@ fn view_swarm_seeds_of_four_model_and_checker_fixes_pass() {
     }
 }
 
+/// Seed 6286 (a model bug, regression): a `process_staging` task of n3:0 ran with an empty
+/// staging list (its rows were cleaned with the reverted migration) and its batch ended; the
+/// next migration staged 48 rows on n3:0 again, and the registrator took the finished task for
+/// an unstarted one, because the model's "started" looked only at the running batch. Upstream
+/// `_started_staging_tasks` keeps a task until it leaves group0 state, so a new task is created;
+/// without it the rows stayed staged forever (`converge`: "48 staged row(s) not processed").
+#[test]
+fn view_swarm_seed_of_the_started_staging_task_fix_passes() {
+    let r = run_seed("view.swarm", 6286, &[]);
+    assert_eq!(r.verdict, Verdict::Pass, "seed 6286: {:?}", r.violations);
+}
+
 #[test]
 fn vb_mutants_caught_within_50_seeds() {
     for (id, mutant, checker) in [

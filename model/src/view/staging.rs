@@ -99,7 +99,7 @@ pub async fn register(h: Rc<NodeHandle>, replica: Replica, tablet: TabletId) {
                     && t.tablet == tablet
                     && t.replica == replica
                     && !t.aborted
-                    && !super::worker::started(&h, replica.shard, t.id)
+                    && !super::worker::started(&h, t.id)
             });
             (s.state_id, exists)
         });

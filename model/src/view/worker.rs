@@ -102,6 +102,12 @@ struct ShardWorker {
 pub struct Worker {
     incarnation: u32,
     shards: RefCell<Vec<ShardWorker>>,
+    /// Shard 0's record of started `process_staging` tasks (upstream
+    /// `_started_staging_tasks`): a task enters when a batch begins processing it and leaves
+    /// only when the task is gone from group0 state, not when its batch ends. The registrator
+    /// must not count such a task as a home for newly staged rows: it has read its staging list
+    /// already, so rows staged after that would wait for a task that never comes.
+    started_staging: RefCell<BTreeSet<TaskId>>,
 }
 
 #[derive(Default)]
@@ -126,15 +132,11 @@ fn worker(h: &NodeHandle) -> Option<Rc<Worker>> {
     (w.incarnation == h.incarnation).then_some(w)
 }
 
-/// Is task `id` in the running batch of `shard` on this node (the registrator's "started")?
-pub fn started(h: &NodeHandle, shard: ShardId, id: TaskId) -> bool {
-    worker(h).is_some_and(|w| {
-        w.shards
-            .borrow()
-            .get(shard.0 as usize)
-            .and_then(|s| s.batch.as_ref())
-            .is_some_and(|b| b.tasks.borrow().contains(&id))
-    })
+/// Has a batch of this node begun processing staging task `id` (the registrator's
+/// "started")? True from the start of the batch's first attempt until the task leaves group0
+/// state, whether or not the batch is still running.
+pub fn started(h: &NodeHandle, id: TaskId) -> bool {
+    worker(h).is_some_and(|w| w.started_staging.borrow().contains(&id))
 }
 
 fn remote(e: impl std::fmt::Display) -> RpcError {
@@ -147,6 +149,7 @@ pub fn serve(h: &Rc<NodeHandle>) {
     let w = Rc::new(Worker {
         incarnation: h.incarnation,
         shards: RefCell::new((0..h.cfg.shards).map(|_| ShardWorker::default()).collect()),
+        started_staging: RefCell::default(),
     });
     h.sim
         .ext::<Workers>()
@@ -370,12 +373,16 @@ fn prune(h: &NodeHandle, b: &Batch, vb: &ViewBuildingState, applied: u64) {
     }
 }
 
-/// The state observer: on every group0 apply, prune every running batch.
+/// The state observer: on every group0 apply, prune every running batch and forget started
+/// staging tasks that are gone from the state (upstream `clear_started_staging_tasks`).
 async fn observer(h: Rc<NodeHandle>) {
     loop {
         h.g0.changed().await;
         let Some(w) = worker(&h) else { return };
         let (vb, applied) = h.g0.with_state(|s| (s.views.clone(), h.g0.applied_index()));
+        w.started_staging
+            .borrow_mut()
+            .retain(|id| vb.tasks.contains_key(id));
         let running: Vec<Rc<Batch>> = w
             .shards
             .borrow()
@@ -398,7 +405,7 @@ async fn run_batch(h: Rc<NodeHandle>, w: Rc<Worker>, b: Rc<Batch>) {
         if b.abort.is_aborted() {
             break BatchEnd::Aborted;
         }
-        match execute(&h, &b).await {
+        match execute(&h, &w, &b).await {
             Ok(()) => break BatchEnd::Done,
             Err(e) => {
                 if b.abort.is_aborted() {
@@ -461,7 +468,7 @@ async fn run_batch(h: Rc<NodeHandle>, w: Rc<Worker>, b: Rc<Batch>) {
 
 /// One attempt of a batch: `do_build_range` for every view of the batch, or
 /// `do_process_staging`. `Err` is a failure (retried) or an abort.
-async fn execute(h: &Rc<NodeHandle>, b: &Rc<Batch>) -> Result<(), String> {
+async fn execute(h: &Rc<NodeHandle>, w: &Worker, b: &Rc<Batch>) -> Result<(), String> {
     let row_ms = h.cfg.view_build_row_interval_ms.unwrap_or(ROW_INTERVAL_MS);
     let storage = Storage::of(&h.sim, h.node);
     let staging = h.sim.ext::<StagingLists>();
@@ -503,6 +510,12 @@ async fn execute(h: &Rc<NodeHandle>, b: &Rc<Batch>) -> Result<(), String> {
             Ok(())
         }
         TaskKind::ProcessStaging => {
+            // Upstream `log_started_process_staging_tasks`, before the staging list is read:
+            // from here on, rows staged for this tablet replica need a task of their own.
+            assert!(b.replica.node == h.node, "a batch runs on its own node");
+            w.started_staging
+                .borrow_mut()
+                .extend(b.tasks.borrow().iter().copied());
             let keys = staging.keys(b.replica, b.tablet);
             let cells: BTreeMap<_, _> = storage
                 .scan(b.replica.shard, b.tablet)
