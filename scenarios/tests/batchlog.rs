@@ -228,6 +228,31 @@ fn scenarios_pass_unmutated_v1() {
     }
 }
 
+/// The scan bound's known limit stays visible (see `batchlog_bounded_cleanup`'s module doc):
+/// with 4 fragments per flush, cleaned data waits in tier-2 and tier-3 sstables, a pass steps
+/// over more than the bound, and the violation says that the flush size is below the one the
+/// bound was validated for. A sound bound for small memtables makes this test fail: then
+/// update it.
+#[test]
+fn the_scan_bound_names_its_limit_under_small_memtables() {
+    let r = run_seed(
+        "batchlog.steady_cleanup",
+        1,
+        &[],
+        &[("batchlog.memtable_flush_fragments", "4")],
+    );
+    let over: Vec<_> = r
+        .violations
+        .iter()
+        .filter(|v| v.checker == "batchlog_bounded_cleanup")
+        .collect();
+    assert!(!over.is_empty(), "{:?}", r.violations);
+    assert!(
+        over.iter().all(|v| v.message.contains("validated for")),
+        "{over:?}"
+    );
+}
+
 /// The #23358 workload is long (25 s simulated): a few seeds under each layout.
 #[test]
 fn steady_cleanup_passes_under_both_layouts() {
