@@ -52,6 +52,26 @@ pub fn resolve(
     for (k, v) in sets {
         cfg.set(k, v)?;
     }
+    // `--set nodes=N` and `--set shards=N` carry over to the sections that restate the cluster
+    // shape (those with a `nodes` field, such as `topology`), unless the same command sets that
+    // section's field too: one fact, one override. Two explicit values that disagree are still
+    // refused by `validate`.
+    for field in ["nodes", "shards"] {
+        if !sets.iter().any(|(k, _)| k == field) {
+            continue;
+        }
+        let want = if field == "nodes" {
+            cfg.nodes
+        } else {
+            cfg.shards
+        };
+        for (name, sec) in cfg.params.iter_mut() {
+            let explicit = sets.iter().any(|(k, _)| *k == format!("{name}.{field}"));
+            if sec.get("nodes").is_some() && sec.get(field).is_some() && !explicit {
+                sec[field] = want.into();
+            }
+        }
+    }
     cfg.validate()?;
     let schedule_set = sets
         .iter()

@@ -147,11 +147,6 @@ fn impossible_configs_are_rejected_before_any_run() {
             "topology.initial_holders=9",
             "initial_holders is 9",
         ),
-        (
-            "migration.happy_path",
-            "nodes=4",
-            "topology.nodes is 3 but nodes is 4",
-        ),
         ("raft.swarm", "raft.group.heartbeat_ms=0", "heartbeat_ms"),
         // A value of the wrong type in a protocol section is caught when the config resolves,
         // not by a panic when the run first reads its section.
@@ -173,6 +168,52 @@ fn impossible_configs_are_rejected_before_any_run() {
             needle,
         );
     }
+    // The cluster shape given twice, with two values that disagree.
+    assert_usage_error(
+        &[
+            "run",
+            "migration.happy_path",
+            "--seed",
+            "1",
+            "--set",
+            "nodes=4",
+            "--set",
+            "topology.nodes=3",
+        ],
+        "topology.nodes is 3 but nodes is 4",
+    );
+}
+
+/// `--set nodes=N` (or `shards=N`) alone reshapes the cluster: the sections that restate the
+/// shape follow it, so one override is enough.
+#[test]
+fn setting_the_cluster_shape_once_carries_over_to_its_sections() {
+    let out = clustersim(&[
+        "explain",
+        "migration.happy_path",
+        "--seed",
+        "1",
+        "--set",
+        "nodes=4",
+        "--set",
+        "shards=3",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let json = &text[text.find("resolved config:\n").expect("resolved config") + 17..];
+    let cfg: serde_json::Value = serde_json::from_str(json).expect("explain prints the config");
+    assert_eq!(cfg["nodes"], 4);
+    assert_eq!(cfg["params"]["topology"]["nodes"], 4);
+    assert_eq!(cfg["params"]["topology"]["shards"], 3);
+    let run = clustersim(&[
+        "run",
+        "migration.happy_path",
+        "--seed",
+        "1",
+        "--set",
+        "nodes=4",
+    ]);
+    assert_eq!(run.status.code(), Some(0), "{run:?}");
 }
 
 /// A run that fails (the partition-leak mutant on seed 2), writing its bundle into `dir`.
