@@ -126,11 +126,15 @@ impl Bundle {
     }
 }
 
-/// The command line that re-runs `report` from its seed.
-pub fn run_line(report: &RunReport) -> String {
+/// The command line that re-runs `report` from its seed, with the `--set` overrides it was
+/// resolved with (without them the line would run another config).
+pub fn run_line(report: &RunReport, sets: &[(String, String)]) -> String {
     let mut s = format!("clustersim run {} --seed {}", report.scenario, report.seed);
     for m in &report.mutants {
         s.push_str(&format!(" --mutant {m}"));
+    }
+    for (k, v) in sets {
+        s.push_str(&format!(" --set '{k}={v}'"));
     }
     s
 }

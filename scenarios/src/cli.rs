@@ -523,7 +523,7 @@ fn run(
     }
     if let Some(p) = &bundle_path {
         eprintln!("repro: {}", Bundle::repro_line(p));
-        eprintln!("   or: {}", bundle::run_line(&report));
+        eprintln!("   or: {}", bundle::run_line(&report, &sets));
     }
     Ok(code)
 }
@@ -1063,7 +1063,7 @@ fn timeline(path: &Path, out: Option<PathBuf>) -> Result<i32, String> {
     let bundle = Bundle::load(path)?;
     let def = runner::find(&bundle.scenario)?;
     let (report, history) = runner::run(&def, &bundle.config);
-    let html = crate::timeline::render(&report, &history);
+    let html = crate::timeline::render(&report, &history, &Bundle::repro_line(path));
     let out = out.unwrap_or_else(|| path.with_extension("html"));
     std::fs::write(&out, html).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
     println!(

@@ -527,6 +527,32 @@ fn run_json_reports_verdict_digest_and_metrics() {
     assert_eq!(v["digest"], w["digest"]);
 }
 
+/// The `or:` line a failing `run` prints re-runs the same config: its `--set` overrides are
+/// part of it (the line used to drop them and name another run).
+#[test]
+fn the_run_line_of_a_failure_keeps_its_overrides() {
+    let dir = std::env::temp_dir().join(format!("clustersim-cli-sets-{}", std::process::id()));
+    let out = clustersim(&[
+        "run",
+        "harness.partition_heals",
+        "--seed",
+        "2",
+        "--mutant",
+        "harness-partition-leaks",
+        "--set",
+        "phases.converge_budget_ms=9000",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("or: clustersim run harness.partition_heals --seed 2 --mutant harness-partition-leaks --set 'phases.converge_budget_ms=9000'"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn failing_run_writes_a_bundle_that_replays() {
     let dir = std::env::temp_dir().join(format!("clustersim-cli-fail-{}", std::process::id()));

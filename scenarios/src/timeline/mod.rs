@@ -67,8 +67,9 @@ pub fn model(report: &RunReport, history: &History) -> spans::Model {
     spans::build(&events, &violations)
 }
 
-/// Render `history` of the run `report` as one HTML page.
-pub fn render(report: &RunReport, history: &History) -> String {
+/// Render `history` of the run `report` as one HTML page; `repro` is the command line the page
+/// offers to reproduce it (the bundle's replay line: a bundle carries its whole config).
+pub fn render(report: &RunReport, history: &History, repro: &str) -> String {
     let model = model(report, history);
     let meta = serde_json::json!({
         "scenario": report.scenario,
@@ -78,7 +79,7 @@ pub fn render(report: &RunReport, history: &History) -> String {
         "digest": report.digest,
         "events": report.events,
         "sim_time_ns": report.sim_time_ns,
-        "repro": crate::bundle::run_line(report),
+        "repro": repro,
         "pending": report.pending,
     });
     let data = serde_json::json!({ "meta": meta, "model": model });
