@@ -83,15 +83,23 @@ fn event_json(e: &Entry) -> Value {
     }
 }
 
-fn index(v: &Value, seg: &str) -> Option<Value> {
+fn index<'v>(v: &'v Value, seg: &str) -> Option<&'v Value> {
     match v {
-        Value::Object(m) => m.get(seg).cloned(),
+        Value::Object(m) => m.get(seg),
         Value::Array(a) if !a.is_empty() => {
             let i: usize = seg.parse().ok()?;
-            Some(a[i % a.len()].clone())
+            Some(&a[i % a.len()])
         }
         _ => None,
     }
+}
+
+/// Follow the dot-separated segments of `rest` from `v` (by reference: only what a path ends
+/// at is cloned).
+fn follow<'v>(v: &'v Value, rest: &str) -> Option<&'v Value> {
+    rest.split('.')
+        .filter(|s| !s.is_empty())
+        .try_fold(v, |cur, seg| index(cur, seg))
 }
 
 /// The value at `path` in event `ev` recorded on `node` (see the module docs).
@@ -100,25 +108,19 @@ pub fn lookup(ev: &Value, node: Option<sim::NodeId>, path: &str) -> Option<Value
     if path == "@node" {
         return node.map(|n| Value::from(n.0));
     }
-    let (mut cur, rest) = if let Some(inner) = path.strip_prefix('(') {
-        let close = inner.find(')')?;
-        let (a, b) = inner[..close].split_once(" - ")?;
-        let (Value::Array(a), Value::Array(b)) = (lookup(ev, node, a)?, lookup(ev, node, b)?)
-        else {
-            return None;
-        };
-        let diff: Vec<Value> = a.into_iter().filter(|x| !b.contains(x)).collect();
-        let rest = inner[close + 1..]
-            .strip_prefix('.')
-            .unwrap_or(&inner[close + 1..]);
-        (Value::Array(diff), rest)
-    } else {
-        (ev.clone(), path)
+    let Some(inner) = path.strip_prefix('(') else {
+        return follow(ev, path).cloned();
     };
-    for seg in rest.split('.').filter(|s| !s.is_empty()) {
-        cur = index(&cur, seg)?;
-    }
-    Some(cur)
+    let close = inner.find(')')?;
+    let (a, b) = inner[..close].split_once(" - ")?;
+    let (Value::Array(a), Value::Array(b)) = (lookup(ev, node, a)?, lookup(ev, node, b)?) else {
+        return None;
+    };
+    let diff = Value::Array(a.into_iter().filter(|x| !b.contains(x)).collect());
+    let rest = inner[close + 1..]
+        .strip_prefix('.')
+        .unwrap_or(&inner[close + 1..]);
+    follow(&diff, rest).cloned()
 }
 
 /// Is `path` well-formed?

@@ -71,14 +71,21 @@ impl Checker for Data {
             .filter(|o| o.kind == OpKind::Write)
             .map(|o| (o.key, *o))
             .collect();
-        // Erasures of a key: its deletes and every truncate.
-        let erasures = |key: Key| -> Vec<Op> {
-            ops.values()
-                .filter(|o| {
-                    o.kind == OpKind::Truncate || (o.kind == OpKind::Delete && o.key == key)
-                })
-                .copied()
-                .collect()
+        // Erasures of a key: its deletes and every truncate, in op-id order (built once: a
+        // scan of every op per read made this checker quadratic in the run's length).
+        let mut truncates: Vec<Op> = Vec::new();
+        let mut deletes: BTreeMap<Key, Vec<Op>> = BTreeMap::new();
+        for o in ops.values() {
+            match o.kind {
+                OpKind::Truncate => truncates.push(*o),
+                OpKind::Delete => deletes.entry(o.key).or_default().push(*o),
+                _ => {}
+            }
+        }
+        let erasures = |key: Key| {
+            truncates
+                .iter()
+                .chain(deletes.get(&key).into_iter().flatten())
         };
         let mut out = Vec::new();
         for (id, r) in &ops {
@@ -89,19 +96,18 @@ impl Checker for Data {
                 continue;
             };
             let got = read_values.get(id).copied().flatten();
-            let er = erasures(r.key);
-            match w.outcome {
+                        match w.outcome {
                 Some(OpOutcome::Ok) => {
                     let wc = w.complete.expect("completed");
                     // A definite erasure that started after the write was acknowledged and
                     // finished before the read started: the value must be gone.
-                    let erased = er.iter().any(|d| {
+                    let erased = erasures(r.key).any(|d| {
                         d.outcome == Some(OpOutcome::Ok)
                             && d.invoke > wc
                             && d.complete.is_some_and(|c| c < r.invoke)
                     });
                     // Any erasure that may have taken effect before the read completed.
-                    let maybe_erased = er.iter().any(|d| d.invoke < rc);
+                    let maybe_erased = erasures(r.key).any(|d| d.invoke < rc);
                     if erased && got.is_some() {
                         out.push(Violation::safety(
                             self.name(),
