@@ -52,18 +52,20 @@ pub struct Disk {
 
 impl Disk {
     /// Buffer a write of `value` under `key`.
-    pub fn put<T: Clone + 'static>(&self, key: &str, value: T) {
+    pub fn put<T: Clone + 'static>(&self, key: impl Into<String>, value: T) {
+        let key = key.into();
         tracing::trace!(target: "sim::disk", key, "disk of {}: write of {key} buffered", self.node);
         let mut s = self.state.borrow_mut();
-        s.pending.insert(key.to_string(), Some(Rc::new(value)));
+        s.pending.insert(key, Some(Rc::new(value)));
         s.pending_writes += 1;
     }
 
     /// Buffer a delete of `key`.
-    pub fn delete(&self, key: &str) {
+    pub fn delete(&self, key: impl Into<String>) {
+        let key = key.into();
         tracing::trace!(target: "sim::disk", key, "disk of {}: delete of {key} buffered", self.node);
         let mut s = self.state.borrow_mut();
-        s.pending.insert(key.to_string(), None);
+        s.pending.insert(key, None);
         s.pending_writes += 1;
     }
 
@@ -104,6 +106,50 @@ impl Disk {
                 })
             })
             .collect()
+    }
+
+    /// The distinct directories `prefix` + `a/` … `c/` of depth `depth` (path components after
+    /// `prefix`) that hold at least one key (durable and not deleted since, or buffered), in
+    /// order. The same set as cutting every key of [`Disk::scan`] to that depth, without
+    /// visiting each key or cloning a value: it seeks past each directory once one live key
+    /// shows it (a whole-disk scan for the table list took ~1.5 % of a topology swarm).
+    pub fn dirs(&self, prefix: &str, depth: usize) -> Vec<String> {
+        let s = self.state.borrow();
+        let mut out: Vec<String> = Vec::new();
+        let mut cursor = prefix.to_string();
+        // The directory of `k` (which starts with `prefix`), if `k` is that deep.
+        let dir_of = |k: &str| -> Option<String> {
+            let rest = &k[prefix.len()..];
+            let mut end = 0;
+            for _ in 0..depth {
+                end += rest[end..].find('/')? + 1;
+            }
+            Some(k[..prefix.len() + end].to_string())
+        };
+        loop {
+            let durable = s
+                .durable
+                .range(cursor.clone()..)
+                .take_while(|(k, _)| k.starts_with(prefix))
+                .find(|(k, _)| {
+                    !matches!(s.pending.get(k.as_str()), Some(None)) && dir_of(k).is_some()
+                })
+                .map(|(k, _)| k);
+            let pending = s
+                .pending
+                .range(cursor.clone()..)
+                .take_while(|(k, _)| k.starts_with(prefix))
+                .find(|(k, v)| v.is_some() && dir_of(k).is_some())
+                .map(|(k, _)| k);
+            let Some(first) = durable.into_iter().chain(pending).min() else {
+                break;
+            };
+            let dir = dir_of(first).expect("deep enough");
+            // The least key after every key under `dir` ('/' + 1 = '0').
+            cursor = format!("{}0", &dir[..dir.len() - 1]);
+            out.push(dir);
+        }
+        out
     }
 
     /// Writes buffered and not yet synced.

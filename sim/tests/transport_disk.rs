@@ -296,6 +296,66 @@ fn disk_faults_stall_and_fail_syncs() {
     assert!(err.is_err());
 }
 
+/// The directories of every key `scan` returns, cut to `depth` components after `prefix`.
+fn dirs_by_scan(disk: &sim::Disk, prefix: &str, depth: usize) -> Vec<String> {
+    let mut out: Vec<String> = disk
+        .scan::<u8>(prefix)
+        .into_iter()
+        .filter_map(|(k, _)| {
+            let rest = &k[prefix.len()..];
+            let mut end = 0;
+            for _ in 0..depth {
+                end += rest[end..].find('/')? + 1;
+            }
+            Some(k[..prefix.len() + end].to_string())
+        })
+        .collect();
+    out.dedup();
+    out
+}
+
+#[test]
+fn disk_dirs_are_the_directories_of_the_live_keys() {
+    with_sim(9, async |sim| {
+        let n = idle_node(&sim);
+        let disk = sim.disk(n);
+        for k in [
+            "st/000/00001/cl/1",
+            "st/000/00001/cl/2",
+            "st/000/00002/sst/1",
+            "st/001/00001/sst/1",
+            "st/001/00003/cl/1",
+            "st/0015/00001/x",
+            "other/000/00001/x",
+            "st/flat",
+        ] {
+            disk.put(k, 1u8);
+        }
+        disk.sync().await.unwrap();
+        let check = |what: &str| {
+            for depth in 1..=3 {
+                assert_eq!(
+                    disk.dirs("st/", depth),
+                    dirs_by_scan(&disk, "st/", depth),
+                    "{what}, depth {depth}"
+                );
+            }
+        };
+        check("all durable");
+        // Buffered deletes hide a whole directory, or part of one; buffered writes add one.
+        disk.delete("st/000/00002/sst/1");
+        disk.delete("st/000/00001/cl/1");
+        disk.put("st/002/00007/cl/1", 1u8);
+        check("with buffered deletes and writes");
+        assert_eq!(
+            disk.dirs("st/", 2),
+            ["st/000/00001/", "st/001/00001/", "st/001/00003/", "st/0015/00001/", "st/002/00007/"]
+        );
+        disk.sync().await.unwrap();
+        check("after the sync");
+    });
+}
+
 #[test]
 fn same_seed_same_digest() {
     let digest = |seed: u64| {

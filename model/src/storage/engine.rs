@@ -28,7 +28,23 @@ struct Stored(Rc<dyn Any>);
 pub const ROOT: &str = "st/";
 
 fn dir(shard: ShardId, table: TableId) -> String {
-    format!("{ROOT}{:03}/{:05}/", shard.0, table.0)
+    // `format!("{ROOT}{:03}/{:05}/", shard.0, table.0)` without the formatting machinery (once
+    // per engine write: ~2 % of a topology swarm's instructions went to formatting it).
+    let mut d = String::with_capacity(ROOT.len() + 12);
+    d.push_str(ROOT);
+    super::table::push_zero_padded(&mut d, u64::from(shard.0), 3);
+    d.push('/');
+    super::table::push_zero_padded(&mut d, u64::from(table.0), 5);
+    d.push('/');
+    d
+}
+
+/// `dir` followed by `key`.
+fn join(dir: &str, key: &str) -> String {
+    let mut k = String::with_capacity(dir.len() + key.len());
+    k.push_str(dir);
+    k.push_str(key);
+    k
 }
 
 /// A shared, open table.
@@ -190,7 +206,7 @@ impl Engine {
     /// Every (shard, table) with data on the disk or open in this incarnation.
     pub fn tables_present(&self) -> BTreeSet<(ShardId, TableId)> {
         let mut out: BTreeSet<(ShardId, TableId)> = self.tables.borrow().keys().copied().collect();
-        for (k, _) in self.sim.disk(self.node).scan::<Stored>(ROOT) {
+        for k in self.sim.disk(self.node).dirs(ROOT, 2) {
             let mut it = k[ROOT.len()..].split('/');
             let shard = it.next().and_then(|s| s.parse().ok()).expect("shard dir");
             let table = it.next().and_then(|s| s.parse().ok()).expect("table dir");
@@ -205,10 +221,10 @@ fn write_ops<K: Keys>(sim: &Sim, node: NodeId, dir: &str, ops: Vec<DiskOp<K>>) {
     for op in ops {
         match op {
             DiskOp::PutCommitlog { key, mutation } => {
-                disk.put(&format!("{dir}{key}"), Stored(Rc::new(mutation)))
+                disk.put(join(dir, &key), Stored(Rc::new(mutation)))
             }
-            DiskOp::PutSstable { key, run } => disk.put(&format!("{dir}{key}"), Stored(run)),
-            DiskOp::Delete { key } => disk.delete(&format!("{dir}{key}")),
+            DiskOp::PutSstable { key, run } => disk.put(join(dir, &key), Stored(run)),
+            DiskOp::Delete { key } => disk.delete(join(dir, &key)),
         }
     }
 }

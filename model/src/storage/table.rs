@@ -87,14 +87,14 @@ fn commitlog_key(segment: u64, n: u64) -> String {
     // one key per mutation of every table made this a hot allocation-and-format.
     let mut k = String::with_capacity(COMMITLOG_PREFIX.len() + 21);
     k.push_str(COMMITLOG_PREFIX);
-    push_zero_padded_10(&mut k, segment);
+    push_zero_padded(&mut k, segment, 10);
     k.push('/');
-    push_zero_padded_10(&mut k, n);
+    push_zero_padded(&mut k, n, 10);
     k
 }
 
-/// Append `v` as `{v:010}` does: decimal, zero-padded to at least 10 digits.
-fn push_zero_padded_10(out: &mut String, v: u64) {
+/// Append `v` as `{v:0width$}` does: decimal, zero-padded to at least `width` digits.
+pub(crate) fn push_zero_padded(out: &mut String, v: u64, width: usize) {
     let mut digits = [0u8; 20];
     let mut i = digits.len();
     let mut x = v;
@@ -106,7 +106,7 @@ fn push_zero_padded_10(out: &mut String, v: u64) {
             break;
         }
     }
-    for _ in (digits.len() - i)..10 {
+    for _ in (digits.len() - i)..width {
         out.push('0');
     }
     out.push_str(std::str::from_utf8(&digits[i..]).expect("ascii digits"));
@@ -617,7 +617,7 @@ impl<K: Keys> Table<K> {
 
 #[cfg(test)]
 mod key_tests {
-    use super::commitlog_key;
+    use super::{commitlog_key, push_zero_padded};
 
     #[test]
     fn commitlog_keys_are_what_format_gives() {
@@ -632,6 +632,13 @@ mod key_tests {
                 commitlog_key(seg, n),
                 format!("{}{seg:010}/{n:010}", super::COMMITLOG_PREFIX)
             );
+        }
+        for v in [0, 7, 42, 999, 1_000, 123_456, u64::MAX] {
+            for width in [0, 3, 5, 10] {
+                let mut s = String::new();
+                push_zero_padded(&mut s, v, width);
+                assert_eq!(s, format!("{v:0width$}"));
+            }
         }
     }
 }
