@@ -349,7 +349,13 @@ fn disk_dirs_are_the_directories_of_the_live_keys() {
         check("with buffered deletes and writes");
         assert_eq!(
             disk.dirs("st/", 2),
-            ["st/000/00001/", "st/001/00001/", "st/001/00003/", "st/0015/00001/", "st/002/00007/"]
+            [
+                "st/000/00001/",
+                "st/001/00001/",
+                "st/001/00003/",
+                "st/0015/00001/",
+                "st/002/00007/"
+            ]
         );
         disk.sync().await.unwrap();
         check("after the sync");

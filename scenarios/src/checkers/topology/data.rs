@@ -96,7 +96,7 @@ impl Checker for Data {
                 continue;
             };
             let got = read_values.get(id).copied().flatten();
-                        match w.outcome {
+            match w.outcome {
                 Some(OpOutcome::Ok) => {
                     let wc = w.complete.expect("completed");
                     // A definite erasure that started after the write was acknowledged and
