@@ -21,7 +21,7 @@ use crate::fault::Fault;
 use crate::release::ReleaseOn;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sim::{Entry, Event, Sim};
+use sim::{Sim, Watched};
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -72,14 +72,6 @@ impl fmt::Display for EventTrigger {
             write!(f, " while every node is up")?;
         }
         Ok(())
-    }
-}
-
-/// The JSON form of an entry's event, as paths read it.
-fn event_json(e: &Entry) -> Value {
-    match &e.event {
-        Event::Proto(p) => p.to_json(),
-        Event::Sim(s) => serde_json::to_value(s).expect("sim events serialise"),
     }
 }
 
@@ -149,14 +141,14 @@ impl EventTrigger {
     }
 
     /// Does history entry `e` (already of `kind`) match `fields`?
-    pub fn matches(&self, e: &Entry) -> bool {
+    pub fn matches(&self, e: &Watched<'_>) -> bool {
         if self.fields.is_empty() {
             return true;
         }
-        let ev = event_json(e);
+        let ev = e.fields();
         self.fields
             .iter()
-            .all(|(path, want)| lookup(&ev, e.node, path).as_ref() == Some(want))
+            .all(|(path, want)| lookup(ev, e.node, path).as_ref() == Some(want))
     }
 
     /// Watch the history for the events this trigger counts.
@@ -199,7 +191,7 @@ impl EventTrigger {
             let h = sim.history();
             let entries = h.entries();
             let e = &entries[entry];
-            (event_json(e), e.node)
+            (e.event.fields_json(), e.node)
         };
         let mut fj = serde_json::to_value(fault).expect("faults serialise");
         for (field, path) in &self.bind {

@@ -249,6 +249,14 @@ impl Event {
             Event::Proto(p) => p.kind(),
         }
     }
+    /// The event's own fields as JSON (a protocol event without the `kind`/`data` wrapper of
+    /// [`Event::to_json`]): what field-matching triggers read.
+    pub fn fields_json(&self) -> serde_json::Value {
+        match self {
+            Event::Sim(e) => serde_json::to_value(e).expect("sim events serialise"),
+            Event::Proto(p) => p.to_json(),
+        }
+    }
     /// Canonical JSON.
     pub fn to_json(&self) -> serde_json::Value {
         match self {
@@ -367,7 +375,28 @@ impl Drop for Inner {
     }
 }
 
-type EntryFilter = Box<dyn Fn(&Entry) -> bool>;
+type EntryFilter = Box<dyn Fn(&Watched<'_>) -> bool>;
+
+/// An entry as a watch's filter sees it: the entry (it derefs to [`Entry`]) and its fields as
+/// JSON, built at most once per entry however many watches of its kind read them.
+pub struct Watched<'a> {
+    entry: &'a Entry,
+    fields: &'a std::cell::OnceCell<serde_json::Value>,
+}
+
+impl Watched<'_> {
+    /// The entry's [`Event::fields_json`].
+    pub fn fields(&self) -> &serde_json::Value {
+        self.fields.get_or_init(|| self.entry.event.fields_json())
+    }
+}
+
+impl std::ops::Deref for Watched<'_> {
+    type Target = Entry;
+    fn deref(&self) -> &Entry {
+        self.entry
+    }
+}
 
 struct WatchInner {
     filter: EntryFilter,
@@ -464,10 +493,14 @@ impl History {
                 watches, entries, ..
             } = &mut *inner;
             if let Some(ws) = watches.get_mut(kind) {
-                let entry = entries.last().expect("just pushed");
+                let fields = std::cell::OnceCell::new();
+                let seen = Watched {
+                    entry: entries.last().expect("just pushed"),
+                    fields: &fields,
+                };
                 ws.retain(|w| {
                     let Some(w) = w.upgrade() else { return false };
-                    if (w.filter)(entry) {
+                    if (w.filter)(&seen) {
                         w.matched.borrow_mut().push(index);
                         w.notify.notify();
                     }
@@ -484,7 +517,7 @@ impl History {
     /// Watch entries of `kind` that pass `filter`, from the start of the history (entries
     /// already recorded count) and then as each one is recorded. `filter` must not touch the
     /// history.
-    pub fn watch(&self, kind: &str, filter: impl Fn(&Entry) -> bool + 'static) -> Watch {
+    pub fn watch(&self, kind: &str, filter: impl Fn(&Watched<'_>) -> bool + 'static) -> Watch {
         let w = Rc::new(WatchInner {
             filter: Box::new(filter),
             matched: RefCell::new(Vec::new()),
@@ -494,7 +527,13 @@ impl History {
         let past: Vec<usize> = inner
             .entries
             .iter()
-            .filter(|e| e.event.kind() == kind && (w.filter)(e))
+            .filter(|e| {
+                e.event.kind() == kind
+                    && (w.filter)(&Watched {
+                        entry: e,
+                        fields: &std::cell::OnceCell::new(),
+                    })
+            })
             .map(|e| e.index)
             .collect();
         *w.matched.borrow_mut() = past;

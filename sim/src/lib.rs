@@ -22,7 +22,9 @@ pub mod world;
 
 pub use disk::{Disk, DiskError};
 pub use fault::{Fault, FaultKind, UndoneBy};
-pub use history::{Entry, Event, EventKind, History, ProtoEvent, RpcOutcome, SimEvent, Watch};
+pub use history::{
+    Entry, Event, EventKind, History, ProtoEvent, RpcOutcome, SimEvent, Watch, Watched,
+};
 pub use ids::{NodeId, SimInstant};
 pub use net::{Net, NetConfig, RpcError, Sink, Source, StreamResponse, StreamVerb, Verb};
 pub use rng::Rng;

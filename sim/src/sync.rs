@@ -42,6 +42,7 @@ impl Notify {
         Notified {
             inner: self.0.clone(),
             seen: self.0.version.get(),
+            slot: None,
         }
     }
 }
@@ -50,17 +51,30 @@ impl Notify {
 pub struct Notified {
     inner: Rc<NotifyInner>,
     seen: u64,
+    /// Where this future's waker sits in `wakers` (valid while the version is `seen`: only
+    /// `notify` empties the list, and it moves the version on). A future polled again while
+    /// pending — in a `select` with a timer, say — pushed a copy of the same waker each time;
+    /// waking a task twice in one `notify` does nothing the first wake did not.
+    slot: Option<usize>,
 }
 
 impl Future for Notified {
     type Output = ();
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         if self.inner.version.get() != self.seen {
-            Poll::Ready(())
-        } else {
-            self.inner.wakers.borrow_mut().push(cx.waker().clone());
-            Poll::Pending
+            return Poll::Ready(());
         }
+        let mut wakers = self.inner.wakers.borrow_mut();
+        if let Some(w) = self.slot.and_then(|i| wakers.get(i)) {
+            if w.will_wake(cx.waker()) {
+                return Poll::Pending;
+            }
+        }
+        wakers.push(cx.waker().clone());
+        let i = wakers.len() - 1;
+        drop(wakers);
+        self.slot = Some(i);
+        Poll::Pending
     }
 }
 

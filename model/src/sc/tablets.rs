@@ -107,7 +107,7 @@ const TABLETS_PREFIX: &str = "system/tablets/";
 pub fn persist(disk: &Disk, map: &TabletMap) {
     for t in &map.tablets {
         disk.put(
-            &format!("{TABLETS_PREFIX}{:010}/{:010}", t.table.0, t.tablet),
+            format!("{TABLETS_PREFIX}{:010}/{:010}", t.table.0, t.tablet),
             t.clone(),
         );
     }

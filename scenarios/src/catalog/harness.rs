@@ -464,7 +464,7 @@ async fn run_crash(sim: Sim, cfg: Rc<RunConfig>) -> RunEnd {
                     }
                 }
                 let key = u64::from(ctx.incarnation) * 1_000_000 + j;
-                disk.put(&format!("k/{key:012}"), key);
+                disk.put(format!("k/{key:012}"), key);
                 sim.record(Some(ctx.node), HarnessEvent::Wrote { key });
                 last = Some(key);
                 j += 1;
