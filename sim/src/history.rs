@@ -327,6 +327,10 @@ struct Inner {
     /// of the `&'static str` (integer compares instead of a string compare per entry; two
     /// copies of one name are summed by [`History::kind_counts`], so addresses never show).
     kinds: BTreeMap<(usize, usize), (&'static str, u64)>,
+    /// Values derived from the entries by [`History::memo`], by type, with the entry count
+    /// they were derived at.
+    /// (In a cell of its own: callers hold [`History::entries`] while they ask.)
+    memos: RefCell<BTreeMap<std::any::TypeId, (usize, Rc<dyn Any>)>>,
 }
 
 /// Bytes of entry encodings collected before they are hashed (see `Inner::buf`).
@@ -357,6 +361,7 @@ impl Inner {
             buf: Vec::new(),
             watches: BTreeMap::new(),
             kinds: BTreeMap::new(),
+            memos: RefCell::new(BTreeMap::new()),
         }
     }
 }
@@ -603,6 +608,27 @@ impl History {
         self.0.borrow().metrics.clone()
     }
 
+    /// A value derived from the entries, built by `build` once and shared by every caller that
+    /// asks for the same type while no entry is added: what several checkers of one area
+    /// derive alike (a topology walk) is derived once per run. `build` must depend on the
+    /// entries only (it may read the history, not change it).
+    pub fn memo<T: 'static>(&self, build: impl FnOnce(&[Entry]) -> T) -> Rc<T> {
+        let key = std::any::TypeId::of::<T>();
+        let len = self.len();
+        let inner = self.0.borrow();
+        if let Some((at, v)) = inner.memos.borrow().get(&key) {
+            if *at == len {
+                return v.clone().downcast::<T>().expect("memo of its type");
+            }
+        }
+        let v = Rc::new(build(&inner.entries));
+        inner
+            .memos
+            .borrow_mut()
+            .insert(key, (len, v.clone() as Rc<dyn Any>));
+        v
+    }
+
     /// Number of events of each kind.
     pub fn kind_counts(&self) -> BTreeMap<&'static str, u64> {
         let mut m = BTreeMap::new();
@@ -643,6 +669,42 @@ mod tests {
         fn kind(&self) -> &'static str {
             "applied"
         }
+    }
+
+    #[test]
+    fn a_memo_is_built_once_per_history_length_even_while_entries_are_borrowed() {
+        let h = History::new();
+        let push = |k: u64| {
+            h.push(
+                SimInstant(k),
+                None,
+                Event::Proto(Box::new(Applied { key: k })),
+            );
+        };
+        push(1);
+        push(2);
+        let builds = std::cell::Cell::new(0);
+        struct Keys(Vec<u64>);
+        let keys = |e: &[Entry]| {
+            builds.set(builds.get() + 1);
+            Keys(
+                e.iter()
+                    .filter_map(|e| e.proto::<Applied>().map(|a| a.key))
+                    .collect(),
+            )
+        };
+        let held = h.entries();
+        assert_eq!(h.memo(keys).0, [1, 2]);
+        assert_eq!(h.memo(keys).0, [1, 2]);
+        assert_eq!(builds.get(), 1, "the second ask is served from the memo");
+        drop(held);
+        push(3);
+        assert_eq!(
+            h.memo(keys).0,
+            [1, 2, 3],
+            "a new entry makes the memo stale"
+        );
+        assert_eq!(builds.get(), 2);
     }
 
     #[test]

@@ -164,10 +164,16 @@ impl Cluster {
     /// just restarted replays its log from the start, so "some live node" can be far behind;
     /// judging convergence from it would call a running migration finished.)
     pub fn state(&self) -> Option<TopologyState> {
+        self.with_state(TopologyState::clone)
+    }
+
+    /// `f` of the state [`Cluster::state`] returns, without cloning it (what pollers that
+    /// test one condition use).
+    pub fn with_state<R>(&self, f: impl FnOnce(&TopologyState) -> R) -> Option<R> {
         self.nodes
             .iter()
             .filter_map(|n| self.services(*n))
             .max_by_key(|s| s.g0.applied_index())
-            .map(|s| s.g0.with_state(|st| st.clone()))
+            .map(|s| s.g0.with_state(f))
     }
 }

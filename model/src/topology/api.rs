@@ -88,12 +88,12 @@ pub async fn move_tablet(
     // Wait until the tablet and the topology are idle, then commit the transition.
     loop {
         loop {
-            let idle = cluster.state().is_some_and(|s| {
+            let idle = cluster.with_state(|s| {
                 s.node_transition.is_none()
                     && s.tablets
                         .get(&tablet)
                         .is_some_and(|t| t.transition.is_none())
-            });
+            }) == Some(true);
             if idle {
                 break;
             }
@@ -157,8 +157,8 @@ pub async fn add_node(cluster: &Cluster) -> NodeId {
     tracing::info!(%node, "{node} added: booting, it will ask to join");
     loop {
         let normal = cluster
-            .state()
-            .is_some_and(|s| s.node_states.get(&node) == Some(&super::state::NodeState::Normal));
+            .with_state(|s| s.node_states.get(&node) == Some(&super::state::NodeState::Normal))
+            == Some(true);
         if normal {
             return node;
         }
@@ -169,11 +169,11 @@ pub async fn add_node(cluster: &Cluster) -> NodeId {
 /// Wait until `tablet` has no transition (as seen by a live node).
 pub async fn wait_tablet_idle(cluster: &Cluster, tablet: TabletId) {
     loop {
-        let idle = cluster.state().is_some_and(|s| {
+        let idle = cluster.with_state(|s| {
             s.tablets
                 .get(&tablet)
                 .is_some_and(|t| t.transition.is_none())
-        });
+        }) == Some(true);
         if idle {
             return;
         }

@@ -62,7 +62,7 @@ impl Checker for BarrierHoldsGroup0Sessions {
         let mut running: BTreeMap<NodeId, Running> = BTreeMap::new();
         let mut started: BTreeMap<u64, Vec<NodeId>> = BTreeMap::new();
         let mut answered: BTreeMap<u64, BTreeSet<NodeId>> = BTreeMap::new();
-        for step in walk(&entries) {
+        for step in walk(h, &entries) {
             let (e, ev, view) = match step {
                 Step::Crash(at) => {
                     if let Some(n) = at.node {

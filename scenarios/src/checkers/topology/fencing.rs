@@ -37,7 +37,7 @@ impl Checker for Fencing {
         // (tablet, replica) → (history index of the cleanup's start, version at which its
         // cleanup stage was committed), latest cleanup only.
         let mut last_cleanup: BTreeMap<(TabletId, Replica), (usize, u64)> = BTreeMap::new();
-        for step in walk(&entries) {
+        for step in walk(h, &entries) {
             let Step::Topo(e, ev, view) = step else {
                 continue;
             };

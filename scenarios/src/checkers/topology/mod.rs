@@ -220,44 +220,68 @@ impl Versions {
     }
 }
 
-/// Every topology event of the history (`h.entries()`) in order with its node's group0 view,
-/// and every crash.
-pub fn walk(entries: &[Entry]) -> Vec<Step<'_>> {
-    let versions = Versions::of_entries(entries);
-    let mut applied: BTreeMap<NodeId, u64> = BTreeMap::new();
-    let mut out = Vec::new();
-    for e in entries {
-        let at = At {
-            index: e.index,
-            at_ns: e.at.0,
-            node: e.node,
-        };
-        if let Some(RaftEvent::Applied { g, i, .. }) = e.proto::<RaftEvent>() {
-            if g.is_group0() {
+/// A [`walk`] without borrows of the history, as [`History::memo`] keeps it: per step the
+/// event's position and, for a topology event, the node's view (`None`: a crash).
+struct WalkMemo(Vec<(At, Option<NodeView>)>);
+
+impl WalkMemo {
+    fn of(entries: &[Entry]) -> WalkMemo {
+        let versions = Versions::of_entries(entries);
+        let mut applied: BTreeMap<NodeId, u64> = BTreeMap::new();
+        let mut out = Vec::new();
+        for e in entries {
+            let at = At {
+                index: e.index,
+                at_ns: e.at.0,
+                node: e.node,
+            };
+            if let Some(RaftEvent::Applied { g, i, .. }) = e.proto::<RaftEvent>() {
+                if g.is_group0() {
+                    if let Some(n) = e.node {
+                        let a = applied.entry(n).or_default();
+                        *a = (*a).max(*i);
+                    }
+                }
+            } else if let Some(SimEvent::Crash { .. }) = e.sim() {
                 if let Some(n) = e.node {
-                    let a = applied.entry(n).or_default();
-                    *a = (*a).max(*i);
+                    applied.remove(&n);
+                    out.push((at, None));
                 }
+            } else if e.proto::<TopologyEvent>().is_some() {
+                let view = e.node.map_or_else(NodeView::default, |n| {
+                    let a = applied.get(&n).copied().unwrap_or(0);
+                    let (version, fence) = versions.at(a);
+                    NodeView {
+                        applied: a,
+                        version,
+                        fence,
+                    }
+                });
+                out.push((at, Some(view)));
             }
-        } else if let Some(SimEvent::Crash { .. }) = e.sim() {
-            if let Some(n) = e.node {
-                applied.remove(&n);
-                out.push(Step::Crash(at));
-            }
-        } else if let Some(ev) = e.proto::<TopologyEvent>() {
-            let view = e.node.map_or_else(NodeView::default, |n| {
-                let a = applied.get(&n).copied().unwrap_or(0);
-                let (version, fence) = versions.at(a);
-                NodeView {
-                    applied: a,
-                    version,
-                    fence,
-                }
-            });
-            out.push(Step::Topo(at, ev, view));
         }
+        WalkMemo(out)
     }
-    out
+}
+
+/// Every topology event of the history (`entries`, which are `h.entries()`) in order with its
+/// node's group0 view, and every crash. Derived once per run for every checker that walks
+/// ([`History::memo`]).
+pub fn walk<'h>(h: &History, entries: &'h [Entry]) -> impl Iterator<Item = Step<'h>> + 'h {
+    let memo = h.memo(WalkMemo::of);
+    (0..memo.0.len()).map(move |i| {
+        let (at, view) = memo.0[i];
+        match view {
+            None => Step::Crash(at),
+            Some(view) => Step::Topo(
+                at,
+                entries[at.index]
+                    .proto::<TopologyEvent>()
+                    .expect("a walk step of a topology event"),
+                view,
+            ),
+        }
+    })
 }
 
 /// One committed stage of one migration, as group0 recorded it.
