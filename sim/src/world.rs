@@ -55,6 +55,8 @@ struct NodeSlot {
     madsim: Option<madsim::task::NodeId>,
     up: bool,
     paused: bool,
+    /// Every pause of the node so far: (start, end) in ns, `None` while it lasts.
+    pauses: Vec<(u64, Option<u64>)>,
     incarnation: u32,
 }
 
@@ -296,6 +298,7 @@ impl Sim {
                 madsim: None,
                 up: true,
                 paused: false,
+                pauses: Vec::new(),
                 incarnation: 0,
             },
         );
@@ -332,6 +335,19 @@ impl Sim {
     /// Is `node` paused?
     pub fn is_paused(&self, node: NodeId) -> bool {
         self.0.nodes.borrow().get(&node).is_some_and(|s| s.paused)
+    }
+
+    /// If `node` was paused at instant `t_ns` (a pause that began at or before it and had not
+    /// ended), when that pause ended (`Some(None)`: it has not yet). What a task of the node
+    /// whose timer fired at `t_ns` needs: it runs at the end of the pause.
+    pub fn pause_covering(&self, node: NodeId, t_ns: u64) -> Option<Option<u64>> {
+        let nodes = self.0.nodes.borrow();
+        let slot = nodes.get(&node)?;
+        slot.pauses
+            .iter()
+            .rev()
+            .find(|(start, end)| *start <= t_ns && end.is_none_or(|e| t_ns < e))
+            .map(|(_, end)| *end)
     }
 
     /// Current incarnation of `node`.
@@ -396,6 +412,7 @@ impl Sim {
     // The mechanics behind the fault records (see `crate::fault`).
 
     pub(crate) fn crash_now(&self, node: NodeId) {
+        let now = self.now().0;
         {
             let mut nodes = self.0.nodes.borrow_mut();
             let slot = nodes.get_mut(&node).expect("unknown node");
@@ -404,6 +421,10 @@ impl Sim {
             }
             slot.up = false;
             slot.paused = false;
+            // A pause ends with the process.
+            if let Some(p) = slot.pauses.last_mut().filter(|p| p.1.is_none()) {
+                p.1 = Some(now);
+            }
         }
         let lost_writes = self.disk(node).crash();
         if lost_writes > 0 {
@@ -431,12 +452,13 @@ impl Sim {
         if !self.is_up(node) || self.is_paused(node) {
             return;
         }
-        self.0
-            .nodes
-            .borrow_mut()
-            .get_mut(&node)
-            .expect("node")
-            .paused = true;
+        {
+            let now = self.now().0;
+            let mut nodes = self.0.nodes.borrow_mut();
+            let slot = nodes.get_mut(&node).expect("node");
+            slot.paused = true;
+            slot.pauses.push((now, None));
+        }
         self.record_sim(Some(node), SimEvent::Pause { paused: true });
         madsim::runtime::Handle::current().pause(self.madsim_id(node));
     }
@@ -445,12 +467,15 @@ impl Sim {
         if !self.is_paused(node) {
             return;
         }
-        self.0
-            .nodes
-            .borrow_mut()
-            .get_mut(&node)
-            .expect("node")
-            .paused = false;
+        {
+            let now = self.now().0;
+            let mut nodes = self.0.nodes.borrow_mut();
+            let slot = nodes.get_mut(&node).expect("node");
+            slot.paused = false;
+            if let Some(p) = slot.pauses.last_mut() {
+                p.1 = Some(now);
+            }
+        }
         self.record_sim(Some(node), SimEvent::Pause { paused: false });
         madsim::runtime::Handle::current().resume(self.madsim_id(node));
     }

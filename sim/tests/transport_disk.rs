@@ -384,6 +384,42 @@ fn same_seed_same_digest() {
     assert_ne!(digest(11), digest(12));
 }
 
+/// `pause_covering` names the pause a timer firing at an instant fell into, and when it ended;
+/// a crash ends a pause, so a restarted node is not taken for a paused one.
+#[test]
+fn pause_covering_names_the_pause_an_instant_falls_into() {
+    with_sim(10, async |sim| {
+        sleep(Duration::from_millis(10)).await;
+        let b = idle_node(&sim);
+        let paused = sim.now().0;
+        sim.pause(b);
+        assert_eq!(
+            sim.pause_covering(b, paused + 1),
+            Some(None),
+            "still paused"
+        );
+        sleep(Duration::from_millis(100)).await;
+        sim.resume(b);
+        let resumed = sim.now().0;
+        assert_eq!(sim.pause_covering(b, paused - 1), None, "before the pause");
+        assert_eq!(sim.pause_covering(b, paused), Some(Some(resumed)));
+        assert_eq!(sim.pause_covering(b, resumed - 1), Some(Some(resumed)));
+        assert_eq!(
+            sim.pause_covering(b, resumed),
+            None,
+            "the resume instant runs"
+        );
+        sleep(Duration::from_millis(100)).await;
+        let paused = sim.now().0;
+        sim.pause(b);
+        sleep(Duration::from_millis(50)).await;
+        sim.crash(b);
+        let crashed = sim.now().0;
+        assert_eq!(sim.pause_covering(b, paused + 1), Some(Some(crashed)));
+        assert_eq!(sim.pause_covering(b, crashed), None, "the crash ended it");
+    });
+}
+
 #[test]
 fn a_paused_node_answers_only_after_resume() {
     let (answered_ms, paused_flag) = with_sim(9, async |sim| {

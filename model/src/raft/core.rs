@@ -405,6 +405,36 @@ impl<C: Clone> Core<C> {
         }
     }
 
+    /// How many more [`Core::tick`]s until one does more than count (a heartbeat, a quorum
+    /// check, an election); `None` if none ever would (a learner). Always at least 1. Ticks
+    /// before that one change nothing but the counters, so a driver may apply them late, as
+    /// long as it applies them before any other input that came after them.
+    pub fn ticks_until_event(&self) -> Option<u64> {
+        if self.role == Role::Leader {
+            let heartbeat = self.cfg.heartbeat_ticks - self.heartbeat_elapsed;
+            let quorum = self.cfg.check_quorum.then(|| {
+                self.cfg
+                    .election_ticks_min
+                    .saturating_sub(self.quorum_elapsed)
+            });
+            Some(quorum.map_or(heartbeat, |q| heartbeat.min(q)).max(1))
+        } else if self.is_voter() {
+            Some(
+                self.election_timeout
+                    .saturating_sub(self.election_elapsed)
+                    .max(1),
+            )
+        } else {
+            None
+        }
+    }
+
+    /// The leader's check-quorum marks, per follower (tests: a quorum check clears them).
+    #[cfg(test)]
+    pub(crate) fn active_marks(&self) -> Vec<bool> {
+        self.progress.values().map(|p| p.active).collect()
+    }
+
     /// Starts an election now, as if the election timeout had fired (etcd's `MsgHup`).
     pub fn campaign_now(&mut self) {
         if self.role != Role::Leader && self.is_voter() {

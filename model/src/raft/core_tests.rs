@@ -20,6 +20,7 @@ struct Opts {
     check_quorum: bool,
     max_entries: usize,
     mutant: bool,
+    heartbeat_ticks: u64,
 }
 
 impl Default for Opts {
@@ -29,6 +30,7 @@ impl Default for Opts {
             check_quorum: true,
             max_entries: 8,
             mutant: false,
+            heartbeat_ticks: 2,
         }
     }
 }
@@ -39,7 +41,7 @@ fn config(id: NodeId, size: u32, o: &Opts) -> CoreConfig {
         members: (1..=size).map(n).collect(),
         election_ticks_min: 10,
         election_ticks_max: 20,
-        heartbeat_ticks: 2,
+        heartbeat_ticks: o.heartbeat_ticks,
         max_entries_per_append: o.max_entries,
         pre_vote: o.pre_vote,
         check_quorum: o.check_quorum,
@@ -499,6 +501,7 @@ fn figure_8_old_term_entry_not_committed_by_counting() {
         check_quorum: false,
         max_entries: 1,
         mutant: false,
+        heartbeat_ticks: 2,
     };
     let mut net = Net::with_disks(5, 4, opts, disks);
     // n1 wins term 4 with n2, n3, n4; n5 never hears of it.
@@ -846,4 +849,78 @@ fn a_non_voter_catches_up_but_never_counts_or_campaigns() {
     net.settle(200);
     assert_eq!(net.core(n(4)).term(), term);
     assert_eq!(net.core(n(4)).role(), Role::Follower);
+}
+
+/// What the lazy tick driver relies on (`service::Inner::tick_loop`): every tick before the one
+/// `ticks_until_event` names only counts — no message, no persisted state, no event, no role or
+/// term change — and the prediction counts down by one per tick. Checked on every node at every
+/// step of runs with elections, heartbeats, failovers and partitions.
+#[test]
+fn ticks_before_the_predicted_one_only_count() {
+    for seed in 0..20u64 {
+        // A heartbeat period that does not divide the quorum window, so the two kinds of
+        // acting tick fall apart.
+        let opts = Opts {
+            heartbeat_ticks: 3,
+            ..Opts::default()
+        };
+        let mut net = Net::new(3, seed, opts);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut acted = 0;
+        for step in 0..400 {
+            if step % 97 == 50 {
+                // Cut one node off for a while: elections, step-downs, a stale leader.
+                let lone = n(rng.gen_range(1..=3));
+                net.cut = (1..=3)
+                    .map(n)
+                    .filter(|&o| o != lone)
+                    .flat_map(|o| [(lone, o), (o, lone)])
+                    .collect();
+            } else if step % 97 == 80 {
+                net.cut.clear();
+            }
+            let ids: Vec<NodeId> = net.cores.keys().copied().collect();
+            for id in ids {
+                net.collect(id);
+                let core = net.core(id);
+                let before = core.ticks_until_event();
+                let (role, term) = (core.role(), core.term());
+                let marks = core.active_marks();
+                core.tick();
+                match before {
+                    Some(1) => acted += 1,
+                    Some(k) => {
+                        assert_eq!(
+                            core.ticks_until_event(),
+                            Some(k - 1),
+                            "seed {seed} step {step} {id}"
+                        );
+                        assert_eq!(
+                            core.active_marks(),
+                            marks,
+                            "seed {seed} step {step} {id}: a quorum check ran"
+                        );
+                        assert_eq!(
+                            (core.role(), core.term()),
+                            (role, term),
+                            "seed {seed} step {step} {id}"
+                        );
+                        let p = core.take_persist();
+                        assert!(
+                            p.hard_state.is_none() && p.log.is_none(),
+                            "seed {seed} step {step} {id}: persisted"
+                        );
+                        assert!(
+                            core.take_ready().is_empty(),
+                            "seed {seed} step {step} {id}: a counting tick made output"
+                        );
+                    }
+                    None => unreachable!("every member of these groups is a voter"),
+                }
+                net.collect(id);
+            }
+            net.run();
+        }
+        assert!(acted > 20, "seed {seed}: only {acted} acting ticks");
+    }
 }

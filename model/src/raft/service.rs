@@ -138,6 +138,12 @@ struct Inner<S: StateMachine> {
     waiters: RefCell<BTreeMap<u64, Vec<ProposalWaiter>>>,
     reads: RefCell<BTreeMap<u64, oneshot::Sender<Result<u64, CoreError>>>>,
     next_read_id: Cell<u64>,
+    /// When the last tick was applied (ns); the next is `tick_ms` later (see [`Inner::tick_loop`]).
+    last_tick: Cell<u64>,
+    /// When the tick loop means to wake next (ns; `u64::MAX`: only when told).
+    tick_deadline: Cell<u64>,
+    /// Wakes the tick loop early: the core's next event came closer.
+    reschedule: Notify,
 }
 
 /// Handle to the Raft group member on one node incarnation. Cheap to clone.
@@ -248,6 +254,9 @@ impl<S: StateMachine> Raft<S> {
             waiters: RefCell::new(BTreeMap::new()),
             reads: RefCell::new(BTreeMap::new()),
             next_read_id: Cell::new(1),
+            last_tick: Cell::new(sim.now().0),
+            tick_deadline: Cell::new(u64::MAX),
+            reschedule: Notify::new(),
         });
         inner.serve();
         let i = inner.clone();
@@ -445,7 +454,13 @@ impl<S: StateMachine> Inner<S> {
     /// Mutates the core, then writes what it must persist to the disk buffer, notes
     /// leadership changes and wakes the driver.
     fn with_core<R>(&self, f: impl FnOnce(&mut Core<S::Command>) -> R) -> R {
-        let r = f(&mut self.core.borrow_mut());
+        let r = {
+            let mut core = self.core.borrow_mut();
+            self.catch_up_ticks(&mut core);
+            let r = f(&mut core);
+            self.check_tick_deadline(&core);
+            r
+        };
         self.write_persist();
         let seen = {
             let c = self.core.borrow();
@@ -536,10 +551,73 @@ impl<S: StateMachine> Inner<S> {
         self.io.borrow().synced_seq > before
     }
 
+    /// The logical clock: a tick every `tick_ms`, as a periodic timer gives them — one at each
+    /// multiple of `tick_ms` after the previous, and while the node is paused the timer's one
+    /// pending tick runs when it resumes (the period restarts from there; ticks a pause
+    /// swallowed are lost).
+    ///
+    /// Applied lazily, with the same result: a tick that only counts ([`Core::ticks_until_event`])
+    /// is applied when the core is next used ([`Inner::with_core`] catches up first, so it
+    /// still comes before every later input), and this loop wakes only for the tick that acts
+    /// (a heartbeat, a quorum check, an election). A task and a timer per tick and node were
+    /// about half of a swarm's task polls. What changes is only which of the tasks ready at one
+    /// instant runs first, a choice the seeded executor makes anyway.
     async fn tick_loop(self: Rc<Self>) {
         loop {
-            sleep(Duration::from_millis(self.cfg.tick_ms)).await;
-            self.with_core(|c| c.tick());
+            let deadline = {
+                let mut core = self.core.borrow_mut();
+                self.catch_up_ticks(&mut core);
+                self.next_event_at(&core)
+            };
+            self.tick_deadline.set(deadline.unwrap_or(u64::MAX));
+            let rescheduled = self.reschedule.notified();
+            match deadline {
+                Some(at) => {
+                    let wait = Duration::from_nanos(at.saturating_sub(self.sim.now().0));
+                    let _ = timeout(wait, rescheduled).await;
+                }
+                None => rescheduled.await,
+            }
+            self.with_core(|_| ());
+        }
+    }
+
+    /// Apply every tick due by now (see [`Inner::tick_loop`]).
+    fn catch_up_ticks(&self, core: &mut Core<S::Command>) {
+        let now = self.sim.now().0;
+        let period = self.cfg.tick_ms * 1_000_000;
+        loop {
+            let next = self.last_tick.get() + period;
+            let at = match self.sim.pause_covering(self.node, next) {
+                Some(Some(resumed)) => resumed,
+                // Still paused: this code is not running (a paused node runs nothing).
+                Some(None) => return,
+                None => next,
+            };
+            if at > now {
+                return;
+            }
+            core.tick();
+            self.last_tick.set(at);
+        }
+    }
+
+    /// When the next tick that acts is due, pauses aside (a pause only delays it: the loop
+    /// then wakes early and looks again).
+    fn next_event_at(&self, core: &Core<S::Command>) -> Option<u64> {
+        let period = self.cfg.tick_ms * 1_000_000;
+        core.ticks_until_event()
+            .map(|n| self.last_tick.get() + n * period)
+    }
+
+    /// Wake the tick loop if the core's next acting tick is now due before it means to wake.
+    fn check_tick_deadline(&self, core: &Core<S::Command>) {
+        if self
+            .next_event_at(core)
+            .is_some_and(|at| at < self.tick_deadline.get())
+        {
+            self.tick_deadline.set(0);
+            self.reschedule.notify();
         }
     }
 
@@ -653,7 +731,12 @@ impl<S: StateMachine> Inner<S> {
             self.sm.borrow_mut().apply(e.index, cmd);
             let members = self.sm.borrow().members();
             if let Some(m) = members {
-                self.core.borrow_mut().set_learners(m);
+                let mut core = self.core.borrow_mut();
+                // Ticks due before this input come first; a learner made a voter has an
+                // election timer from now on.
+                self.catch_up_ticks(&mut core);
+                core.set_learners(m);
+                self.check_tick_deadline(&core);
             }
         }
         self.applied.set(e.index);
