@@ -330,8 +330,11 @@ struct Inner {
     /// Values derived from the entries by [`History::memo`], by type, with the entry count
     /// they were derived at.
     /// (In a cell of its own: callers hold [`History::entries`] while they ask.)
-    memos: RefCell<BTreeMap<std::any::TypeId, (usize, Rc<dyn Any>)>>,
+    memos: RefCell<Memos>,
 }
+
+/// [`History::memo`]'s values by type, each with the entry count it was derived at.
+type Memos = BTreeMap<std::any::TypeId, (usize, Rc<dyn Any>)>;
 
 /// Bytes of entry encodings collected before they are hashed (see `Inner::buf`).
 const HASH_BATCH_BYTES: usize = 64 * 1024;
