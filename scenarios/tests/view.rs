@@ -88,6 +88,9 @@ fn view_swarm_seeds_of_four_model_and_checker_fixes_pass() {
 /// an unstarted one, because the model's "started" looked only at the running batch. Upstream
 /// `_started_staging_tasks` keeps a task until it leaves group0 state, so a new task is created;
 /// without it the rows stayed staged forever (`converge`: "48 staged row(s) not processed").
+/// Since the Raft ticks became lazy (schedules moved), the seed no longer reaches that window:
+/// with the fix reverted, view.swarm seeds 0..8000 all pass or hit only the registered F2. It
+/// stays as a pass check; a scripted story of the window would restore the regression.
 #[test]
 fn view_swarm_seed_of_the_started_staging_task_fix_passes() {
     let r = run_seed("view.swarm", 6286, &[]);
