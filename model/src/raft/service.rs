@@ -560,7 +560,7 @@ impl<S: StateMachine> Inner<S> {
     /// is applied when the core is next used ([`Inner::with_core`] catches up first, so it
     /// still comes before every later input), and this loop wakes only for the tick that acts
     /// (a heartbeat, a quorum check, an election). A task and a timer per tick and node were
-    /// about half of a swarm's task polls. What changes is only which of the tasks ready at one
+    /// about a quarter of a topology swarm's task polls. What changes is only which of the tasks ready at one
     /// instant runs first, a choice the seeded executor makes anyway.
     async fn tick_loop(self: Rc<Self>) {
         loop {
