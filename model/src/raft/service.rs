@@ -556,12 +556,13 @@ impl<S: StateMachine> Inner<S> {
     /// pending tick runs when it resumes (the period restarts from there; ticks a pause
     /// swallowed are lost).
     ///
-    /// Applied lazily, with the same result: a tick that only counts ([`Core::ticks_until_event`])
-    /// is applied when the core is next used ([`Inner::with_core`] catches up first, so it
-    /// still comes before every later input), and this loop wakes only for the tick that acts
-    /// (a heartbeat, a quorum check, an election). A task and a timer per tick and node were
-    /// about a quarter of a topology swarm's task polls. What changes is only which of the tasks ready at one
-    /// instant runs first, a choice the seeded executor makes anyway.
+    /// Applied lazily, with the same result: a tick that only counts
+    /// ([`Core::ticks_until_event`]) is applied when the core is next used ([`Inner::with_core`]
+    /// catches up first, so it still comes before every later input), and this loop wakes only
+    /// for the tick that acts (a heartbeat, a quorum check, an election). A task and a timer per
+    /// tick and node were about a quarter of a topology swarm's task polls. What changes is only
+    /// which of the tasks ready at one instant runs first, a choice the seeded executor makes
+    /// anyway.
     async fn tick_loop(self: Rc<Self>) {
         loop {
             let deadline = {
