@@ -589,6 +589,10 @@ impl<S: StateMachine> Inner<S> {
         let period = self.cfg.tick_ms * 1_000_000;
         loop {
             let next = self.last_tick.get() + period;
+            if next > now {
+                // Not due (a pause only delays a tick): the common case, no pause lookup.
+                return;
+            }
             let at = match self.sim.pause_covering(self.node, next) {
                 Some(Some(resumed)) => resumed,
                 // Still paused: this code is not running (a paused node runs nothing).
